@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "xdplb",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "xdplb", targets: ["xdplb"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    ],
+    targets: [
+        // C: the shared ABI header, libbpf/libpcap and shims for their macros.
+        .target(
+            name: "CXdplb",
+            linkerSettings: [.linkedLibrary("bpf")]
+        ),
+        // The BPF objects (bpf/*.bpf.c), compiled by clang and embedded as data.
+        .target(
+            name: "BPFObjects",
+            plugins: ["BPFObjectPlugin"]
+        ),
+        .plugin(name: "BPFObjectPlugin", capability: .buildTool()),
+        // libbpf binding: objects, maps, links, test runs.
+        .target(name: "BPF", dependencies: ["CXdplb"]),
+        // IPv4/IPv6 address values (parse, format, key bytes).
+        .target(name: "NetAddress"),
+        // Maglev tables and the flow hash (pure Swift, no kernel).
+        .target(name: "Maglev", dependencies: ["NetAddress"]),
+        // libpcap (Debian's libpcap-dev), for reading and writing captures.
+        .systemLibrary(name: "CPcap", path: "Sources/CPcap"),
+        // Packet building/parsing and pcap files.
+        .target(name: "Packets", dependencies: ["CPcap", "NetAddress"]),
+        // Configuration file model and validation.
+        .target(name: "Config", dependencies: ["Maglev", "NetAddress", .product(name: "Yams", package: "Yams")]),
+        // The balancer's maps as typed Swift: VIPs, backends, rings, counters.
+        .target(name: "DataPlane", dependencies: ["BPF", "BPFObjects", "Maglev", "Config", "CXdplb",
+                                                  .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "xdplb",
+            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["DataPlane", "BPF", "Packets", "Maglev", "Config", "CXdplb"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

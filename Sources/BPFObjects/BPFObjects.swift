@@ -1,0 +1,14 @@
+import Foundation
+
+/// The BPF objects built from `bpf/*.bpf.c`, embedded in the binary.
+public enum BPFObjects {
+    /// The XDP balancer (`bpf/balancer.bpf.c`) as an ELF object.
+    public static var balancer: [UInt8] { decode(BPFObjectData.balancer) }
+
+    private static func decode(_ base64: String) -> [UInt8] {
+        guard let data = Data(base64Encoded: base64) else {
+            fatalError("embedded BPF object is not valid base64; rebuild the package")
+        }
+        return [UInt8](data)
+    }
+}

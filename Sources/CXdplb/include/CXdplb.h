@@ -1,0 +1,58 @@
+/*
+ * CXdplb: the C side Swift sees.
+ * - the shared ABI header (bpf/xdplb_abi.h), the one layout of every struct
+ *   crossing the BPF/Swift line;
+ * - libbpf (libpcap is CPcap: its bpf_insn clashes with linux/bpf.h);
+ * - xdplb_-prefixed shims for what Swift can't import (LIBBPF_OPTS macros).
+ */
+#ifndef CXDPLB_H
+#define CXDPLB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <net/if.h>
+#include <sys/vfs.h>
+#include <sys/mount.h>
+#include <linux/if_link.h>
+#include <linux/bpf.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+
+#include "../../../bpf/xdplb_abi.h"
+
+/* libbpf logs through a printf-style callback Swift can't implement; these
+ * route it to a buffer Swift reads (last error) and, when verbose, stderr.
+ * verbose < 0 installs the callback and keeps the current verbosity. */
+void xdplb_libbpf_log_init(int verbose);
+/* Copy the most recent libbpf warning/error line into buf (NUL-terminated). */
+void xdplb_libbpf_last_message(char *buf, size_t len);
+
+/* BPF_PROG_TEST_RUN of an XDP program on one packet.
+ * data_out must hold out_cap bytes; *out_len gets the output length.
+ * ingress_ifindex 0 leaves the kernel default (loopback).
+ * Returns 0 or -errno; *retval gets the XDP action, *duration_ns the time. */
+int xdplb_test_run_xdp(int prog_fd, const void *data_in, uint32_t in_len, void *data_out,
+		       uint32_t out_cap, uint32_t *out_len, uint32_t repeat, uint32_t ingress_ifindex,
+		       uint32_t *retval, uint32_t *duration_ns);
+
+/* bpf_link for XDP on ifindex with XDP_FLAGS_* in flags. Returns fd or -errno. */
+int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags);
+
+/* Create an array map usable as an inner map of the ring table
+ * (BPF_F_INNER_MAP, u32 -> u32, max_entries entries). Returns fd or -errno. */
+int xdplb_ring_map_create(uint32_t max_entries, const char *name);
+
+/* BPF_MAP_UPDATE_BATCH: *count entries from keys/values; *count gets how many were written. */
+int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uint32_t *count);
+
+/* bpf_obj_get_info_by_fd for a program: id, verified instruction count, JIT size. */
+int xdplb_prog_info(int prog_fd, uint32_t *id, uint32_t *xlated_len, uint32_t *jited_len,
+		    uint32_t *verified_insns, char *name, size_t name_len);
+/* bpf_obj_get_info_by_fd for a map: id, max_entries, value size, type. */
+int xdplb_map_info(int map_fd, uint32_t *id, uint32_t *type, uint32_t *max_entries,
+		   uint32_t *key_size, uint32_t *value_size);
+/* bpf_obj_get_info_by_fd for a link: id, prog id, ifindex (XDP links). */
+int xdplb_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *ifindex);
+
+#endif

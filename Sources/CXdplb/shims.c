@@ -1,0 +1,140 @@
+#include "CXdplb.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int log_verbose;
+static __thread char last_message[512];
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	char line[512];
+	va_list copy;
+
+	if (level == LIBBPF_DEBUG && !log_verbose)
+		return 0;
+	va_copy(copy, args);
+	vsnprintf(line, sizeof(line), fmt, copy);
+	va_end(copy);
+	if (level != LIBBPF_DEBUG) {
+		size_t n = strlen(line);
+		while (n > 0 && line[n - 1] == '\n')
+			line[--n] = 0;
+		/* libbpf prints the verifier log in many lines; keep the last useful one. */
+		if (n > 0)
+			memcpy(last_message, line, n + 1);
+	}
+	if (log_verbose)
+		return vfprintf(stderr, fmt, args);
+	return 0;
+}
+
+void xdplb_libbpf_log_init(int verbose)
+{
+	if (verbose >= 0)
+		log_verbose = verbose;
+	libbpf_set_print(libbpf_log);
+}
+
+void xdplb_libbpf_last_message(char *buf, size_t len)
+{
+	if (!len)
+		return;
+	snprintf(buf, len, "%s", last_message);
+	last_message[0] = 0;
+}
+
+int xdplb_test_run_xdp(int prog_fd, const void *data_in, uint32_t in_len, void *data_out,
+		       uint32_t out_cap, uint32_t *out_len, uint32_t repeat, uint32_t ingress_ifindex,
+		       uint32_t *retval, uint32_t *duration_ns)
+{
+	struct xdp_md ctx = { .ingress_ifindex = ingress_ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data_in, .data_size_in = in_len,
+		    .data_out = data_out, .data_size_out = out_cap, .repeat = repeat);
+	int err;
+
+	if (ingress_ifindex) {
+		ctx.data_end = in_len;
+		opts.ctx_in = &ctx;
+		opts.ctx_size_in = sizeof(ctx);
+	}
+	err = bpf_prog_test_run_opts(prog_fd, &opts);
+	if (err)
+		return -errno;
+	*out_len = opts.data_size_out;
+	*retval = opts.retval;
+	*duration_ns = opts.duration;
+	return 0;
+}
+
+int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+	int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+	return fd < 0 ? -errno : fd;
+}
+
+int xdplb_ring_map_create(uint32_t max_entries, const char *name)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(uint32_t), sizeof(uint32_t),
+				max_entries, &opts);
+	return fd < 0 ? -errno : fd;
+}
+
+int xdplb_prog_info(int prog_fd, uint32_t *id, uint32_t *xlated_len, uint32_t *jited_len,
+		    uint32_t *verified_insns, char *name, size_t name_len)
+{
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return -errno;
+	*id = info.id;
+	*xlated_len = info.xlated_prog_len;
+	*jited_len = info.jited_prog_len;
+	*verified_insns = info.verified_insns;
+	snprintf(name, name_len, "%s", info.name);
+	return 0;
+}
+
+int xdplb_map_info(int map_fd, uint32_t *id, uint32_t *type, uint32_t *max_entries,
+		   uint32_t *key_size, uint32_t *value_size)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len))
+		return -errno;
+	*id = info.id;
+	*type = info.type;
+	*max_entries = info.max_entries;
+	*key_size = info.key_size;
+	*value_size = info.value_size;
+	return 0;
+}
+
+int xdplb_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *ifindex)
+{
+	struct bpf_link_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len))
+		return -errno;
+	*id = info.id;
+	*prog_id = info.prog_id;
+	*ifindex = info.type == BPF_LINK_TYPE_XDP ? info.xdp.ifindex : 0;
+	return 0;
+}
+
+int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uint32_t *count)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+	int err = bpf_map_update_batch(map_fd, keys, values, count, &opts);
+	return err ? -errno : 0;
+}

@@ -1,0 +1,159 @@
+import Maglev
+import NetAddress
+
+/// The whole configuration of one LB node (see README, "Config").
+public struct XdplbConfig: Sendable, Equatable {
+    /// Node-wide settings.
+    public var node: NodeConfig
+    /// The virtual services.
+    public var vips: [VIPConfig]
+
+    /// A configuration from parts (already validated).
+    public init(node: NodeConfig, vips: [VIPConfig]) {
+        self.node = node
+        self.vips = vips
+    }
+}
+
+/// How the XDP program is attached.
+public enum XDPModeSetting: String, Sendable, Equatable, CaseIterable {
+    case native, generic
+}
+
+/// Node-wide settings.
+public struct NodeConfig: Sendable, Equatable {
+    /// The interface the balancer attaches to.
+    public var interface: String
+    /// native (driver) or generic XDP.
+    public var xdpMode: XDPModeSetting = .native
+    /// Outer source address for IPv4 backends.
+    public var encapSourceV4: IPAddress?
+    /// Outer source address for IPv6 backends.
+    public var encapSourceV6: IPAddress?
+    /// Largest outer packet (IP header included) the path to backends carries.
+    public var pathMTU: Int = 1500
+    /// Cluster-wide flow-hash seed: must be equal on every LB node.
+    public var hashSeed: UInt32 = 0x5eed
+    /// Conntrack LRU entries.
+    public var lruSize: Int = 1_000_000
+    /// bpffs directory holding the pinned program, link and maps.
+    public var bpffs: String = "/sys/fs/bpf/xdplb"
+    /// Admin API listen address `host:port`.
+    public var admin: String = "127.0.0.1:9180"
+    /// Allow a non-loopback admin address.
+    public var adminAllowRemote: Bool = false
+
+    /// Settings with defaults for everything but the interface.
+    public init(interface: String) { self.interface = interface }
+}
+
+/// TCP or UDP.
+public enum L4Protocol: String, Sendable, Equatable, CaseIterable {
+    case tcp, udp
+
+    /// IANA protocol number.
+    public var number: UInt8 { self == .tcp ? 6 : 17 }
+}
+
+/// What the flow hash covers.
+public enum HashMode: String, Sendable, Equatable, CaseIterable {
+    /// Source/destination address and port and protocol.
+    case fiveTuple = "5tuple"
+    /// Source address only (client affinity).
+    case sourceIP = "source-ip"
+}
+
+/// A health check.
+public struct HealthCheckConfig: Sendable, Equatable {
+    /// The kind of probe.
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// TCP connect.
+        case tcp
+        /// HTTP request; healthy when the status is in `expectStatus`.
+        case http
+        /// No probing: always healthy.
+        case none
+    }
+
+    /// Probe kind.
+    public var type: Kind = .tcp
+    /// HTTP path.
+    public var path: String = "/"
+    /// HTTP method.
+    public var method: String = "GET"
+    /// HTTP Host header (default: the backend address).
+    public var host: String?
+    /// Healthy HTTP status codes.
+    public var expectStatus: ClosedRange<Int> = 200...399
+    /// Time between probes, in milliseconds.
+    public var intervalMs: Int = 1000
+    /// Probe timeout, in milliseconds.
+    public var timeoutMs: Int = 500
+    /// Consecutive successes to become healthy.
+    public var rise: Int = 2
+    /// Consecutive failures to become unhealthy.
+    public var fall: Int = 3
+    /// Port to probe (nil: the VIP port).
+    public var port: UInt16?
+
+    /// The defaults.
+    public init() {}
+}
+
+/// One backend of a VIP.
+public struct BackendConfig: Sendable, Equatable {
+    /// The backend's address (GRE outer destination).
+    public var address: IPAddress
+    /// Maglev weight, 0...1000; 0 drains the backend.
+    public var weight: UInt32
+    /// Per-backend health check override.
+    public var health: HealthCheckConfig?
+
+    /// A backend.
+    public init(address: IPAddress, weight: UInt32 = 100, health: HealthCheckConfig? = nil) {
+        self.address = address
+        self.weight = weight
+        self.health = health
+    }
+}
+
+/// One virtual service.
+public struct VIPConfig: Sendable, Equatable {
+    /// The VIP address.
+    public var address: IPAddress
+    /// The port; 0 means every port of this address and protocol.
+    public var port: UInt16
+    /// tcp or udp.
+    public var proto: L4Protocol
+    /// Flow hash mode.
+    public var hash: HashMode = .fiveTuple
+    /// Maglev ring size (prime).
+    public var ringSize: Int = 65537
+    /// Health check for every backend (default: TCP connect).
+    public var health: HealthCheckConfig = HealthCheckConfig()
+    /// Backends.
+    public var backends: [BackendConfig]
+
+    /// A VIP.
+    public init(address: IPAddress, port: UInt16, proto: L4Protocol, hash: HashMode = .fiveTuple,
+                ringSize: Int = 65537, backends: [BackendConfig]) {
+        self.address = address
+        self.port = port
+        self.proto = proto
+        self.hash = hash
+        self.ringSize = ringSize
+        self.backends = backends
+    }
+
+    /// `address:port/proto`, with brackets around IPv6.
+    public var name: String {
+        let a = address.isV6 ? "[\(address)]" : "\(address)"
+        return "\(a):\(port)/\(proto.rawValue)"
+    }
+
+    /// The Maglev input for this VIP's backends (identity = canonical address text).
+    public func maglevBackends(excluding down: Set<IPAddress> = []) -> [MaglevBackend] {
+        backends.filter { !down.contains($0.address) }
+            .map { MaglevBackend(identity: $0.address.description, weight: $0.weight) }
+    }
+}

@@ -1,0 +1,48 @@
+import CXdplb
+import NetAddress
+
+/// Conversions between Swift values and the ABI structs of bpf/xdplb_abi.h.
+enum ABI {
+    /// Writes the 16-byte padded form of `address` into a `__be32[4]` tuple.
+    static func addr(_ address: IPAddress) -> (UInt32, UInt32, UInt32, UInt32) {
+        var t: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &t) { $0.copyBytes(from: address.paddedBytes) }
+        return t
+    }
+
+    /// Reads a `__be32[4]` tuple back as an address of `family` (4 or 6).
+    static func address(_ t: (UInt32, UInt32, UInt32, UInt32), family: UInt8) -> IPAddress {
+        let b = withUnsafeBytes(of: t) { Array($0) }
+        return family == 6 ? .v6(b) : .v4(Array(b.prefix(4)))
+    }
+
+    /// Host-order port to the `__be16` stored in keys.
+    static func port(_ p: UInt16) -> UInt16 { p.bigEndian }
+}
+
+extension xdplb_vip_key: @retroactive Hashable {
+    /// A VIP key for `address:port/proto`.
+    init(address: IPAddress, port: UInt16, proto: UInt8) {
+        self.init()
+        addr = ABI.addr(address)
+        self.port = ABI.port(port)
+        self.proto = proto
+        family = address.family
+    }
+
+    public static func == (a: xdplb_vip_key, b: xdplb_vip_key) -> Bool {
+        withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
+    }
+
+    public func hash(into h: inout Hasher) {
+        withUnsafeBytes(of: self) { h.combine(bytes: $0) }
+    }
+}
+
+extension xdplb_vip_addr_key {
+    init(address: IPAddress) {
+        self.init()
+        addr = ABI.addr(address)
+        family = address.family
+    }
+}

@@ -1,0 +1,83 @@
+import BPF
+import BPFObjects
+import CXdplb
+
+/// The balancer's maps, by role.
+public struct BalancerMaps: Sendable {
+    /// VIP key → meta (index, flags).
+    public let vips: BPFMap
+    /// VIP address → which port-0 VIPs it has.
+    public let vipAddrs: BPFMap
+    /// VIP index → Maglev ring (map in map).
+    public let rings: BPFMap
+    /// Backend id → backend.
+    public let backends: BPFMap
+    /// Conntrack LRU: flow → backend id.
+    public let conntrack: BPFMap
+    /// Node config (one entry).
+    public let config: BPFMap
+    /// Global per-CPU counters.
+    public let counters: BPFMap
+    /// Per-VIP per-CPU counters.
+    public let vipStats: BPFMap
+    /// Per-backend per-CPU counters.
+    public let backendStats: BPFMap
+
+    /// Every map name with its handle (for pinning and listing).
+    public var all: [(name: String, map: BPFMap)] {
+        [(XDPLB_MAP_VIPS, vips), (XDPLB_MAP_VIP_ADDRS, vipAddrs), (XDPLB_MAP_RINGS, rings), (XDPLB_MAP_BACKENDS, backends),
+         (XDPLB_MAP_CT, conntrack), (XDPLB_MAP_CONFIG, config), (XDPLB_MAP_COUNTERS, counters),
+         (XDPLB_MAP_VIP_STATS, vipStats), (XDPLB_MAP_BACKEND_STATS, backendStats)]
+    }
+
+    /// Every map name the balancer object defines.
+    public static let names = [XDPLB_MAP_VIPS, XDPLB_MAP_VIP_ADDRS, XDPLB_MAP_RINGS, XDPLB_MAP_BACKENDS, XDPLB_MAP_CT,
+                               XDPLB_MAP_CONFIG, XDPLB_MAP_COUNTERS, XDPLB_MAP_VIP_STATS, XDPLB_MAP_BACKEND_STATS]
+
+    /// The maps of a loaded balancer object.
+    public init(object: BPFObject) throws(BPFError) {
+        try self.init { (name: String) throws(BPFError) in try object.map(name) }
+    }
+
+    /// The maps pinned in `directory` by a running (or previous) agent.
+    public init(pinnedAt directory: String) throws(BPFError) {
+        try self.init { (name: String) throws(BPFError) in try BPFMap.openPinned("\(directory)/\(name)", name: name) }
+    }
+
+    private init(_ open: (String) throws(BPFError) -> BPFMap) throws(BPFError) {
+        vips = try open(XDPLB_MAP_VIPS)
+        vipAddrs = try open(XDPLB_MAP_VIP_ADDRS)
+        rings = try open(XDPLB_MAP_RINGS)
+        backends = try open(XDPLB_MAP_BACKENDS)
+        conntrack = try open(XDPLB_MAP_CT)
+        config = try open(XDPLB_MAP_CONFIG)
+        counters = try open(XDPLB_MAP_COUNTERS)
+        vipStats = try open(XDPLB_MAP_VIP_STATS)
+        backendStats = try open(XDPLB_MAP_BACKEND_STATS)
+    }
+}
+
+/// The XDP balancer program loaded into the kernel with its maps.
+public final class Balancer: @unchecked Sendable {
+    /// The libbpf object (keeps program and maps alive).
+    public let object: BPFObject
+    /// The XDP program.
+    public let program: BPFProgram
+    /// Its maps.
+    public let maps: BalancerMaps
+
+    /// Loads the embedded balancer object.
+    /// - Parameters:
+    ///   - lruSize: conntrack LRU capacity.
+    ///   - reusing: maps to take over instead of creating (e.g. pinned by an earlier agent), by name.
+    /// - Throws: `BPFError` (verifier rejection, no permission, bad size).
+    public init(lruSize: Int = 65536, reusing: [String: BPFMap] = [:]) throws(BPFError) {
+        let obj = try BPFObject(elf: BPFObjects.balancer, name: "xdplb")
+        try obj.setMaxEntries(map: XDPLB_MAP_CT, UInt32(lruSize))
+        for (name, map) in reusing { try obj.reuse(map: name, map) }
+        try obj.load()
+        object = obj
+        program = try obj.program(XDPLB_PROG_BALANCER)
+        maps = try BalancerMaps(object: obj)
+    }
+}

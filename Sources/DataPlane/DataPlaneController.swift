@@ -1,0 +1,227 @@
+import BPF
+import Config
+import CXdplb
+import Foundation
+import Maglev
+import NetAddress
+
+/// What one `apply` changed and how long it took.
+public struct ApplyReport: Sendable {
+    /// VIPs whose ring was rebuilt and swapped in.
+    public var ringsReplaced: [String] = []
+    /// VIPs removed.
+    public var vipsRemoved: [String] = []
+    /// Backends written (new or changed entry).
+    public var backendsWritten = 0
+    /// Backends removed from the data plane.
+    public var backendsRemoved = 0
+    /// Wall time of the whole apply, in milliseconds.
+    public var milliseconds = 0.0
+}
+
+/// The state the controller wrote for one VIP.
+public struct VIPState: Sendable {
+    /// The VIP's configuration as applied.
+    public var config: VIPConfig
+    /// Its slot in the ring table and per-VIP stats.
+    public var index: UInt32
+    /// The Maglev table in the ring (nil: no backend in the ring).
+    public var table: MaglevTable?
+    /// Backends left out of the ring because they're down.
+    public var down: Set<IPAddress>
+}
+
+/// Keeps the balancer's maps equal to a desired state: node settings, VIPs,
+/// backends and Maglev rings. Rings are built aside in a new inner map and
+/// swapped in with one map update, so no packet sees a half-written ring.
+public final class DataPlaneController: @unchecked Sendable {
+    /// The maps being managed.
+    public let maps: BalancerMaps
+    /// VIP state by VIP name (`addr:port/proto`).
+    public private(set) var vips: [String: VIPState] = [:]
+    /// Node-local backend ids by address.
+    public private(set) var backendIDs: [IPAddress: UInt32] = [:]
+    private var backendEntries: [UInt32: xdplb_backend] = [:]
+    /// Generation of each id's current owner; a new owner gets a new one, so stale LRU entries miss.
+    private var backendGens: [UInt32: UInt32] = [:]
+    private var generation: UInt32 = 1
+    private var nextGeneration: UInt32 { generation &+= 1; return generation }
+
+    /// A controller for `maps` (empty maps, or maps to be adopted with `adopt`).
+    public init(maps: BalancerMaps) { self.maps = maps }
+
+    /// Writes the node settings (encap sources, seed, MTU) into the config map.
+    public func applyNode(_ node: NodeConfig) throws(BPFError) {
+        var cfg = xdplb_node_cfg()
+        if let v4 = node.encapSourceV4 { cfg.encap_src_v4 = ABI.addr(v4).0 }
+        if let v6 = node.encapSourceV6 { cfg.encap_src_v6 = ABI.addr(v6) }
+        cfg.hash_seed = node.hashSeed
+        cfg.path_mtu = UInt16(node.pathMTU)
+        cfg.abi_version = UInt32(XDPLB_ABI_VERSION)
+        try maps.config.update(UInt32(0), cfg)
+    }
+
+    /// Makes the maps equal to `config` minus the backends in `down`.
+    /// - Parameters:
+    ///   - config: the desired configuration.
+    ///   - down: backends that are unhealthy (left out of rings; their LRU flows are re-hashed).
+    ///   - nextHops: resolved next hops per backend (missing: the program uses the FIB).
+    /// - Returns: what changed and how long it took.
+    @discardableResult
+    public func apply(_ config: XdplbConfig, down: Set<IPAddress> = [], nextHops: [IPAddress: NextHop] = [:]) throws(BPFError) -> ApplyReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var report = ApplyReport()
+        try applyNode(config.node)
+
+        // 1. Backends: one entry per address across all VIPs; draining = weight 0 everywhere.
+        var weights: [IPAddress: UInt32] = [:]
+        for v in config.vips { for b in v.backends { weights[b.address] = max(weights[b.address] ?? 0, b.weight) } }
+        for (addr, w) in weights.sorted(by: { $0.key < $1.key }) {
+            let id = try backendID(for: addr)
+            var e = backendEntries[id] ?? xdplb_backend()
+            let old = e
+            e.addr = ABI.addr(addr)
+            e.gen = backendGens[id] ?? 0
+            e.flags = addr.isV6 ? UInt32(XDPLB_BACKEND_F_IPV6) : 0
+            if !down.contains(addr) { e.flags |= UInt32(XDPLB_BACKEND_F_PRESENT) }
+            if w == 0 { e.flags |= UInt32(XDPLB_BACKEND_F_DRAINING) }
+            if let nh = nextHops[addr] {
+                e.flags |= UInt32(XDPLB_BACKEND_F_NEXTHOP)
+                e.nh_ifindex = nh.ifindex
+                withUnsafeMutableBytes(of: &e.nh_dmac) { $0.copyBytes(from: nh.destinationMAC) }
+                withUnsafeMutableBytes(of: &e.nh_smac) { $0.copyBytes(from: nh.sourceMAC) }
+            } else {
+                e.nh_ifindex = 0
+                e.nh_dmac = (0, 0, 0, 0, 0, 0)
+                e.nh_smac = (0, 0, 0, 0, 0, 0)
+            }
+            if backendEntries[id] == nil || !bytesEqual(old, e) {
+                try maps.backends.update(id, e)
+                backendEntries[id] = e
+                report.backendsWritten += 1
+            }
+        }
+
+        // 2. VIPs and rings.
+        let wanted = Dictionary(config.vips.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (name, state) in vips where wanted[name] == nil {
+            try removeVIP(state)
+            vips[name] = nil
+            report.vipsRemoved.append(name)
+        }
+        for v in config.vips {
+            let vipDown = down.intersection(v.backends.map(\.address))
+            if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
+            try writeVIP(v, down: vipDown)
+            report.ringsReplaced.append(v.name)
+        }
+        try writeVIPAddrs()
+
+        // 3. Backends no VIP uses any more: clear them (LRU entries stop matching).
+        for (addr, id) in backendIDs where weights[addr] == nil {
+            try maps.backends.update(id, xdplb_backend())
+            backendEntries[id] = nil
+            backendGens[id] = nil
+            backendIDs[addr] = nil
+            report.backendsRemoved += 1
+        }
+        report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        return report
+    }
+
+    private func bytesEqual<T>(_ a: T, _ b: T) -> Bool {
+        withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
+    }
+
+    private func backendID(for addr: IPAddress) throws(BPFError) -> UInt32 {
+        if let id = backendIDs[addr] { return id }
+        let used = Set(backendIDs.values)
+        guard let id = (1..<UInt32(XDPLB_MAX_BACKENDS)).first(where: { !used.contains($0) }) else {
+            throw BPFError("allocate a backend id for \(addr)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_BACKENDS - 1) backends")
+        }
+        backendIDs[addr] = id
+        backendGens[id] = nextGeneration
+        return id
+    }
+
+    private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>) throws(BPFError) {
+        let index: UInt32
+        if let cur = vips[v.name] {
+            index = cur.index
+        } else {
+            let used = Set(vips.values.map(\.index))
+            guard let free = (0..<UInt32(XDPLB_MAX_VIPS)).first(where: { !used.contains($0) }) else {
+                throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
+            }
+            index = free
+        }
+        let ringBackends = v.maglevBackends(excluding: down)
+        var table: MaglevTable?
+        if ringBackends.contains(where: { $0.weight > 0 }) {
+            do {
+                table = try MaglevTable(backends: ringBackends, size: v.ringSize)
+            } catch {
+                throw BPFError("build Maglev table for \(v.name): \(error)", errno: EINVAL)
+            }
+        }
+        if let table {
+            try swapRing(index: index, table: table, vip: v)
+        } else {
+            try maps.rings.delete(index)
+        }
+        var meta = xdplb_vip_meta()
+        meta.vip_index = index
+        meta.flags = v.hash == .sourceIP ? UInt32(XDPLB_VIP_F_SRC_IP_HASH) : 0
+        try maps.vips.update(xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number), meta)
+        vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
+    }
+
+    /// Builds the ring in a fresh inner map and swaps it in with one update.
+    private func swapRing(index: UInt32, table: MaglevTable, vip: VIPConfig) throws(BPFError) {
+        let fd = try check(xdplb_ring_map_create(UInt32(table.size + 1), "xdplb_ring"), "create ring map for \(vip.name)")
+        let ring = try BPFMap(owning: fd, name: "ring \(vip.name)")
+        let ids: [UInt32] = table.backends.map { b in
+            IPAddress(b.identity).flatMap { backendIDs[$0] } ?? 0
+        }
+        var values = [UInt32](repeating: 0, count: table.size + 1)
+        values[0] = UInt32(table.size)
+        table.slots.withUnsafeBufferPointer { slots in
+            for i in 0..<slots.count where slots[i] >= 0 { values[i + 1] = ids[Int(slots[i])] }
+        }
+        let keys = (0...UInt32(table.size)).map { $0 }
+        try ring.updateBatch(keys: keys, values: values)
+        try maps.rings.update(index, ring.fd)
+    }
+
+    private func removeVIP(_ s: VIPState) throws(BPFError) {
+        try maps.vips.delete(xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number))
+        try maps.rings.delete(s.index)
+        try maps.vipStats.updatePerCPU(s.index, xdplb_counter())
+    }
+
+    /// Rewrites the VIP address set (with the port-0 flags) to match `vips`.
+    private func writeVIPAddrs() throws(BPFError) {
+        var want: [IPAddress: UInt32] = [:]
+        for s in vips.values {
+            var f = want[s.config.address] ?? 0
+            if s.config.port == 0 {
+                f |= s.config.proto == .tcp ? UInt32(XDPLB_VIP_ADDR_F_PORT0_TCP) : UInt32(XDPLB_VIP_ADDR_F_PORT0_UDP)
+            }
+            want[s.config.address] = f
+        }
+        for (a, f) in want {
+            var v = xdplb_vip_addr()
+            v.flags = f
+            try maps.vipAddrs.update(xdplb_vip_addr_key(address: a), v)
+        }
+        for k in try maps.vipAddrs.keys(as: xdplb_vip_addr_key.self) {
+            let a = ABI.address(k.addr, family: k.family)
+            if want[a] == nil { try maps.vipAddrs.delete(k) }
+        }
+    }
+}
+
+func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(BPFError) -> Int32 {
+    if rc >= 0 { return rc }
+    throw BPFError(op(), errno: rc)
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Maglev
+
+/// `xdplb maglev`: build a Maglev table offline and show how it splits.
+struct MaglevCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maglev",
+        abstract: "Build a Maglev table offline: slots per backend, balance and digest."
+    )
+
+    @Option(help: "Comma-separated backend identities (addresses), e.g. 10.0.4.2,10.0.4.3.")
+    var backends: String
+
+    @Option(help: "Comma-separated weights, one per backend (default: all 1).")
+    var weights: String?
+
+    @Option(help: "Ring size M, a prime.")
+    var size: Int = MaglevTable.defaultSize
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        let names = backendList
+        guard !names.isEmpty else { throw ValidationError("--backends needs at least one backend") }
+        if let weights {
+            let w = weights.split(separator: ",", omittingEmptySubsequences: false)
+            guard w.count == names.count else {
+                throw ValidationError("--weights has \(w.count) values for \(names.count) backends")
+            }
+            for x in w where UInt32(x.trimmingCharacters(in: .whitespaces)).map({ $0 <= MaglevTable.maxWeight }) != true {
+                throw ValidationError("--weights: '\(x)' is not an integer in 0...\(MaglevTable.maxWeight)")
+            }
+        }
+    }
+
+    var backendList: [String] {
+        backends.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func run() throws {
+        let names = backendList
+        let w = weights?.split(separator: ",").map { UInt32($0.trimmingCharacters(in: .whitespaces))! }
+            ?? Array(repeating: 1, count: names.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let table: MaglevTable
+        do {
+            table = try MaglevTable(backends: zip(names, w).map { MaglevBackend(identity: $0, weight: $1) }, size: size)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        let counts = table.slotCounts()
+        let inRing = counts.values.filter { $0 > 0 }
+        let ratio = inRing.isEmpty ? 0 : Double(inRing.max()!) / Double(inRing.min()!)
+        let totalWeight = Double(w.reduce(0, +))
+        if json {
+            let rows: [[String: Any]] = zip(names, w).map { n, wt in
+                ["backend": n, "weight": Int(wt), "slots": counts[n] ?? 0,
+                 "share": Double(counts[n] ?? 0) / Double(size)]
+            }
+            let obj: [String: Any] = ["size": size, "digest": table.digest, "max_min_ratio": ratio,
+                                      "build_ms": ms, "backends": rows]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("ring size \(size), \(names.count) backends, digest \(table.digest), built in \(String(format: "%.2f", ms)) ms")
+        print("backend".padding(toLength: 40, withPad: " ", startingAt: 0) + "weight    slots    share   ideal")
+        for (n, wt) in zip(names, w) {
+            let c = counts[n] ?? 0
+            let ideal = totalWeight > 0 ? Double(wt) / totalWeight : 0
+            print(n.padding(toLength: 40, withPad: " ", startingAt: 0)
+                  + String(format: "%6u %8d %7.3f%% %6.3f%%", wt, c, 100 * Double(c) / Double(size), 100 * ideal))
+        }
+        print(String(format: "max/min slots ratio: %.4f", ratio))
+    }
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * From a flow to a backend: VIP match, flow hash, conntrack, Maglev ring.
+ * All of it works on pkt->flow (the client -> VIP flow). BPF-only.
+ */
+#ifndef XDPLB_BACKEND_H
+#define XDPLB_BACKEND_H
+
+#include "parse.h"
+#include "maps.h"
+#include "counters.h"
+#include "flow_hash.h"
+
+/* The node config (array key 0). NULL only if the map is broken. */
+static __always_inline struct xdplb_node_cfg *config_get(void)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(&xdplb_config, &key);
+}
+
+/* Is `addr` (flow-key layout) an address with at least one VIP? */
+static __always_inline struct xdplb_vip_addr *vip_addr_lookup(__u8 family, const __be32 *addr)
+{
+	struct xdplb_vip_addr_key key = {};
+
+	key.family = family;
+	key.addr[0] = addr[0];
+	key.addr[1] = addr[1];
+	key.addr[2] = addr[2];
+	key.addr[3] = addr[3];
+	return bpf_map_lookup_elem(&xdplb_vip_addrs, &key);
+}
+
+/*
+ * The VIP of the flow's destination: exact (address, port, protocol), then the
+ * address's port-0 VIP of the protocol when `addr_flags` says it has one.
+ */
+static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *pkt,
+						       __u32 addr_flags)
+{
+	struct xdplb_vip_key key = {};
+	struct xdplb_vip_meta *vip;
+	__u32 port0;
+
+	key.addr[0] = pkt->flow.dst[0];
+	key.addr[1] = pkt->flow.dst[1];
+	key.addr[2] = pkt->flow.dst[2];
+	key.addr[3] = pkt->flow.dst[3];
+	key.port = pkt->flow.dport;
+	key.proto = pkt->flow.proto;
+	key.family = pkt->flow.family;
+	vip = bpf_map_lookup_elem(&xdplb_vips, &key);
+	if (vip)
+		return vip;
+	port0 = pkt->flow.proto == IPPROTO_TCP ? XDPLB_VIP_ADDR_F_PORT0_TCP
+					       : XDPLB_VIP_ADDR_F_PORT0_UDP;
+	if (!(addr_flags & port0))
+		return NULL;
+	key.port = 0;
+	return bpf_map_lookup_elem(&xdplb_vips, &key);
+}
+
+/* The flow hash (flow_hash.h) of pkt->flow in the VIP's mode. */
+static __always_inline __u32 flow_hash_of(const struct xdplb_pkt *pkt,
+					  const struct xdplb_vip_meta *vip, __u32 seed)
+{
+	__u32 ports;
+
+	/* sport then dport as on the wire, loaded as one little-endian word. */
+	__builtin_memcpy(&ports, &pkt->flow.sport, sizeof(ports));
+	return xdplb_flow_hash(pkt->flow.src, pkt->flow.dst, ports, pkt->flow.proto,
+			       pkt->flow.family == XDPLB_FAMILY_V6,
+			       vip->flags & XDPLB_VIP_F_SRC_IP_HASH, seed);
+}
+
+/* A live backend by id: NULL when out of range or not PRESENT. */
+static __always_inline struct xdplb_backend *backend_get(__u32 id)
+{
+	struct xdplb_backend *be = bpf_map_lookup_elem(&xdplb_backends, &id);
+
+	if (!be || !(be->flags & XDPLB_BACKEND_F_PRESENT))
+		return NULL;
+	return be;
+}
+
+/* The conntrack entry's backend, if it is still the backend the entry saw. */
+static __always_inline struct xdplb_backend *ct_lookup(const struct xdplb_pkt *pkt, __u32 *id)
+{
+	struct xdplb_ct_entry *ct = bpf_map_lookup_elem(&xdplb_ct, &pkt->flow);
+	struct xdplb_backend *be;
+
+	if (!ct)
+		return NULL;
+	be = backend_get(ct->backend_id);
+	if (!be || be->gen != ct->gen)
+		return NULL;
+	*id = ct->backend_id;
+	return be;
+}
+
+/*
+ * Maglev: slot 1 + hash % M of the VIP's ring. NULL when the VIP has no ring,
+ * the ring is empty, the slot holds 0, or its backend isn't PRESENT.
+ */
+static __always_inline struct xdplb_backend *ring_pick(__u32 vip_index, __u32 hash, __u32 *id)
+{
+	__u32 key = 0;
+	__u32 *size, *slot;
+	void *ring;
+
+	ring = bpf_map_lookup_elem(&xdplb_rings, &vip_index);
+	if (!ring)
+		return NULL;
+	size = bpf_map_lookup_elem(ring, &key);
+	if (!size || *size == 0)
+		return NULL;
+	key = 1 + hash % *size;
+	slot = bpf_map_lookup_elem(ring, &key);
+	if (!slot || *slot == 0)
+		return NULL;
+	*id = *slot;
+	return backend_get(*slot);
+}
+
+/*
+ * The backend of pkt->flow (pkt->hash already set). Non-SYN packets try
+ * conntrack first (CT_HIT / CT_MISS); otherwise the ring decides (NEW_FLOW),
+ * and with `remember` the choice is written to the LRU. NULL: no backend.
+ */
+static __always_inline struct xdplb_backend *backend_pick(const struct xdplb_pkt *pkt,
+							  const struct xdplb_vip_meta *vip,
+							  bool remember, __u32 *id)
+{
+	struct xdplb_ct_entry ct = {};
+	struct xdplb_backend *be;
+
+	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
+		be = ct_lookup(pkt, id);
+		if (be) {
+			count(XDPLB_CNT_CT_HIT, pkt->frame_len);
+			return be;
+		}
+		count(XDPLB_CNT_CT_MISS, pkt->frame_len);
+	}
+	be = ring_pick(vip->vip_index, pkt->hash, id);
+	if (!be)
+		return NULL;
+	count(XDPLB_CNT_NEW_FLOW, pkt->frame_len);
+	if (remember) {
+		ct.backend_id = *id;
+		ct.gen = be->gen;
+		bpf_map_update_elem(&xdplb_ct, &pkt->flow, &ct, BPF_ANY);
+	}
+	return be;
+}
+
+#endif /* XDPLB_BACKEND_H */

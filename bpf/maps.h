@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The balancer's maps. Names are the XDPLB_MAP_* strings of xdplb_abi.h (the
+ * variable name is the map name); keys and values are the ABI structs. The
+ * agent writes every map but the counters and the conntrack LRU, which the
+ * program writes. BPF-only.
+ */
+#ifndef XDPLB_MAPS_H
+#define XDPLB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xdplb_abi.h"
+
+/* Default conntrack size; the agent resizes xdplb_ct (lru_size) before load. */
+#ifndef XDPLB_CT_DEFAULT_SIZE
+#define XDPLB_CT_DEFAULT_SIZE 65536
+#endif
+
+/* VIP (address, port or 0, protocol, family) -> ring index and hash mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, struct xdplb_vip_key);
+	__type(value, struct xdplb_vip_meta);
+} xdplb_vips SEC(".maps");
+
+/* Every address with a VIP: the one lookup non-VIP traffic pays, and its port-0 flags. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, struct xdplb_vip_addr_key);
+	__type(value, struct xdplb_vip_addr);
+} xdplb_vip_addrs SEC(".maps");
+
+/*
+ * Template of a Maglev ring: [0] = size M (a prime), [1..M] = backend ids
+ * (0 = empty). BPF_F_INNER_MAP lets the agent swap in rings of any size
+ * (1 + M entries); max_entries here only shapes the template.
+ */
+struct xdplb_ring_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* vip_index -> that VIP's ring; replaced whole, so readers never see half a table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, __u32);
+	__array(values, struct xdplb_ring_inner);
+} xdplb_rings SEC(".maps");
+
+/* Backend id -> address, generation, flags and resolved next hop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xdplb_backend);
+} xdplb_backends SEC(".maps");
+
+/* Conntrack: client -> VIP flow -> backend id and generation; written by the program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPLB_CT_DEFAULT_SIZE);
+	__type(key, struct xdplb_flow_key);
+	__type(value, struct xdplb_ct_entry);
+} xdplb_ct SEC(".maps");
+
+/* The node's run-time settings (key 0): encap sources, hash seed, path MTU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdplb_node_cfg);
+} xdplb_config SEC(".maps");
+
+/* Per-CPU outcome and path counters, indexed by enum xdplb_counter_id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_CNT_MAX);
+	__type(key, __u32);
+	__type(value, struct xdplb_counter);
+} xdplb_counters SEC(".maps");
+
+/* Per-CPU forwarded packets/bytes per VIP, indexed by vip_index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct xdplb_counter);
+} xdplb_vip_stats SEC(".maps");
+
+/* Per-CPU forwarded packets/bytes per backend, indexed by backend id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xdplb_counter);
+} xdplb_backend_stats SEC(".maps");
+
+#endif /* XDPLB_MAPS_H */

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * xdplb ABI: everything that crosses the BPF <-> Swift line.
+ *
+ * This header is included by the BPF programs (bpf/NAME.bpf.c) and, through the
+ * CXdplb module, by Swift. Nothing here is laid out anywhere else. It holds
+ * only plain types: no maps, no inline code (those live in bpf/maps.h and the
+ * other BPF-only headers).
+ *
+ * Rules: <linux/types.h> types only, every network-order field is __be*, no
+ * bool, explicit padding, a _Static_assert on every struct size. Counter ids
+ * are append-only: a retired counter becomes XDPLB_CNT_UNUSED_n.
+ */
+#ifndef XDPLB_ABI_H
+#define XDPLB_ABI_H
+
+#include <linux/types.h>
+
+/* ---- 1. version ------------------------------------------------------- */
+
+/* Bumped whenever a struct below changes layout or meaning. */
+#define XDPLB_ABI_VERSION 1
+
+/* ---- 2. limits -------------------------------------------------------- */
+
+/* VIP slots: index into the ring table and the per-VIP stats. */
+#define XDPLB_MAX_VIPS 512
+/* Backend ids 1..XDPLB_MAX_BACKENDS-1; id 0 means "no backend". */
+#define XDPLB_MAX_BACKENDS 4096
+/* Largest Maglev ring (a prime); rings hold 1 + size entries. */
+#define XDPLB_RING_MAX 655373
+/* Default Maglev ring size (a prime). */
+#define XDPLB_RING_DEFAULT 65537
+/* Bytes of the offending packet quoted in an ICMP too-big reply. */
+#define XDPLB_ICMP_QUOTE_LEN 128
+/* Outer header bytes added by GRE encapsulation (IP + 4-byte GRE). */
+#define XDPLB_GRE_OVERHEAD_V4 24
+#define XDPLB_GRE_OVERHEAD_V6 44
+/* TTL / hop limit of every packet the balancer writes. */
+#define XDPLB_OUTER_TTL 64
+
+/* Address families, as used in the `family` fields below. */
+#define XDPLB_FAMILY_V4 4
+#define XDPLB_FAMILY_V6 6
+
+/* ---- 3. flags, grouped by the struct they belong to ---------------------- */
+
+/* struct xdplb_vip_meta.flags */
+#define XDPLB_VIP_F_SRC_IP_HASH (1U << 0) /* hash the source address only */
+
+/* struct xdplb_vip_addr.flags: which port-0 (all ports) VIPs this address has */
+#define XDPLB_VIP_ADDR_F_PORT0_TCP (1U << 0)
+#define XDPLB_VIP_ADDR_F_PORT0_UDP (1U << 1)
+
+/* struct xdplb_backend.flags */
+#define XDPLB_BACKEND_F_PRESENT (1U << 0)  /* entry is live; LRU hits may use it */
+#define XDPLB_BACKEND_F_IPV6 (1U << 1)     /* addr is IPv6: outer header is IPv6 */
+#define XDPLB_BACKEND_F_NEXTHOP (1U << 2)  /* nh_* fields are valid: skip the FIB */
+#define XDPLB_BACKEND_F_DRAINING (1U << 3) /* weight 0: in no ring, keeps LRU flows */
+
+/* ---- 4. structs --------------------------------------------------------- */
+
+/*
+ * Addresses are 16 bytes for both families. An IPv4 address sits in addr[0]
+ * with addr[1..3] zero, so one key type serves v4 and v6.
+ */
+
+/* Key of the VIP map: exact address, port (0 = every port) and protocol. */
+struct xdplb_vip_key {
+	__be32 addr[4];
+	__be16 port;
+	__u8 proto;  /* IPPROTO_TCP | IPPROTO_UDP */
+	__u8 family; /* XDPLB_FAMILY_V4 | XDPLB_FAMILY_V6 */
+};
+_Static_assert(sizeof(struct xdplb_vip_key) == 20, "xdplb_vip_key layout");
+
+/* Value of the VIP map. */
+struct xdplb_vip_meta {
+	__u32 vip_index; /* slot in the ring table and the per-VIP stats */
+	__u32 flags;     /* XDPLB_VIP_F_* */
+};
+_Static_assert(sizeof(struct xdplb_vip_meta) == 8, "xdplb_vip_meta layout");
+
+/* Key of the VIP address map: every address that has at least one VIP. */
+struct xdplb_vip_addr_key {
+	__be32 addr[4];
+	__u8 family;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct xdplb_vip_addr_key) == 20, "xdplb_vip_addr_key layout");
+
+/* Value of the VIP address map. */
+struct xdplb_vip_addr {
+	__u32 flags; /* XDPLB_VIP_ADDR_F_* */
+};
+_Static_assert(sizeof(struct xdplb_vip_addr) == 4, "xdplb_vip_addr layout");
+
+/*
+ * A backend, indexed by its node-local id. `gen` changes whenever an id is
+ * given to a different backend, so a stale conntrack entry can't follow the id.
+ * The nh_* fields are the resolved next hop toward `addr` (set by the agent from
+ * the kernel's route and neighbour tables); without XDPLB_BACKEND_F_NEXTHOP the
+ * program asks bpf_fib_lookup instead.
+ */
+struct xdplb_backend {
+	__be32 addr[4];
+	__u32 flags; /* XDPLB_BACKEND_F_* */
+	__u32 gen;
+	__u32 nh_ifindex;
+	__u8 nh_dmac[6];
+	__u8 nh_smac[6];
+};
+_Static_assert(sizeof(struct xdplb_backend) == 40, "xdplb_backend layout");
+
+/* Key of the conntrack LRU: the client -> VIP flow, addresses as above. */
+struct xdplb_flow_key {
+	__be32 src[4];
+	__be32 dst[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct xdplb_flow_key) == 40, "xdplb_flow_key layout");
+
+/* Value of the conntrack LRU. */
+struct xdplb_ct_entry {
+	__u32 backend_id;
+	__u32 gen; /* xdplb_backend.gen when the entry was written */
+};
+_Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
+
+/* The node's run-time settings: one entry (key 0) of the config array. */
+struct xdplb_node_cfg {
+	__be32 encap_src_v4;
+	__be32 encap_src_v6[4];
+	__u32 hash_seed; /* cluster-wide; the same on every node */
+	__u16 path_mtu;  /* largest outer IP packet (bytes, IP header included) */
+	__u16 pad;
+	__u32 abi_version; /* XDPLB_ABI_VERSION of the agent that wrote it */
+};
+_Static_assert(sizeof(struct xdplb_node_cfg) == 32, "xdplb_node_cfg layout");
+
+/* One per-CPU counter value: global outcome, per VIP or per backend. */
+struct xdplb_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct xdplb_counter) == 16, "xdplb_counter layout");
+
+/* ---- 5. counters (index into the per-CPU counter array) ----------------- */
+
+/*
+ * Outcome counters: every packet increments XDPLB_CNT_RX and exactly one of
+ * the outcome counters (PASS_*, FWD_*, TX_*, DROP_*), so the outcomes sum to RX.
+ * Path counters (CT_*, NEW_FLOW, ICMP_FWD, IPV4_OPTIONS, GRE_V4/V6) count a
+ * step on the way and come on top. Append only; never renumber.
+ * Sources/DataPlane/CounterNames.swift mirrors this list by name.
+ */
+enum xdplb_counter_id {
+	XDPLB_CNT_RX = 0,            /* every packet the program saw */
+	XDPLB_CNT_PASS_NOT_IP,       /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	XDPLB_CNT_PASS_NOT_VIP,      /* IP, but no VIP matches */
+	XDPLB_CNT_PASS_MALFORMED,    /* L2/L3 header truncated or bogus: kernel decides */
+	XDPLB_CNT_PASS_ICMP_OTHER,   /* ICMP to a VIP address that isn't an error about a VIP flow */
+	XDPLB_CNT_PASS_NO_NEIGH,     /* encapsulated, next hop unresolved: kernel forwards it */
+	XDPLB_CNT_FWD_TX,            /* encapsulated, sent back out the ingress interface */
+	XDPLB_CNT_FWD_REDIRECT,      /* encapsulated, redirected to another interface */
+	XDPLB_CNT_TX_TOO_BIG,        /* ICMP frag-needed / packet-too-big sent to the client */
+	XDPLB_CNT_DROP_MALFORMED,    /* to a VIP, but L4 header truncated or bogus */
+	XDPLB_CNT_DROP_NO_BACKEND,   /* VIP with an empty ring */
+	XDPLB_CNT_DROP_FRAGMENT,     /* IP fragment to a VIP address */
+	XDPLB_CNT_DROP_IPV6_EXT,     /* IPv6 extension header to a VIP address */
+	XDPLB_CNT_DROP_ENCAP_FAIL,   /* no room to encapsulate, or no encap source */
+	XDPLB_CNT_DROP_FIB_FAIL,     /* FIB lookup found no route to the backend */
+	XDPLB_CNT_DROP_TOO_BIG,      /* too big for the path, DF clear: can't signal */
+	XDPLB_CNT_CT_HIT,            /* path: conntrack entry used */
+	XDPLB_CNT_CT_MISS,           /* path: no usable conntrack entry */
+	XDPLB_CNT_NEW_FLOW,          /* path: backend chosen from the Maglev ring */
+	XDPLB_CNT_ICMP_FWD,          /* path: ICMP error sent to the backend of its flow */
+	XDPLB_CNT_IPV4_OPTIONS,      /* path: IPv4 header with options (forwarded as is) */
+	XDPLB_CNT_GRE_V4,            /* path: encapsulated in outer IPv4 */
+	XDPLB_CNT_GRE_V6,            /* path: encapsulated in outer IPv6 */
+	XDPLB_CNT_MAX
+};
+
+/* ---- 6. pin names (files under the bpffs directory, default below) ----- */
+
+#define XDPLB_BPFFS_DEFAULT "/sys/fs/bpf/xdplb"
+#define XDPLB_PIN_LINK "link"           /* the bpf_link holding the attachment */
+#define XDPLB_MAP_VIPS "xdplb_vips"
+#define XDPLB_MAP_VIP_ADDRS "xdplb_vip_addrs"
+#define XDPLB_MAP_RINGS "xdplb_rings"
+#define XDPLB_MAP_BACKENDS "xdplb_backends"
+#define XDPLB_MAP_CT "xdplb_ct"
+#define XDPLB_MAP_CONFIG "xdplb_config"
+#define XDPLB_MAP_COUNTERS "xdplb_counters"
+#define XDPLB_MAP_VIP_STATS "xdplb_vip_stats"
+#define XDPLB_MAP_BACKEND_STATS "xdplb_backend_stats"
+#define XDPLB_PROG_BALANCER "xdplb_balancer"
+
+#endif /* XDPLB_ABI_H */
