@@ -52,8 +52,9 @@ struct MaglevCommand: ParsableCommand {
         }
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         let counts = table.slotCounts()
-        let inRing = counts.values.filter { $0 > 0 }
-        let ratio = inRing.isEmpty ? 0 : Double(inRing.max()!) / Double(inRing.min()!)
+        // Balance: slots per unit of weight, largest over smallest (1.0 = perfect).
+        let perWeight = zip(names, w).filter { $0.1 > 0 }.map { Double(counts[$0.0] ?? 0) / Double($0.1) }
+        let ratio = perWeight.isEmpty ? 0 : perWeight.max()! / max(perWeight.min()!, 1e-9)
         let totalWeight = Double(w.reduce(0, +))
         if json {
             let rows: [[String: Any]] = zip(names, w).map { n, wt in
@@ -74,6 +75,6 @@ struct MaglevCommand: ParsableCommand {
             print(n.padding(toLength: 40, withPad: " ", startingAt: 0)
                   + String(format: "%6u %8d %7.3f%% %6.3f%%", wt, c, 100 * Double(c) / Double(size), 100 * ideal))
         }
-        print(String(format: "max/min slots ratio: %.4f", ratio))
+        print(String(format: "max/min slots per unit weight: %.4f", ratio))
     }
 }
