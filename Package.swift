@@ -11,6 +11,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // C: the shared ABI header, libbpf/libpcap and shims for their macros.
@@ -39,9 +42,19 @@ let package = Package(
         // The balancer's maps as typed Swift: VIPs, backends, rings, counters.
         .target(name: "DataPlane", dependencies: ["BPF", "BPFObjects", "Maglev", "Config", "CXdplb",
                                                   .product(name: "Logging", package: "swift-log")]),
+        // Health checks: TCP connect and HTTP probes with rise/fall.
+        .target(name: "Health", dependencies: ["Config", "NetAddress",
+                                               .product(name: "NIOCore", package: "swift-nio"),
+                                               .product(name: "NIOPosix", package: "swift-nio"),
+                                               .product(name: "Logging", package: "swift-log")]),
+        // The agent: pinned data plane, reconcile loop, admin API, metrics.
+        .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb",
+                                              .product(name: "Hummingbird", package: "hummingbird"),
+                                              .product(name: "Prometheus", package: "swift-prometheus"),
+                                              .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "xdplb",
-            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF",
+            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -1,4 +1,5 @@
 import CXdplb
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,14 +73,18 @@ public final class BPFProgram: @unchecked Sendable {
         public var jitedBytes: UInt32
         /// Instructions the verifier processed.
         public var verifiedInstructions: UInt32
+        /// The kernel's tag (hash of the instructions), hex: equal tags = same program.
+        public var tag: String
     }
 
     /// Reads id, sizes and verifier statistics.
     public func info() throws(BPFError) -> Info {
-        var i = Info(id: 0, name: "", xlatedBytes: 0, jitedBytes: 0, verifiedInstructions: 0)
+        var i = Info(id: 0, name: "", xlatedBytes: 0, jitedBytes: 0, verifiedInstructions: 0, tag: "")
         var nameBuf = [CChar](repeating: 0, count: 32)
-        try check(xdplb_prog_info(fd, &i.id, &i.xlatedBytes, &i.jitedBytes, &i.verifiedInstructions, &nameBuf, nameBuf.count),
+        var tag = [UInt8](repeating: 0, count: 8)
+        try check(xdplb_prog_info(fd, &i.id, &i.xlatedBytes, &i.jitedBytes, &i.verifiedInstructions, &nameBuf, nameBuf.count, &tag),
                   "read info of program '\(name)'")
+        i.tag = tag.map { String(format: "%02x", $0) }.joined()
         i.name = String(decoding: nameBuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return i
     }

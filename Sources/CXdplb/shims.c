@@ -85,7 +85,7 @@ int xdplb_ring_map_create(uint32_t max_entries, const char *name)
 }
 
 int xdplb_prog_info(int prog_fd, uint32_t *id, uint32_t *xlated_len, uint32_t *jited_len,
-		    uint32_t *verified_insns, char *name, size_t name_len)
+		    uint32_t *verified_insns, char *name, size_t name_len, uint8_t tag[8])
 {
 	struct bpf_prog_info info;
 	uint32_t len = sizeof(info);
@@ -97,6 +97,7 @@ int xdplb_prog_info(int prog_fd, uint32_t *id, uint32_t *xlated_len, uint32_t *j
 	*xlated_len = info.xlated_prog_len;
 	*jited_len = info.jited_prog_len;
 	*verified_insns = info.verified_insns;
+	memcpy(tag, info.tag, 8);
 	snprintf(name, name_len, "%s", info.name);
 	return 0;
 }

@@ -50,6 +50,32 @@ public final class DataPlaneController: @unchecked Sendable {
     /// A controller for `maps` (empty maps, or maps to be adopted with `adopt`).
     public init(maps: BalancerMaps) { self.maps = maps }
 
+    /// Takes over the state a previous agent left in pinned maps: backend ids
+    /// and generations, and VIP slots, so established flows keep their
+    /// backend ids. Rings are rewritten by the next `apply` (atomically).
+    /// - Returns: how many backends and VIPs were found.
+    @discardableResult
+    public func adopt() throws(BPFError) -> (backends: Int, vips: Int) {
+        var found = 0
+        for id in 1..<UInt32(XDPLB_MAX_BACKENDS) {
+            guard let e = try maps.backends.lookup(id, as: xdplb_backend.self), e.gen != 0 else { continue }
+            let addr = ABI.address(e.addr, family: e.flags & UInt32(XDPLB_BACKEND_F_IPV6) != 0 ? 6 : 4)
+            backendIDs[addr] = id
+            backendGens[id] = e.gen
+            backendEntries[id] = e
+            generation = max(generation, e.gen)
+            found += 1
+        }
+        for key in try maps.vips.keys(as: xdplb_vip_key.self) {
+            guard let meta = try maps.vips.lookup(key, as: xdplb_vip_meta.self) else { continue }
+            adoptedVIPIndexes[key] = meta.vip_index
+        }
+        return (found, adoptedVIPIndexes.count)
+    }
+
+    /// VIP slots found by `adopt`, used when a VIP is first written again.
+    private var adoptedVIPIndexes: [xdplb_vip_key: UInt32] = [:]
+
     /// Writes the node settings (encap sources, seed, MTU) into the config map.
     public func applyNode(_ node: NodeConfig) throws(BPFError) {
         var cfg = xdplb_node_cfg()
@@ -69,9 +95,23 @@ public final class DataPlaneController: @unchecked Sendable {
     /// - Returns: what changed and how long it took.
     @discardableResult
     public func apply(_ config: XdplbConfig, down: Set<IPAddress> = [], nextHops: [IPAddress: NextHop] = [:]) throws(BPFError) -> ApplyReport {
+        var perVIP: [String: Set<IPAddress>] = [:]
+        for v in config.vips { perVIP[v.name] = down }
+        return try apply(config, downByVIP: perVIP, nextHops: nextHops)
+    }
+
+    /// Makes the maps equal to `config` minus, per VIP (by name), the backends down for it.
+    /// A backend's entry stays present (LRU flows keep it) while it is up for at least one VIP.
+    @discardableResult
+    public func apply(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>], nextHops: [IPAddress: NextHop] = [:]) throws(BPFError) -> ApplyReport {
         let start = DispatchTime.now().uptimeNanoseconds
         var report = ApplyReport()
         try applyNode(config.node)
+        var upSomewhere: Set<IPAddress> = []
+        for v in config.vips {
+            let d = downByVIP[v.name] ?? []
+            for b in v.backends where !d.contains(b.address) { upSomewhere.insert(b.address) }
+        }
 
         // 1. Backends: one entry per address across all VIPs; draining = weight 0 everywhere.
         var weights: [IPAddress: UInt32] = [:]
@@ -83,7 +123,7 @@ public final class DataPlaneController: @unchecked Sendable {
             e.addr = ABI.addr(addr)
             e.gen = backendGens[id] ?? 0
             e.flags = addr.isV6 ? UInt32(XDPLB_BACKEND_F_IPV6) : 0
-            if !down.contains(addr) { e.flags |= UInt32(XDPLB_BACKEND_F_PRESENT) }
+            if upSomewhere.contains(addr) { e.flags |= UInt32(XDPLB_BACKEND_F_PRESENT) }
             if w == 0 { e.flags |= UInt32(XDPLB_BACKEND_F_DRAINING) }
             if let nh = nextHops[addr] {
                 e.flags |= UInt32(XDPLB_BACKEND_F_NEXTHOP)
@@ -109,8 +149,15 @@ public final class DataPlaneController: @unchecked Sendable {
             vips[name] = nil
             report.vipsRemoved.append(name)
         }
+        for (key, index) in adoptedVIPIndexes where !config.vips.contains(where: { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) == key }) {
+            try maps.vips.delete(key)
+            try maps.rings.delete(index)
+            try maps.vipStats.updatePerCPU(index, xdplb_counter())
+            adoptedVIPIndexes[key] = nil
+            report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
+        }
         for v in config.vips {
-            let vipDown = down.intersection(v.backends.map(\.address))
+            let vipDown = (downByVIP[v.name] ?? []).intersection(v.backends.map(\.address))
             if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
             try writeVIP(v, down: vipDown)
             report.ringsReplaced.append(v.name)
@@ -146,10 +193,13 @@ public final class DataPlaneController: @unchecked Sendable {
 
     private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>) throws(BPFError) {
         let index: UInt32
+        let key = xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)
         if let cur = vips[v.name] {
             index = cur.index
+        } else if let adopted = adoptedVIPIndexes.removeValue(forKey: key) {
+            index = adopted
         } else {
-            let used = Set(vips.values.map(\.index))
+            let used = Set(vips.values.map(\.index)).union(adoptedVIPIndexes.values)
             guard let free = (0..<UInt32(XDPLB_MAX_VIPS)).first(where: { !used.contains($0) }) else {
                 throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
             }
@@ -172,7 +222,7 @@ public final class DataPlaneController: @unchecked Sendable {
         var meta = xdplb_vip_meta()
         meta.vip_index = index
         meta.flags = v.hash == .sourceIP ? UInt32(XDPLB_VIP_F_SRC_IP_HASH) : 0
-        try maps.vips.update(xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number), meta)
+        try maps.vips.update(key, meta)
         vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
     }
 

@@ -2,10 +2,12 @@ import ArgumentParser
 
 /// The `xdplb` command: agent, inspection and offline tools of the xdplb balancer.
 @main
-struct Xdplb: ParsableCommand {
+struct Xdplb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xdplb",
         abstract: "XDP Maglev load balancer with GRE encapsulation for direct server return.",
-        subcommands: [MaglevCommand.self, PickCommand.self, ReplayCommand.self, ConfigCommand.self]
+        subcommands: [RunCommand.self, StatusCommand.self, StatsCommand.self, ReloadCommand.self, DrainCommand.self,
+                      UndrainCommand.self, WeightCommand.self, DownCommand.self, MaglevCommand.self, PickCommand.self,
+                      ReplayCommand.self, ConfigCommand.self]
     )
 }

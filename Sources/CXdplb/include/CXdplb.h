@@ -46,9 +46,9 @@ int xdplb_ring_map_create(uint32_t max_entries, const char *name);
 /* BPF_MAP_UPDATE_BATCH: *count entries from keys/values; *count gets how many were written. */
 int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uint32_t *count);
 
-/* bpf_obj_get_info_by_fd for a program: id, verified instruction count, JIT size. */
+/* bpf_obj_get_info_by_fd for a program: id, verified instruction count, JIT size, tag. */
 int xdplb_prog_info(int prog_fd, uint32_t *id, uint32_t *xlated_len, uint32_t *jited_len,
-		    uint32_t *verified_insns, char *name, size_t name_len);
+		    uint32_t *verified_insns, char *name, size_t name_len, uint8_t tag[8]);
 /* bpf_obj_get_info_by_fd for a map: id, max_entries, value size, type. */
 int xdplb_map_info(int map_fd, uint32_t *id, uint32_t *type, uint32_t *max_entries,
 		   uint32_t *key_size, uint32_t *value_size);

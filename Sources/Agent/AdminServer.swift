@@ -1,0 +1,77 @@
+import Config
+import Foundation
+import Hummingbird
+import Logging
+
+/// The admin HTTP API (loopback by default) used by `xdplb status|stats|reload|drain|undrain|weight`:
+///
+/// | method | path | what |
+/// |---|---|---|
+/// | GET | `/status` | VIPs, backends, health, weights, slots, digests (JSON) |
+/// | GET | `/stats[?per_cpu=1]` | counters summed over CPUs (JSON) |
+/// | GET | `/metrics` | Prometheus text exposition |
+/// | POST | `/reload` | re-read the config file |
+/// | POST | `/drain?backend=A[&vip=V]` | weight 0 |
+/// | POST | `/undrain?backend=A[&vip=V]` | back to the config's weight |
+/// | POST | `/weight?backend=A&weight=W[&vip=V]` | set a weight |
+/// | GET | `/healthz` | 200 while the agent runs |
+public enum AdminServer {
+    /// Builds the Hummingbird application serving `agent` on `address` (`host:port`).
+    public static func application(agent: Agent, metrics: Metrics, address: String, logger: Logger) throws -> some ApplicationProtocol {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw AgentError("admin address '\(address)' is not host:port")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        let router = Router()
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/status") { _, _ in try json(await agent.status()) }
+        router.get("/stats") { req, _ in
+            try json(try await agent.stats(perCPU: req.uri.queryParameters.get("per_cpu") == "1"))
+        }
+        router.get("/metrics") { _, _ in
+            let text = try await metrics.render(agent: agent)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.post("/reload") { _, _ in try await run { try await agent.reload() } }
+        router.post("/drain") { req, _ in
+            try await run { try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: 0) }
+        }
+        router.post("/undrain") { req, _ in
+            try await run { try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: nil) }
+        }
+        router.post("/weight") { req, _ in
+            try await run {
+                guard let w = req.uri.queryParameters.get("weight").flatMap(UInt32.init) else {
+                    throw AgentError("missing or bad 'weight' (0...\(ConfigLoader.maxWeight))")
+                }
+                return try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: w)
+            }
+        }
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "xdplb"), logger: logger)
+    }
+
+    static func backend(_ req: Request) throws -> String {
+        guard let b = req.uri.queryParameters.get("backend") else { throw AgentError("missing 'backend' parameter") }
+        return b
+    }
+
+    /// Runs an operation; its error becomes a 400 with the message as the body.
+    static func run(_ op: () async throws -> String) async throws -> Response {
+        do {
+            let msg = try await op()
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: msg + "\n")))
+        } catch let e as AgentError {
+            return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: e.description + "\n")))
+        }
+    }
+
+    static func json<T: Encodable>(_ v: T) throws -> Response {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        let data = try enc.encode(v)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

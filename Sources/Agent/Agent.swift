@@ -1,0 +1,280 @@
+import BPF
+import Config
+import CXdplb
+import DataPlane
+import Foundation
+import Health
+import Logging
+import Maglev
+import NetAddress
+
+/// An error from an agent operation, in words an operator can act on.
+public struct AgentError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The agent: keeps the pinned data plane equal to config ∩ health.
+///
+/// Everything that changes state goes through this actor: health transitions,
+/// reloads, admin changes (drain, weight) and next-hop refreshes each trigger a
+/// reconcile, which rewrites only the VIPs that changed (each ring swapped
+/// atomically) and reports how long it took.
+public actor Agent {
+    let logger: Logger
+    let configPath: String
+    private(set) var config: XdplbConfig
+    private var configLoadedAt = Date()
+    let dataPlane: PinnedDataPlane
+    let controller: DataPlaneController
+    private var health: HealthChecker!
+    /// Admin weight overrides: (VIP name or "*", backend) → weight.
+    private var weightOverrides: [String: [IPAddress: UInt32]] = [:]
+    private var nextHops: [IPAddress: NextHop] = [:]
+    private var failOpen: Set<String> = []
+    /// Reconciles done and the last one's duration.
+    public private(set) var reconciles = 0
+    public private(set) var lastReconcileMs = 0.0
+    /// Counters of agent events (for metrics).
+    public private(set) var events: [String: Int] = [:]
+    private var pendingReconcile = false
+
+    /// Brings up the data plane for the config at `configPath` (load or adopt) and fills it.
+    public init(configPath: String, logger: Logger) async throws {
+        self.logger = logger
+        self.configPath = configPath
+        let cfg: XdplbConfig
+        do { cfg = try ConfigLoader.load(path: configPath) } catch { throw AgentError(error.description) }
+        config = cfg
+        dataPlane = try PinnedDataPlane.up(node: cfg.node, logger: logger)
+        controller = DataPlaneController(maps: dataPlane.maps)
+        let adopted = try controller.adopt()
+        if adopted.backends > 0 || adopted.vips > 0 {
+            logger.info("adopted pinned state", metadata: ["backends": "\(adopted.backends)", "vips": "\(adopted.vips)"])
+        }
+        nextHops = KernelNextHopResolver.resolve(Self.backendAddresses(cfg))
+        health = HealthChecker(logger: logger) { [weak self] _, _ in
+            guard let self else { return }
+            Task { await self.healthChanged() }
+        }
+        await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
+        try reconcile(reason: "start")
+    }
+
+    static func backendAddresses(_ c: XdplbConfig) -> [IPAddress] {
+        Array(Set(c.vips.flatMap { $0.backends.map(\.address) })).sorted()
+    }
+
+    /// Probe target of every (VIP, backend).
+    func probeTargets() -> [String: [IPAddress: ProbeTarget]] {
+        var out: [String: [IPAddress: ProbeTarget]] = [:]
+        for v in config.vips {
+            var m: [IPAddress: ProbeTarget] = [:]
+            for b in v.backends {
+                let check = b.health ?? v.health
+                let port = check.port ?? (v.port == 0 ? 80 : v.port)
+                m[b.address] = ProbeTarget(address: b.address, port: port, check: check)
+            }
+            out[v.name] = m
+        }
+        return out
+    }
+
+    /// The config with admin weight overrides applied.
+    func effectiveConfig() -> XdplbConfig {
+        var c = config
+        for i in c.vips.indices {
+            let name = c.vips[i].name
+            for j in c.vips[i].backends.indices {
+                let a = c.vips[i].backends[j].address
+                if let w = weightOverrides[name]?[a] ?? weightOverrides["*"]?[a] { c.vips[i].backends[j].weight = w }
+            }
+        }
+        return c
+    }
+
+    private func healthChanged() async {
+        // Coalesce bursts of transitions into one reconcile.
+        if pendingReconcile { return }
+        pendingReconcile = true
+        try? await Task.sleep(nanoseconds: 20_000_000)
+        pendingReconcile = false
+        do { try await reconcileWithHealth(reason: "health") } catch {
+            logger.error("reconcile failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func reconcileWithHealth(reason: String) async throws {
+        let targets = probeTargets()
+        var states: [ProbeTarget: Bool] = [:]
+        for t in targets.values.flatMap({ $0.values }) where states[t] == nil { states[t] = await health.isHealthy(t) }
+        try reconcile(reason: reason, healthy: states)
+    }
+
+    private var lastHealthy: [ProbeTarget: Bool] = [:]
+
+    /// Computes down sets (with the fail-open policy) and applies.
+    func reconcile(reason: String, healthy: [ProbeTarget: Bool]? = nil) throws {
+        if let healthy { lastHealthy = healthy }
+        let c = effectiveConfig()
+        let targets = probeTargets()
+        var down: [String: Set<IPAddress>] = [:]
+        var nowFailOpen: Set<String> = []
+        for v in c.vips {
+            let vt = targets[v.name] ?? [:]
+            let d = Set(v.backends.filter { b in vt[b.address].map { lastHealthy[$0] == false } ?? false }.map(\.address))
+            if !v.backends.isEmpty && d.count == v.backends.count {
+                // Policy: every backend down → fail open to all (health may be what is broken).
+                nowFailOpen.insert(v.name)
+                down[v.name] = []
+            } else {
+                down[v.name] = d
+            }
+        }
+        for name in nowFailOpen.subtracting(failOpen) {
+            logger.warning("all backends down: failing open to every backend", metadata: ["vip": "\(name)"])
+            events["all_down", default: 0] += 1
+        }
+        for name in failOpen.subtracting(nowFailOpen) {
+            logger.notice("backends healthy again: fail-open ended", metadata: ["vip": "\(name)"])
+        }
+        failOpen = nowFailOpen
+        let report = try controller.apply(c, downByVIP: down, nextHops: nextHops)
+        reconciles += 1
+        lastReconcileMs = report.milliseconds
+        events["reconcile", default: 0] += 1
+        if !report.ringsReplaced.isEmpty || !report.vipsRemoved.isEmpty || report.backendsWritten > 0 || report.backendsRemoved > 0 {
+            logger.info("reconciled", metadata: [
+                "reason": "\(reason)", "ms": "\(String(format: "%.2f", report.milliseconds))",
+                "rings.replaced": "\(report.ringsReplaced.joined(separator: ","))",
+                "vips.removed": "\(report.vipsRemoved.joined(separator: ","))",
+                "backends.written": "\(report.backendsWritten)", "backends.removed": "\(report.backendsRemoved)",
+            ])
+        }
+    }
+
+    // MARK: operations
+
+    /// Re-reads the config file; an invalid file is refused and nothing changes.
+    /// - Returns: a one-line summary.
+    public func reload() async throws -> String {
+        let new: XdplbConfig
+        do { new = try ConfigLoader.load(path: configPath) } catch {
+            events["reload_failed", default: 0] += 1
+            logger.error("reload refused: invalid config, keeping the running one", metadata: ["error": "\(error.description)"])
+            throw AgentError(error.description)
+        }
+        let o = config.node, n = new.node
+        var fixed: [String] = []
+        if o.interface != n.interface { fixed.append("node.interface") }
+        if o.xdpMode != n.xdpMode { fixed.append("node.xdp_mode") }
+        if o.bpffs != n.bpffs { fixed.append("node.bpffs") }
+        if o.lruSize != n.lruSize { fixed.append("node.lru_size") }
+        if o.admin != n.admin { fixed.append("node.admin") }
+        if !fixed.isEmpty {
+            events["reload_failed", default: 0] += 1
+            let msg = "\(configPath): \(fixed.joined(separator: ", ")) can't change on reload; restart the agent (state is kept)"
+            logger.error("reload refused", metadata: ["error": "\(msg)"])
+            throw AgentError(msg)
+        }
+        config = new
+        configLoadedAt = Date()
+        nextHops = KernelNextHopResolver.resolve(Self.backendAddresses(new))
+        await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
+        try await reconcileWithHealth(reason: "reload")
+        events["reload", default: 0] += 1
+        logger.notice("config reloaded", metadata: ["file": "\(configPath)", "vips": "\(new.vips.count)"])
+        return "reloaded \(configPath): \(new.vips.count) VIPs"
+    }
+
+    /// Sets a backend's weight (0 = drain; nil = back to the config's) on one VIP or all.
+    public func setWeight(backend text: String, vip: String?, weight: UInt32?) async throws -> String {
+        guard let addr = IPAddress(text) else { throw AgentError("'\(text)' is not an IP address") }
+        if let w = weight, w > ConfigLoader.maxWeight { throw AgentError("weight \(w) is out of range 0...\(ConfigLoader.maxWeight)") }
+        let vips = config.vips.filter { v in (vip == nil || v.name == vip) && v.backends.contains { $0.address == addr } }
+        guard !vips.isEmpty else {
+            throw AgentError(vip == nil ? "backend \(addr) is in no VIP" : "backend \(addr) is not in VIP \(vip!)")
+        }
+        let key = vip ?? "*"
+        if vip == nil { for v in vips { weightOverrides[v.name]?[addr] = nil } }
+        weightOverrides[key, default: [:]][addr] = weight
+        try await reconcileWithHealth(reason: weight == 0 ? "drain" : "weight")
+        let what = weight.map { $0 == 0 ? "drained" : "weight \($0)" } ?? "config weight restored"
+        logger.notice("backend weight changed", metadata: ["backend.address": "\(addr)", "vip": "\(vip ?? "all")", "weight": "\(weight.map(String.init) ?? "config")"])
+        return "\(addr): \(what) on \(vips.map(\.name).joined(separator: ", "))"
+    }
+
+    /// Re-resolves next hops and reconciles if any changed.
+    public func refreshNextHops() async {
+        let n = KernelNextHopResolver.resolve(Self.backendAddresses(config))
+        guard n != nextHops else { return }
+        nextHops = n
+        logger.info("next hops changed", metadata: ["resolved": "\(n.count)"])
+        try? await reconcileWithHealth(reason: "next-hop")
+    }
+
+    /// Stops health checks (the data plane keeps running from its pins).
+    public func stop() async { await health.stop() }
+
+    // MARK: views
+
+    /// The status report.
+    public func status() async -> AgentStatus {
+        let c = effectiveConfig()
+        let targets = probeTargets()
+        let states = await health.states
+        let iso = ISO8601DateFormatter()
+        var vips: [AgentStatus.VIP] = []
+        for v in c.vips {
+            let state = controller.vips[v.name]
+            let counts = state?.table?.slotCounts() ?? [:]
+            let configured = Dictionary(config.vips.first { $0.name == v.name }?.backends.map { ($0.address, $0.weight) } ?? [], uniquingKeysWith: { a, _ in a })
+            let backends = v.backends.map { b -> AgentStatus.Backend in
+                let t = targets[v.name]?[b.address]
+                let s = t.flatMap { states[$0] }
+                return AgentStatus.Backend(address: b.address.description, configuredWeight: configured[b.address] ?? b.weight, weight: b.weight,
+                                           drained: b.weight == 0, healthy: s?.healthy ?? true, slots: counts[b.address.description] ?? 0,
+                                           check: t?.description ?? "", lastResult: s?.lastResult ?? "",
+                                           lastLatencyMs: s?.lastLatencyMs ?? 0, lastCheck: s?.lastCheck.map { iso.string(from: $0) })
+            }
+            vips.append(AgentStatus.VIP(name: v.name, hash: v.hash.rawValue, ringSize: v.ringSize, digest: state?.table?.digest ?? "",
+                                        failOpen: failOpen.contains(v.name), backends: backends))
+        }
+        let node = AgentStatus.Node(interface: c.node.interface, xdpMode: c.node.xdpMode.rawValue, bpffs: c.node.bpffs,
+                                    programID: dataPlane.programInfo.id, programTag: dataPlane.programInfo.tag,
+                                    upMode: dataPlane.mode.rawValue, configFile: configPath,
+                                    configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
+                                    reconciles: reconciles, hashSeed: c.node.hashSeed)
+        return AgentStatus(node: node, vips: vips)
+    }
+
+    /// Counters read from the maps, with names.
+    public func stats(perCPU: Bool = false) throws -> AgentStats {
+        let maps = dataPlane.maps
+        var counters: [String: AgentStats.Value] = [:]
+        for (name, v) in try CounterReader.global(maps) { counters[name] = .init(packets: v.packets, bytes: v.bytes) }
+        var vips: [String: AgentStats.Value] = [:]
+        for (name, s) in controller.vips {
+            let v = try CounterReader.sum(maps.vipStats, index: s.index)
+            vips[name] = .init(packets: v.packets, bytes: v.bytes)
+        }
+        var backends: [String: AgentStats.Value] = [:]
+        for (addr, id) in controller.backendIDs {
+            let v = try CounterReader.sum(maps.backendStats, index: id)
+            backends[addr.description] = .init(packets: v.packets, bytes: v.bytes)
+        }
+        var cpu: [String: [AgentStats.Value]]?
+        if perCPU {
+            cpu = [:]
+            for (id, name) in CounterNames.all {
+                cpu![name] = try CounterReader.perCPU(maps.counters, index: UInt32(id)).map { .init(packets: $0.packets, bytes: $0.bytes) }
+            }
+        }
+        return AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCPU: cpu)
+    }
+
+    /// Agent-side event counts for metrics.
+    public func eventCounts() -> [String: Int] { events }
+    /// VIPs failing open now.
+    public func failingOpen() -> Set<String> { failOpen }
+}

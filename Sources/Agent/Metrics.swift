@@ -1,0 +1,82 @@
+import DataPlane
+import Foundation
+import Prometheus
+
+/// Prometheus exposition of the data-plane counters and the agent's state.
+/// Map counters are monotonic values read from BPF maps; each scrape brings
+/// the registry's counters up to them.
+public final class Metrics: @unchecked Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let lock = NSLock()
+    private var counters: [String: (Counter, Double)] = [:]
+    private var gauges: [String: Gauge] = [:]
+
+    /// An empty registry.
+    public init() {}
+
+    private func key(_ name: String, _ labels: [(String, String)]) -> String {
+        name + "{" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    /// Raises counter `name{labels}` to `value` (resets if the source restarted lower).
+    func setCounter(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
+        let k = key(name, labels)
+        if counters[k] == nil {
+            let c = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "total", helpText: help), labels: labels)
+            counters[k] = (c, 0)
+        }
+        let (c, last) = counters[k]!
+        if value < last { c.reset(); c.increment(by: value) } else if value > last { c.increment(by: value - last) }
+        counters[k] = (c, value)
+    }
+
+    func setGauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
+        let k = key(name, labels)
+        if gauges[k] == nil {
+            gauges[k] = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        }
+        gauges[k]!.set(value)
+    }
+
+    /// Reads everything from the agent and renders the text exposition format.
+    public func render(agent: Agent) async throws -> String {
+        let stats = try await agent.stats(perCPU: true)
+        let status = await agent.status()
+        let events = await agent.eventCounts()
+        return lock.withLock { update(stats: stats, status: status, events: events) }
+    }
+
+    private func update(stats: AgentStats, status: AgentStatus, events: [String: Int]) -> String {
+        for (name, v) in stats.counters {
+            let kind = CounterNames.isOutcome(name) || name == "rx" ? "outcome" : "path"
+            setCounter("xdplb_packets", "Packets by data-plane outcome or path step (per-CPU counters summed).", [("counter", name), ("kind", kind)], Double(v.packets))
+            setCounter("xdplb_bytes", "Bytes by data-plane outcome or path step.", [("counter", name), ("kind", kind)], Double(v.bytes))
+        }
+        for (cpu, v) in (stats.perCPU?["rx"] ?? []).enumerated() {
+            setCounter("xdplb_cpu_rx_packets", "Packets seen by the XDP program, per CPU.", [("cpu", "\(cpu)")], Double(v.packets))
+        }
+        for (vip, v) in stats.vips {
+            setCounter("xdplb_vip_packets", "Packets forwarded per VIP.", [("vip", vip)], Double(v.packets))
+            setCounter("xdplb_vip_bytes", "Bytes forwarded per VIP.", [("vip", vip)], Double(v.bytes))
+        }
+        for (b, v) in stats.backends {
+            setCounter("xdplb_backend_packets", "Packets forwarded per backend.", [("backend", b)], Double(v.packets))
+            setCounter("xdplb_backend_bytes", "Bytes forwarded per backend.", [("backend", b)], Double(v.bytes))
+        }
+        for v in status.vips {
+            setGauge("xdplb_vip_fail_open", "1 when every backend of the VIP is down and it fails open.", [("vip", v.name)], v.failOpen ? 1 : 0)
+            for b in v.backends {
+                let l = [("vip", v.name), ("backend", b.address)]
+                setGauge("xdplb_backend_healthy", "1 when the backend passes its health check.", l, b.healthy ? 1 : 0)
+                setGauge("xdplb_backend_weight", "Effective Maglev weight (0 = drained).", l, Double(b.weight))
+                setGauge("xdplb_backend_slots", "Slots the backend holds in the VIP's Maglev ring.", l, Double(b.slots))
+                setGauge("xdplb_backend_check_latency_seconds", "Latency of the last health check.", l, b.lastLatencyMs / 1000)
+            }
+        }
+        setGauge("xdplb_reconcile_last_seconds", "Duration of the last reconcile.", [], status.node.lastReconcileMs / 1000)
+        for (e, n) in events {
+            setCounter("xdplb_agent_events", "Agent events: reconcile, reload, reload_failed, all_down.", [("event", e)], Double(n))
+        }
+        return registry.emitToString()
+    }
+}

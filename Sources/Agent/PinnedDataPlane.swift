@@ -1,0 +1,119 @@
+import BPF
+import Config
+import CXdplb
+import DataPlane
+import Foundation
+import Logging
+
+/// The balancer as it lives on a node: program attached through a pinned
+/// bpf_link, maps pinned next to it. Surviving the agent is the point: a new
+/// agent re-uses the pinned maps, and either keeps the attached program (same
+/// tag) or replaces it atomically with `bpf_link_update` (an upgrade).
+public final class PinnedDataPlane: @unchecked Sendable {
+    /// The pinned maps.
+    public let maps: BalancerMaps
+    /// The attachment.
+    public let link: BPFLink
+    /// The program attached now.
+    public let programInfo: BPFProgram.Info
+    /// How the data plane was brought up.
+    public let mode: UpMode
+    /// The bpffs directory.
+    public let directory: String
+
+    /// What `up` found and did.
+    public enum UpMode: String, Sendable {
+        /// Nothing was pinned: loaded, pinned and attached.
+        case fresh
+        /// An attached program with the same tag was found and kept.
+        case adopted
+        /// An attached program with another tag was replaced atomically.
+        case upgraded
+    }
+
+    init(maps: BalancerMaps, link: BPFLink, programInfo: BPFProgram.Info, mode: UpMode, directory: String) {
+        self.maps = maps
+        self.link = link
+        self.programInfo = programInfo
+        self.mode = mode
+        self.directory = directory
+    }
+
+    /// Loads or adopts the pinned balancer for `node` and makes sure it is attached.
+    /// - Throws: `BPFError` (verifier, attach, or a pinned link on another interface).
+    public static func up(node: NodeConfig, logger: Logger) throws(BPFError) -> PinnedDataPlane {
+        let dir = node.bpffs
+        try BPFFS.ensureMounted()
+        try BPFFS.makeDirectory(dir)
+        var reusing: [String: BPFMap] = [:]
+        for name in BalancerMaps.names where BPFFS.exists("\(dir)/\(name)") {
+            reusing[name] = try BPFMap.openPinned("\(dir)/\(name)", name: name)
+        }
+        var lruSize = node.lruSize
+        if let ct = reusing[XDPLB_MAP_CT], Int(ct.info.maxEntries) != lruSize {
+            logger.warning("pinned conntrack keeps its size; run 'xdplb down' and restart to resize", metadata: [
+                "lru.pinned": "\(ct.info.maxEntries)", "lru.config": "\(lruSize)",
+            ])
+            lruSize = Int(ct.info.maxEntries)
+        }
+        let balancer = try Balancer(lruSize: lruSize, reusing: reusing)
+        for (name, map) in balancer.maps.all where reusing[name] == nil {
+            try map.pin(at: "\(dir)/\(name)")
+        }
+        let newInfo = try balancer.program.info()
+        let linkPath = "\(dir)/\(XDPLB_PIN_LINK)"
+        let ifindex = if_nametoindex(node.interface)
+        guard ifindex != 0 else {
+            throw BPFError("attach to '\(node.interface)': no such interface", errno: ENODEV)
+        }
+        if BPFFS.exists(linkPath) {
+            let link = try BPFLink.openPinned(linkPath)
+            let li = try link.info()
+            if li.ifindex != 0 && li.ifindex != ifindex {
+                throw BPFError("pinned link at \(linkPath) is attached to ifindex \(li.ifindex), not '\(node.interface)'", errno: EEXIST,
+                               hint: "run 'xdplb down --bpffs \(dir)' first")
+            }
+            if li.ifindex != 0 {
+                let current = try BPFProgram.open(id: li.programID).info()
+                if current.tag == newInfo.tag {
+                    logger.info("adopted attached program", metadata: ["prog.id": "\(current.id)", "prog.tag": "\(current.tag)"])
+                    return PinnedDataPlane(maps: balancer.maps, link: link, programInfo: current, mode: .adopted, directory: dir)
+                }
+                try link.update(program: balancer.program)
+                logger.notice("replaced attached program", metadata: [
+                    "prog.old": "\(current.id) \(current.tag)", "prog.new": "\(newInfo.id) \(newInfo.tag)",
+                ])
+                return PinnedDataPlane(maps: balancer.maps, link: link, programInfo: newInfo, mode: .upgraded, directory: dir)
+            }
+            // A pinned link whose interface went away: replace it.
+            try BPFFS.unpin(linkPath)
+        }
+        let mode: XDPMode = node.xdpMode == .generic ? .generic : .native
+        let link = try BPFLink.attachXDP(balancer.program, interface: node.interface, mode: mode)
+        try link.pin(at: linkPath)
+        logger.notice("attached program", metadata: [
+            "interface": "\(node.interface)", "xdp.mode": "\(mode.rawValue)", "prog.id": "\(newInfo.id)",
+        ])
+        return PinnedDataPlane(maps: balancer.maps, link: link, programInfo: newInfo, mode: .fresh, directory: dir)
+    }
+
+    /// Detaches the program and removes every pin under `directory`.
+    /// - Returns: the pins removed.
+    @discardableResult
+    public static func down(directory: String) throws(BPFError) -> [String] {
+        var removed: [String] = []
+        let linkPath = "\(directory)/\(XDPLB_PIN_LINK)"
+        if BPFFS.exists(linkPath) {
+            let link = try BPFLink.openPinned(linkPath)
+            try? link.detach()
+            try BPFFS.unpin(linkPath)
+            removed.append(linkPath)
+        }
+        for name in BalancerMaps.names where BPFFS.exists("\(directory)/\(name)") {
+            try BPFFS.unpin("\(directory)/\(name)")
+            removed.append("\(directory)/\(name)")
+        }
+        try BPFFS.removeDirectory(directory)
+        return removed
+    }
+}

@@ -1,0 +1,270 @@
+import Agent
+import ArgumentParser
+import BPF
+import Foundation
+import Hummingbird
+import Logging
+
+/// `xdplb run`: the agent.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent: load or adopt the pinned balancer, attach it, keep it equal to config ∩ health.",
+        discussion: """
+            SIGHUP or 'xdplb reload' re-reads the config (an invalid file is refused and the running \
+            config keeps forwarding). SIGTERM/SIGINT stop the agent; the data plane keeps forwarding \
+            from its pins. 'xdplb down' detaches and unpins.
+            """
+    )
+
+    @Option(help: "The YAML configuration file.")
+    var config: String
+
+    @Flag(help: "Debug logging, including libbpf's.")
+    var verbose = false
+
+    @Option(help: "Seconds between next-hop refreshes from the kernel's route and neighbour tables.")
+    var nexthopRefresh: Double = 5
+
+    func run() async throws {
+        var log = Logger(label: "xdplb")
+        log.logLevel = verbose ? .debug : .info
+        let logger = log
+        configureLibbpfLogging(verbose: verbose)
+        let agent: Agent
+        do {
+            agent = try await Agent(configPath: config, logger: logger)
+        } catch {
+            printError("xdplb run: \(error)")
+            throw ExitCode(1)
+        }
+        let status = await agent.status()
+        logger.notice("agent running", metadata: [
+            "interface": "\(status.node.interface)", "prog.id": "\(status.node.programID)", "up": "\(status.node.upMode)",
+            "admin": "\(ConfigAddress.admin(config) ?? "")",
+        ])
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP)
+        hup.setEventHandler {
+            Task {
+                logger.info("SIGHUP: reloading")
+                _ = try? await agent.reload()
+            }
+        }
+        hup.resume()
+        let refresher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(nexthopRefresh * 1e9))
+                await agent.refreshNextHops()
+            }
+        }
+        let app = try AdminServer.application(agent: agent, metrics: Metrics(), address: ConfigAddress.admin(config) ?? "127.0.0.1:9180", logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            printError("xdplb run: admin API: \(error)")
+        }
+        refresher.cancel()
+        hup.cancel()
+        await agent.stop()
+        logger.notice("agent stopped; the data plane keeps forwarding from its pins")
+    }
+}
+
+/// Reads node.admin from a config file without the agent.
+enum ConfigAddress {
+    static func admin(_ path: String) -> String? {
+        (try? ConfigLoaderShim.load(path))?.node.admin
+    }
+}
+
+import Config
+enum ConfigLoaderShim {
+    static func load(_ path: String) throws -> XdplbConfig { try ConfigLoader.load(path: path) }
+}
+
+/// `xdplb status`.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "VIPs and backends: health, weight, slots, last check, ring digest."
+    )
+
+    @OptionGroup var admin: AdminOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        if json {
+            print(try AdminClient.request("GET", "/status", address: admin.admin).body)
+            return
+        }
+        let s = try AdminClient.get("/status", address: admin.admin, as: AgentStatus.self)
+        print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programID) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs)")
+        print("config \(s.node.configFile) loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed 0x\(String(s.node.hashSeed, radix: 16))")
+        for v in s.vips {
+            print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")")
+            print("  " + "backend".padding(toLength: 28, withPad: " ", startingAt: 0) + "health  weight   slots  last check")
+            for b in v.backends {
+                let w = b.drained ? "drain" : (b.weight == b.configuredWeight ? "\(b.weight)" : "\(b.weight)*")
+                print("  " + b.address.padding(toLength: 28, withPad: " ", startingAt: 0)
+                      + (b.healthy ? "up    " : "DOWN  ") + w.leftPad(7) + String(b.slots).leftPad(8)
+                      + "  \(b.lastResult) \(String(format: "%.1f", b.lastLatencyMs))ms (\(b.check))")
+            }
+        }
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
+
+/// `xdplb stats`.
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Packets, bytes and rates per outcome, VIP and backend."
+    )
+
+    @OptionGroup var admin: AdminOptions
+    @Flag(help: "Refresh in place until interrupted.") var watch = false
+    @Flag(help: "Print JSON (counters and rates over --interval).") var json = false
+    @Flag(help: "Include per-CPU values of the global counters.") var perCpu = false
+    @Option(help: "Seconds between the two samples rates are computed from.") var interval: Double = 1
+
+    func validate() throws {
+        guard interval > 0 && interval <= 3600 else { throw ValidationError("--interval must be in (0, 3600] seconds") }
+    }
+
+    func sample() throws -> AgentStats {
+        try AdminClient.get(perCpu ? "/stats?per_cpu=1" : "/stats", address: admin.admin, as: AgentStats.self)
+    }
+
+    func run() throws {
+        var prev = try sample()
+        Thread.sleep(forTimeInterval: interval)
+        var cur = try sample()
+        if json {
+            print(try renderJSON(prev, cur))
+            return
+        }
+        while true {
+            if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            print(renderTable(prev, cur))
+            guard watch else { return }
+            Thread.sleep(forTimeInterval: interval)
+            prev = cur
+            cur = try sample()
+        }
+    }
+
+    func rate(_ a: AgentStats.Value?, _ b: AgentStats.Value, _ dt: Double) -> (Double, Double) {
+        let p = Double(b.packets &- (a?.packets ?? 0)) / dt, by = Double(b.bytes &- (a?.bytes ?? 0)) / dt
+        return (max(0, p), max(0, by))
+    }
+
+    func renderTable(_ a: AgentStats, _ b: AgentStats) -> String {
+        let dt = max(b.time - a.time, 0.001)
+        var out = "xdplb stats  (rates over \(String(format: "%.1f", dt)) s)\n"
+        func section(_ title: String, _ m: [String: AgentStats.Value], _ prev: [String: AgentStats.Value], skipZero: Bool) {
+            out += "\n" + title.padding(toLength: 34, withPad: " ", startingAt: 0) + "packets".leftPad(14) + "bytes".leftPad(16) + "pps".leftPad(12) + "bit/s".leftPad(14) + "\n"
+            for (k, v) in m.sorted(by: { $0.key < $1.key }) where !(skipZero && v.packets == 0) {
+                let (pps, bps) = rate(prev[k], v, dt)
+                out += "  " + k.padding(toLength: 32, withPad: " ", startingAt: 0) + "\(v.packets)".leftPad(14) + "\(v.bytes)".leftPad(16)
+                    + String(format: "%.0f", pps).leftPad(12) + String(format: "%.0f", bps * 8).leftPad(14) + "\n"
+            }
+        }
+        section("counter", b.counters, a.counters, skipZero: true)
+        section("VIP", b.vips, a.vips, skipZero: false)
+        section("backend", b.backends, a.backends, skipZero: false)
+        if let cpu = b.perCPU?["rx"] {
+            out += "\nrx per CPU: " + cpu.enumerated().map { "cpu\($0.offset) \($0.element.packets)" }.joined(separator: "  ") + "\n"
+        }
+        return out
+    }
+
+    func renderJSON(_ a: AgentStats, _ b: AgentStats) throws -> String {
+        let dt = max(b.time - a.time, 0.001)
+        func rows(_ m: [String: AgentStats.Value], _ prev: [String: AgentStats.Value]) -> [String: [String: Double]] {
+            var r: [String: [String: Double]] = [:]
+            for (k, v) in m {
+                let (pps, bps) = rate(prev[k], v, dt)
+                r[k] = ["packets": Double(v.packets), "bytes": Double(v.bytes), "pps": pps, "bytes_per_second": bps]
+            }
+            return r
+        }
+        var obj: [String: Any] = ["interval_seconds": dt, "counters": rows(b.counters, a.counters), "vips": rows(b.vips, a.vips),
+                                  "backends": rows(b.backends, a.backends)]
+        if let cpu = b.perCPU { obj["per_cpu"] = cpu.mapValues { $0.map { ["packets": $0.packets, "bytes": $0.bytes] } } }
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// `xdplb reload`.
+struct ReloadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Make the agent re-read its config file.")
+    @OptionGroup var admin: AdminOptions
+    func run() throws { try AdminClient.operate("/reload", address: admin.admin) }
+}
+
+/// `xdplb drain`.
+struct DrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drain", abstract: "Weight 0 for a backend: out of the ring, established flows keep going to it.")
+    @OptionGroup var admin: AdminOptions
+    @Argument(help: "Backend address.") var backend: String
+    @Option(help: "Only on this VIP (addr:port/proto, as in 'xdplb status').") var vip: String?
+    func run() throws {
+        var path = "/drain?backend=\(percentEncode(backend))"
+        if let vip { path += "&vip=\(percentEncode(vip))" }
+        try AdminClient.operate(path, address: admin.admin)
+    }
+}
+
+/// `xdplb undrain`.
+struct UndrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "undrain", abstract: "Give a drained backend its configured weight back.")
+    @OptionGroup var admin: AdminOptions
+    @Argument(help: "Backend address.") var backend: String
+    @Option(help: "Only on this VIP.") var vip: String?
+    func run() throws {
+        var path = "/undrain?backend=\(percentEncode(backend))"
+        if let vip { path += "&vip=\(percentEncode(vip))" }
+        try AdminClient.operate(path, address: admin.admin)
+    }
+}
+
+/// `xdplb weight`.
+struct WeightCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "weight", abstract: "Set a backend's weight at run time (0...1000).")
+    @OptionGroup var admin: AdminOptions
+    @Argument(help: "Backend address.") var backend: String
+    @Argument(help: "Weight, 0...1000.") var weight: UInt32
+    @Option(help: "Only on this VIP.") var vip: String?
+    func validate() throws {
+        guard weight <= 1000 else { throw ValidationError("weight \(weight) is out of range 0...1000") }
+    }
+    func run() throws {
+        var path = "/weight?backend=\(percentEncode(backend))&weight=\(weight)"
+        if let vip { path += "&vip=\(percentEncode(vip))" }
+        try AdminClient.operate(path, address: admin.admin)
+    }
+}
+
+/// `xdplb down`.
+struct DownCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Detach the balancer and remove its pins (the only command that stops forwarding).",
+        discussion: "Stop the agent first: a running agent would keep writing maps no program reads."
+    )
+    @Option(help: "The bpffs directory (node.bpffs).") var bpffs: String = "/sys/fs/bpf/xdplb"
+    @Option(help: "Take node.bpffs from this config file instead.") var config: String?
+
+    func run() throws {
+        let dir = try config.map { try ConfigLoader.load(path: $0).node.bpffs } ?? bpffs
+        guard dir.hasPrefix("/sys/fs/bpf/") else { throw ValidationError("--bpffs must be under /sys/fs/bpf/") }
+        let removed = try PinnedDataPlane.down(directory: dir)
+        print(removed.isEmpty ? "nothing pinned under \(dir)" : "detached and unpinned \(removed.count) objects under \(dir)")
+    }
+}
