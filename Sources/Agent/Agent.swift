@@ -241,7 +241,7 @@ public actor Agent {
                                         failOpen: failOpen.contains(v.name), backends: backends))
         }
         let node = AgentStatus.Node(interface: c.node.interface, xdpMode: c.node.xdpMode.rawValue, bpffs: c.node.bpffs,
-                                    programID: dataPlane.programInfo.id, programTag: dataPlane.programInfo.tag,
+                                    programId: dataPlane.programInfo.id, programTag: dataPlane.programInfo.tag,
                                     upMode: dataPlane.mode.rawValue, configFile: configPath,
                                     configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
                                     reconciles: reconciles, hashSeed: c.node.hashSeed)
@@ -270,7 +270,7 @@ public actor Agent {
                 cpu![name] = try CounterReader.perCPU(maps.counters, index: UInt32(id)).map { .init(packets: $0.packets, bytes: $0.bytes) }
             }
         }
-        return AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCPU: cpu)
+        return AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCpu: cpu)
     }
 
     /// Agent-side event counts for metrics.

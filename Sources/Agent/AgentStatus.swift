@@ -10,7 +10,7 @@ public struct AgentStatus: Codable, Sendable {
         public var interface: String
         public var xdpMode: String
         public var bpffs: String
-        public var programID: UInt32
+        public var programId: UInt32
         public var programTag: String
         public var upMode: String
         public var configFile: String
@@ -58,7 +58,7 @@ public struct AgentStats: Codable, Sendable {
     /// Per backend by address.
     public var backends: [String: Value]
     /// `rx` per CPU (only with `?per_cpu=1`).
-    public var perCPU: [String: [Value]]?
+    public var perCpu: [String: [Value]]?
 
     /// Packets and bytes.
     public struct Value: Codable, Sendable, Equatable {

@@ -52,7 +52,7 @@ public final class Metrics: @unchecked Sendable {
             setCounter("xdplb_packets", "Packets by data-plane outcome or path step (per-CPU counters summed).", [("counter", name), ("kind", kind)], Double(v.packets))
             setCounter("xdplb_bytes", "Bytes by data-plane outcome or path step.", [("counter", name), ("kind", kind)], Double(v.bytes))
         }
-        for (cpu, v) in (stats.perCPU?["rx"] ?? []).enumerated() {
+        for (cpu, v) in (stats.perCpu?["rx"] ?? []).enumerated() {
             setCounter("xdplb_cpu_rx_packets", "Packets seen by the XDP program, per CPU.", [("cpu", "\(cpu)")], Double(v.packets))
         }
         for (vip, v) in stats.vips {

@@ -40,7 +40,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let status = await agent.status()
         logger.notice("agent running", metadata: [
-            "interface": "\(status.node.interface)", "prog.id": "\(status.node.programID)", "up": "\(status.node.upMode)",
+            "interface": "\(status.node.interface)", "prog.id": "\(status.node.programId)", "up": "\(status.node.upMode)",
             "admin": "\(ConfigAddress.admin(config) ?? "")",
         ])
         signal(SIGHUP, SIG_IGN)
@@ -99,7 +99,7 @@ struct StatusCommand: ParsableCommand {
             return
         }
         let s = try AdminClient.get("/status", address: admin.admin, as: AgentStatus.self)
-        print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programID) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs)")
+        print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programId) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs)")
         print("config \(s.node.configFile) loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed 0x\(String(s.node.hashSeed, radix: 16))")
         for v in s.vips {
             print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")")
@@ -176,7 +176,7 @@ struct StatsCommand: ParsableCommand {
         section("counter", b.counters, a.counters, skipZero: true)
         section("VIP", b.vips, a.vips, skipZero: false)
         section("backend", b.backends, a.backends, skipZero: false)
-        if let cpu = b.perCPU?["rx"] {
+        if let cpu = b.perCpu?["rx"] {
             out += "\nrx per CPU: " + cpu.enumerated().map { "cpu\($0.offset) \($0.element.packets)" }.joined(separator: "  ") + "\n"
         }
         return out
@@ -194,7 +194,7 @@ struct StatsCommand: ParsableCommand {
         }
         var obj: [String: Any] = ["interval_seconds": dt, "counters": rows(b.counters, a.counters), "vips": rows(b.vips, a.vips),
                                   "backends": rows(b.backends, a.backends)]
-        if let cpu = b.perCPU { obj["per_cpu"] = cpu.mapValues { $0.map { ["packets": $0.packets, "bytes": $0.bytes] } } }
+        if let cpu = b.perCpu { obj["per_cpu"] = cpu.mapValues { $0.map { ["packets": $0.packets, "bytes": $0.bytes] } } }
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,0 +1,105 @@
+import ArgumentParser
+import BPF
+import Bench
+import Foundation
+
+/// `xdplb bench`: per-packet cost of the real XDP program on a packet mix.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Per-packet cost of the real XDP program on a packet mix (BPF_PROG_TEST_RUN).",
+        discussion: """
+            Loads the balancer privately (nothing is attached or pinned) with one IPv4 and one IPv6 VIP of \
+            16 backends each (ring 65537, next hops set), fills the conntrack LRU to capacity, and times \
+            each case — SYN of new flows, ACK/UDP of established flows (LRU hits), non-VIP pass, ICMP \
+            too-big — one packet per BPF_PROG_TEST_RUN (repeat = 1), so every timed run sees the original \
+            packet. Times are the kernel's own per-run duration; floors are the same measurement on an \
+            XDP_TX-only and a parse-only program. Counters prove each case took its path; a failed check \
+            exits 1. Timings are never asserted. Needs root.
+            """
+    )
+
+    @Flag(help: "Print JSON (every case by name, floors included).")
+    var json = false
+
+    @Option(help: "Rounds (each runs every case --packets times).")
+    var rounds: Int = 5
+
+    @Option(help: "Timed packets per case per round.")
+    var packets: Int = 200_000
+
+    @Option(help: "Untimed packets per case before the first round (default: min(20000, packets)).")
+    var warmup: Int?
+
+    @Option(help: "Conntrack LRU entries (the config default is 1000000; --smoke uses 65536).")
+    var lruSize: Int?
+
+    @Option(help: "Pin to this CPU (default: the CPU the command starts on; -1: don't pin).")
+    var cpu: Int?
+
+    @Flag(help: "Tiny run for tests: 1 round × 2000 packets, 65536-entry LRU (explicit options still win).")
+    var smoke = false
+
+    @Flag(help: "Also time Maglev builds (M 65537/655373 × 10/100/1000 backends) and a full apply of 512 VIPs × 100 backends.")
+    var controlPlane = false
+
+    @Flag(help: "Skip the data-plane part (with --control-plane).")
+    var noDataPlane = false
+
+    func validate() throws {
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        if packets < 1 { throw ValidationError("--packets must be at least 1 (got \(packets))") }
+        if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        if let lruSize, lruSize < 4096 || lruSize > 100_000_000 {
+            throw ValidationError("--lru-size must be between 4096 and 100000000 (got \(lruSize))")
+        }
+        if let cpu, cpu < -1 || cpu >= ProcessInfo.processInfo.processorCount {
+            throw ValidationError("--cpu must be -1 or a CPU number below \(ProcessInfo.processInfo.processorCount) (got \(cpu))")
+        }
+        if noDataPlane && !controlPlane { throw ValidationError("--no-data-plane needs --control-plane (nothing to run)") }
+    }
+
+    func run() throws {
+        var o = DataPlaneBenchOptions()
+        let explicitRounds = CommandLine.arguments.contains { $0 == "--rounds" || $0.hasPrefix("--rounds=") }
+        let explicitPackets = CommandLine.arguments.contains { $0 == "--packets" || $0.hasPrefix("--packets=") }
+        if smoke {
+            o.rounds = explicitRounds ? rounds : 1
+            o.packets = explicitPackets ? packets : 2000
+            o.lruSize = lruSize ?? 65_536
+        } else {
+            o.rounds = rounds
+            o.packets = packets
+            o.lruSize = lruSize ?? 1_000_000
+        }
+        o.warmup = warmup ?? min(20_000, o.packets)
+        o.cpu = cpu
+        let log: (String) -> Void = { line in
+            FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
+        }
+
+        do {
+            // Control plane first: its RSS figures then don't include the data-plane part's buffers.
+            var control: ControlPlaneReport? = nil
+            if controlPlane {
+                var co = smoke ? ControlPlaneBenchOptions.smoke : ControlPlaneBenchOptions()
+                if !smoke { co.lruSize = lruSize ?? co.lruSize }
+                control = try ControlPlaneBench.run(co, log: log)
+            }
+            var data: DataPlaneReport? = nil
+            if !noDataPlane {
+                let bench = try DataPlaneBench(options: o, log: log)
+                data = try bench.run(log: log)
+            }
+            let report = BenchReport(machine: .current(), dataPlane: data, controlPlane: control)
+            print(json ? try report.json() : report.text())
+            if let data, !data.allChecksPassed { throw ExitCode(1) }
+        } catch let e as BPFError {
+            printError(e.description)
+            throw ExitCode(1)
+        } catch let e as BenchError {
+            printError(e.description)
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import BPF
+import Config
+import CXdplb
+import DataPlane
+import Maglev
+import NetAddress
+import Testing
+
+@Suite("config round-trips into the maps", .serialized)
+struct MapContentsTests {
+    @Test("VIPs, backends, rings and node config read back from the kernel equal the config")
+    func roundTrip() throws {
+        let bed = try TestBed()
+        let maps = bed.balancer.maps
+        let cfg = try #require(try maps.config.lookup(UInt32(0), as: xdplb_node_cfg.self))
+        #expect(cfg.hash_seed == Lab.seed && Int(cfg.path_mtu) == Lab.pathMTU && cfg.abi_version == UInt32(XDPLB_ABI_VERSION))
+        // VIPs: one key per configured VIP, with the hash-mode flag.
+        let keys = try maps.vips.keys(as: xdplb_vip_key.self)
+        #expect(keys.count == Lab.config().vips.count)
+        for v in Lab.config().vips {
+            var k = xdplb_vip_key()
+            withUnsafeMutableBytes(of: &k.addr) { $0.copyBytes(from: v.address.paddedBytes) }
+            k.port = v.port.bigEndian
+            k.proto = v.proto.number
+            k.family = v.address.family
+            let meta = try #require(try maps.vips.lookup(k, as: xdplb_vip_meta.self), "\(v.name) missing")
+            #expect((meta.flags & UInt32(XDPLB_VIP_F_SRC_IP_HASH) != 0) == (v.hash == .sourceIP))
+            // The ring: element 0 = size, then backend ids equal to the Swift table's.
+            let state = try #require(bed.controller.vips[v.name])
+            #expect(state.index == meta.vip_index)
+            guard let table = state.table else {
+                #expect(try maps.rings.lookup(meta.vip_index, as: UInt32.self) == nil, "empty VIP must have no ring")
+                continue
+            }
+            let innerID = try #require(try maps.rings.lookup(meta.vip_index, as: UInt32.self))
+            let ring = try BPFMap.open(id: innerID, name: "ring")
+            #expect(ring.info.maxEntries == UInt32(v.ringSize + 1))
+            #expect(try ring.lookup(UInt32(0), as: UInt32.self) == UInt32(v.ringSize))
+            for slot in [0, 1, v.ringSize / 2, v.ringSize - 1] {
+                let id = try #require(try ring.lookup(UInt32(slot + 1), as: UInt32.self))
+                let want = table.backends[Int(table.slots[slot])].identity
+                #expect(bed.controller.backendIDs[IPAddress(want)!] == id)
+            }
+        }
+        // Backends: address, family flag, present, next hop.
+        for (addr, id) in bed.controller.backendIDs {
+            let b = try #require(try maps.backends.lookup(id, as: xdplb_backend.self))
+            let bytes = withUnsafeBytes(of: b.addr) { Array($0) }
+            #expect(bytes == addr.paddedBytes)
+            #expect((b.flags & UInt32(XDPLB_BACKEND_F_IPV6) != 0) == addr.isV6)
+            #expect(b.flags & UInt32(XDPLB_BACKEND_F_PRESENT) != 0 && b.flags & UInt32(XDPLB_BACKEND_F_NEXTHOP) != 0)
+            #expect(b.gen != 0 && b.nh_ifindex == Lab.loopbackIfindex)
+        }
+    }
+
+    @Test("a VIP removed from the config leaves the maps; its backends too")
+    func removal() throws {
+        let bed = try TestBed()
+        var c = Lab.config()
+        c.vips.removeAll { $0.address == Lab.vip6 }
+        c.vips[0].backends.removeAll { $0.address.isV6 }
+        let oldIDs = Lab.backends6.compactMap { bed.controller.backendIDs[$0] }
+        #expect(oldIDs.count == 2)
+        try bed.apply(c)
+        #expect(try bed.balancer.maps.vips.keys(as: xdplb_vip_key.self).count == c.vips.count)
+        #expect(Set(bed.controller.backendIDs.keys) == Set(Lab.backends4))
+        for id in oldIDs {
+            let e = try #require(try bed.balancer.maps.backends.lookup(id, as: xdplb_backend.self))
+            #expect(e.flags == 0 && e.gen == 0, "removed backend's entry is cleared")
+        }
+        let addrs = try bed.balancer.maps.vipAddrs.keys(as: xdplb_vip_addr_key.self)
+        #expect(addrs.count == Set(c.vips.map(\.address)).count)
+    }
+
+    @Test("a controller adopting the maps keeps backend ids and VIP slots")
+    func adopt() throws {
+        let bed = try TestBed()
+        let other = DataPlaneController(maps: bed.balancer.maps)
+        let found = try other.adopt()
+        #expect(found.backends == bed.controller.backendIDs.count && found.vips == Lab.config().vips.count)
+        try other.apply(Lab.config(), nextHops: bed.nextHops)
+        #expect(other.backendIDs == bed.controller.backendIDs)
+        for (name, s) in bed.controller.vips { #expect(other.vips[name]?.index == s.index) }
+    }
+}

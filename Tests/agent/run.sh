@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Agent tests in network namespaces: `xdplb run` attached to a real veth,
+# health flips against real HTTP servers, drain keeping LRU flows, reload
+# refusing a bad file, SIGKILL + restart without losing a packet, `xdplb down`.
+#
+# Topology (all created here, all deleted on exit):
+#   xt-ag-lb-PID: lb0 10.0.9.1/24        -- the LB node, agent + XDP (generic)
+#   xt-ag-pe-PID: pe0 10.0.9.2,.4 (backends, HTTP :8080) and .10 (client)
+# The client sends UDP to VIP 10.100.0.1:53 via the LB; the LB encapsulates
+# and sends GRE back out lb0 to the backend addresses, where a raw socket
+# counts it per flow and backend.
+# Usage: Tests/agent/run.sh PATH/TO/xdplb
+set -o errexit -o nounset -o pipefail
+XDPLB=$(readlink -f "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d /tmp/xdplb-agent.XXXXXX)
+lb="xt-ag-lb-$$" pe="xt-ag-pe-$$"
+bpffs="/sys/fs/bpf/xdplb-agent-test-$$"
+cfg="$tmp/node.yaml"
+agent_pid="" pids=()
+pass=0 fail=0
+
+cleanup() {
+	[ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	"$XDPLB" down --bpffs "$bpffs" >/dev/null 2>&1 || true
+	ip netns del "$lb" 2>/dev/null || true
+	ip netns del "$pe" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { pass=$((pass + 1)); echo "PASS $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { local name=$1; shift; if "$@" >"$tmp/out" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$tmp/out"; fi; }
+inlb() { nsenter --net="/run/netns/$lb" "$@"; }   # nsenter keeps /sys/fs/bpf visible
+inpe() { ip netns exec "$pe" "$@"; }
+x() { inlb "$XDPLB" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+status_json() { x status --json; }
+wait_until() { # wait_until SECONDS CMD...: polls every 50 ms; prints the seconds it took
+	local limit=$1; shift
+	local start; start=$(date +%s.%N)
+	local deadline; deadline=$(python3 -c "print($start + $limit)")
+	while ! "$@" >/dev/null 2>&1; do
+		if python3 -c "import sys,time; sys.exit(0 if time.time() > $deadline else 1)"; then return 1; fi
+		sleep 0.05
+	done
+	python3 -c "import time; print(f'{time.time() - $start:.2f}')"
+}
+
+# ---- topology ---------------------------------------------------------------
+ip netns add "$lb"
+ip netns add "$pe"
+ip link add lb0 netns "$lb" type veth peer name pe0 netns "$pe"
+inlb ip link set lo up
+inpe ip link set lo up
+inlb ip link set lb0 up
+inpe ip link set pe0 up
+inlb ip addr add 10.0.9.1/24 dev lb0
+for a in 10.0.9.2 10.0.9.4 10.0.9.10; do inpe ip addr add "$a/24" dev pe0; done
+inpe ip route add 10.100.0.0/24 via 10.0.9.1 src 10.0.9.10
+inpe sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.pe0.rp_filter=0
+mac=$(inpe cat /sys/class/net/pe0/address)
+for a in 10.0.9.2 10.0.9.4 10.0.9.10; do inlb ip neigh replace "$a" lladdr "$mac" dev lb0 nud permanent; done
+
+start_server() { # start_server ADDR: an HTTP server for health checks
+	# Started directly (not through a shell function) so $! is the server itself.
+	ip netns exec "$pe" python3 -m http.server 8080 --bind "$1" --directory "$tmp" >/dev/null 2>&1 &
+	pids+=($!)
+	eval "server_$(echo "$1" | tr . _)=$!"
+}
+start_server 10.0.9.2
+start_server 10.0.9.4
+
+write_config() { # write_config WEIGHT_OF_10.0.9.2 [RING]
+	cat >"$cfg" <<YAML
+node:
+  interface: lb0
+  xdp_mode: generic
+  encap_source: { ipv4: 10.0.9.1 }
+  path_mtu: 1500
+  hash_seed: 0x5eed
+  lru_size: 65536
+  bpffs: $bpffs
+  admin: 127.0.0.1:9180
+vips:
+  - address: 10.100.0.1
+    port: 53
+    protocol: udp
+    ring_size: ${2:-65537}
+    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 3 }
+    backends:
+      - { address: 10.0.9.2, weight: $1 }
+      - { address: 10.0.9.4, weight: 100 }
+YAML
+}
+write_config 100
+
+start_agent() {
+	nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" >>"$tmp/agent.log" 2>&1 &
+	agent_pid=$!
+	wait_until 20 x status >/dev/null || { cat "$tmp/agent.log"; return 1; }
+}
+
+# ---- start --------------------------------------------------------------------
+check "agent starts and answers on its admin API" start_agent
+check "human-readable status lists both backends" sh -c "nsenter --net=/run/netns/$lb $XDPLB status | grep -c '10.0.9.[24] .* up ' | grep -qx 2"
+check "xdp attached to lb0" sh -c "ip -n $lb link show lb0 | grep -q xdp"
+check "maps, program link pinned under $bpffs" test -e "$bpffs/link" -a -e "$bpffs/xdplb_vips" -a -e "$bpffs/xdplb_ct"
+slots() { status_json | json "{b['address']: b['slots'] for b in d['vips'][0]['backends']}['$1']"; }
+healthy() { status_json | json "{b['address']: b['healthy'] for b in d['vips'][0]['backends']}['$1']"; }
+check "both backends in the ring, slots sum to 65537" test "$(( $(slots 10.0.9.2) + $(slots 10.0.9.4) ))" = 65537
+digest=$(status_json | json "d['vips'][0]['digest']")
+check "status digest equals 'xdplb maglev' for the same backends" test "$digest" = "$("$XDPLB" maglev --backends 10.0.9.2,10.0.9.4 --weights 100,100 --json | json "d['digest']")"
+prog_id=$(status_json | json "d['node']['program_id']")
+
+# ---- health flips -------------------------------------------------------------
+kill "$server_10_0_9_4"
+out_of_ring() { [ "$(slots 10.0.9.4)" = 0 ]; }
+in_ring() { [ "$(slots 10.0.9.4)" != 0 ]; }
+if t=$(wait_until 5 out_of_ring); then
+	ok "backend down: out of the ring after ${t}s (fall 3 x interval 0.2s = 0.6s + probe timeout)"
+	echo "$t" >"$tmp/t_down"
+else bad "backend down: still in the ring after 5s"; fi
+check "status shows it DOWN" test "$(healthy 10.0.9.4)" = False
+start_server 10.0.9.4
+if t=$(wait_until 5 in_ring); then
+	ok "backend back: in the ring after ${t}s (rise 2 x 0.2s)"
+	echo "$t" >"$tmp/t_up"
+else bad "backend back: not in the ring after 5s"; fi
+
+# ---- drain keeps LRU flows ----------------------------------------------------
+owner=$("$XDPLB" pick --config "$cfg" --flow '10.0.9.10:6000 -> 10.100.0.1:53/udp' | awk '{print $1}')
+ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 4 --out "$tmp/drain.json" &
+recv_pid=$!
+sleep 0.3
+inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports 6000 --count 50 --interval 0.002 >/dev/null
+check "drain via the CLI" x drain "$owner"
+check "drained backend has no slots" test "$(slots "$owner")" = 0
+inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports 6000 --count 50 --interval 0.002 >/dev/null
+inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports "$(seq -s, 6001 6020)" --count 5 --interval 0.002 >/dev/null
+wait "$recv_pid"
+check "established flow kept its drained backend: 100/100 packets to $owner" \
+	python3 -c "import json; d=json.load(open('$tmp/drain.json')); assert d['6000'] == {'$owner': 100}, d['6000']"
+check "20 new flows (100 packets) all avoided the drained backend" \
+	python3 -c "
+import json; d=json.load(open('$tmp/drain.json'))
+new = {p: v for p, v in d.items() if p != '6000'}
+assert len(new) == 20 and all('$owner' not in v for v in new.values()) and sum(sum(v.values()) for v in new.values()) == 100, new"
+check "undrain via the CLI" x undrain "$owner"
+check "undrained backend has its slots back" test "$(slots "$owner")" != 0
+
+# ---- reload -------------------------------------------------------------------
+cp "$cfg" "$tmp/good.yaml"
+inlb bpftool map dump pinned "$bpffs/xdplb_vips" >"$tmp/vips.before"
+write_config 100 65536
+if x reload >"$tmp/reload.out" 2>&1; then bad "reload of an invalid file is refused"; else
+	check "reload of an invalid file is refused with file, key and reason" grep -qF "$cfg: vips[0].ring_size: 65536 is not prime (try 65537)" "$tmp/reload.out"
+fi
+inlb bpftool map dump pinned "$bpffs/xdplb_vips" >"$tmp/vips.after"
+check "maps unchanged after the refused reload" cmp "$tmp/vips.before" "$tmp/vips.after"
+check "ring digest unchanged after the refused reload" test "$(status_json | json "d['vips'][0]['digest']")" = "$digest"
+write_config 300
+kill -HUP "$agent_pid"
+three_quarters() { local s; s=$(slots 10.0.9.2); [ "$s" -gt 48953 ] && [ "$s" -lt 49353 ]; }
+check "SIGHUP reload applies a new weight (10.0.9.2 gets 3/4 of the ring)" wait_until 5 three_quarters
+
+# ---- SIGKILL + restart under traffic -----------------------------------------
+ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 6 --out "$tmp/kill.json" &
+recv_pid=$!
+sleep 0.3
+ip netns exec "$pe" python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports 7000,7001,7002,7003 --count 600 --interval 0.005 >"$tmp/sent" &
+send_pid=$!
+sleep 1
+kill -9 "$agent_pid"
+wait "$agent_pid" 2>/dev/null || true
+agent_pid=""
+check "after SIGKILL the program stays attached" sh -c "ip -n $lb link show lb0 | grep -q xdp"
+check "a new agent adopts the pinned state" start_agent
+wait "$send_pid"
+wait "$recv_pid"
+sent=$(cat "$tmp/sent")
+got=$(python3 -c "import json; d=json.load(open('$tmp/kill.json')); print(sum(sum(v.values()) for p, v in d.items() if p.startswith('700')))")
+check "no packet lost across SIGKILL + restart: $got of $sent delivered" test "$got" = "$sent"
+check "each running flow kept one backend across the restart" \
+	python3 -c "import json; d=json.load(open('$tmp/kill.json')); assert all(len(d[str(p)]) == 1 for p in range(7000, 7004)), d"
+check "the restarted agent kept the same program (adopted, id $prog_id)" \
+	test "$(status_json | json "d['node']['up_mode'] + ' ' + str(d['node']['program_id'])")" = "adopted $prog_id"
+
+# ---- metrics ------------------------------------------------------------------
+inlb curl -sf http://127.0.0.1:9180/metrics >"$tmp/metrics" 2>/dev/null || x status >/dev/null
+check "Prometheus /metrics has packet counters and backend health" sh -c \
+	"grep -q '^xdplb_packets_total{counter=\"fwd_tx\",kind=\"outcome\"}' '$tmp/metrics' && grep -q '^xdplb_backend_healthy{' '$tmp/metrics'"
+
+# ---- down ---------------------------------------------------------------------
+kill -TERM "$agent_pid"
+wait "$agent_pid" 2>/dev/null || true
+agent_pid=""
+check "after SIGTERM the data plane keeps running" sh -c "ip -n $lb link show lb0 | grep -q xdp"
+check "xdplb down" x down --bpffs "$bpffs"
+check "xdplb down leaves nothing attached" sh -c "! ip -n $lb link show lb0 | grep -q xdp"
+check "xdplb down leaves nothing pinned" test ! -e "$bpffs"
+
+echo
+[ -f "$tmp/t_down" ] && echo "measured: backend removal after $(cat "$tmp/t_down")s, return after $(cat "$tmp/t_up" 2>/dev/null)s"
+echo "agent: $pass passed, $fail failed"
+[ "$fail" = 0 ]
