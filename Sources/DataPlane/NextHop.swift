@@ -35,9 +35,12 @@ public enum KernelNextHopResolver {
                 links[name] = (idx, mac)
             }
         }
+        // One `ip -batch` for every route lookup: 3 processes per refresh, whatever the backend count.
+        let routes = jsonLines(["-force", "-j", "-batch", "-"], input: addresses.map { "route get \($0)" }.joined(separator: "\n") + "\n")
+        var routeByDst: [IPAddress: [String: Any]] = [:]
+        for r in routes { if let d = (r["dst"] as? String).flatMap(IPAddress.init) { routeByDst[d] = r } }
         for a in addresses {
-            guard let route = json(["-j", "route", "get", a.description]).first,
-                  let dev = route["dev"] as? String, let link = links[dev] else { continue }
+            guard let route = routeByDst[a], let dev = route["dev"] as? String, let link = links[dev] else { continue }
             let via = (route["gateway"] as? String).flatMap(IPAddress.init) ?? a
             let table = via.isV6 ? neigh6 : neigh4
             guard let mac = table[NeighbourKey(address: via, dev: dev)] else { continue }
@@ -70,17 +73,34 @@ public enum KernelNextHopResolver {
     }
 
     static func json(_ args: [String]) -> [[String: Any]] {
+        jsonLines(args, input: nil)
+    }
+
+    /// Runs `ip ARGS` (stdin = `input`) and parses each output line as a JSON array of objects.
+    static func jsonLines(_ args: [String], input: String?) -> [[String: Any]] {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/sbin/ip")
-        if !FileManager.default.isExecutableFile(atPath: "/sbin/ip") { p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip") }
+        let ip = ["/sbin/ip", "/usr/sbin/ip", "/bin/ip", "/usr/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/sbin/ip"
+        p.executableURL = URL(fileURLWithPath: ip)
         p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
+        let out = Pipe()
+        p.standardOutput = out
         p.standardError = FileHandle.nullDevice
+        let inPipe = Pipe()
+        p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
         do { try p.run() } catch { return [] }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        if let input {
+            let w = inPipe.fileHandleForWriting
+            DispatchQueue.global().async {
+                w.write(Data(input.utf8))
+                try? w.close()
+            }
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return [] }
-        return ((try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]]) ?? []
+        var result: [[String: Any]] = []
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            if let arr = (try? JSONSerialization.jsonObject(with: Data(line))) as? [[String: Any]] { result += arr }
+        }
+        return result
     }
 }
