@@ -200,4 +200,35 @@ enum xdplb_counter_id {
 #define XDPLB_MAP_BACKEND_STATS "xdplb_backend_stats"
 #define XDPLB_PROG_BALANCER "xdplb_balancer"
 
+/* ==== 7. decap: the backend side (bpf/decap.bpf.c, tools/gre-decap) ====== */
+
+/*
+ * A backend's GRE decapsulation program, tc (xdplb_decap) or XDP
+ * (xdplb_decap_xdp), counts into its own per-CPU array of struct xdplb_counter
+ * indexed by the ids below. Every packet counts XDPLB_DECAP_CNT_RX and exactly
+ * one outcome counter (PASS_*, DECAP_*, DROP_*), so the outcomes sum to RX.
+ * Append only; never renumber. tools/gre-decap mirrors this list by name
+ * (counter_names) for its status output.
+ */
+enum xdplb_decap_counter_id {
+	XDPLB_DECAP_CNT_RX = 0,          /* every packet the program saw */
+	XDPLB_DECAP_CNT_PASS_NOT_GRE,    /* not IPv4/IPv6 carrying GRE: untouched */
+	XDPLB_DECAP_CNT_PASS_NOT_HOST,   /* tc: frame not addressed to this host's MAC */
+	XDPLB_DECAP_CNT_PASS_GRE_OTHER,  /* GRE with flags/version set, or inner not IP: untouched */
+	XDPLB_DECAP_CNT_PASS_FRAGMENT,   /* outer IPv4 fragment: left to the kernel */
+	XDPLB_DECAP_CNT_PASS_MALFORMED,  /* outer or inner header truncated or bogus: untouched */
+	XDPLB_DECAP_CNT_PASS_ERROR,      /* the kernel refused the decap, packet untouched */
+	XDPLB_DECAP_CNT_DECAP_4IN4,      /* decapsulated: outer IPv4, inner IPv4 */
+	XDPLB_DECAP_CNT_DECAP_6IN4,      /* decapsulated: outer IPv4, inner IPv6 */
+	XDPLB_DECAP_CNT_DECAP_4IN6,      /* decapsulated: outer IPv6, inner IPv4 */
+	XDPLB_DECAP_CNT_DECAP_6IN6,      /* decapsulated: outer IPv6, inner IPv6 */
+	XDPLB_DECAP_CNT_DROP_ERROR,      /* the kernel failed half way through: dropped */
+	XDPLB_DECAP_CNT_MAX
+};
+
+/* Object names (at most 15 characters: the kernel keeps no more). */
+#define XDPLB_MAP_DECAP_COUNTERS "xdplb_decap_cnt"
+#define XDPLB_PROG_DECAP "xdplb_decap"         /* tc clsact ingress, direct-action */
+#define XDPLB_PROG_DECAP_XDP "xdplb_decap_xdp" /* XDP */
+
 #endif /* XDPLB_ABI_H */

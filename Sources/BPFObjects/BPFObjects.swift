@@ -4,6 +4,8 @@ import Foundation
 public enum BPFObjects {
     /// The XDP balancer (`bpf/balancer.bpf.c`) as an ELF object.
     public static var balancer: [UInt8] { decode(BPFObjectData.balancer) }
+    /// The backend GRE decap programs (`bpf/decap.bpf.c`: tc `xdplb_decap`, XDP `xdplb_decap_xdp`) as an ELF object.
+    public static var decap: [UInt8] { decode(BPFObjectData.decap) }
 
     private static func decode(_ base64: String) -> [UInt8] {
         guard let data = Data(base64Encoded: base64) else {

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * xdplb_decap / xdplb_decap_xdp: GRE decapsulation on a backend.
+ *
+ * The balancer sends [Ethernet][outer IPv4|IPv6][GRE, 4 bytes][inner IP packet]
+ * (bpf/encap.h). These programs strip the outer IP and GRE headers so the
+ * kernel sees the inner packet as if it had arrived on the interface as is; a
+ * VIP on `lo` then takes it, and the reply leaves with the VIP as source
+ * straight to the client (DSR). For kernels without GRE (CONFIG_NET_IPGRE
+ * unset); tools/gre-decap prefers kernel GRE where it exists.
+ *
+ * Decapsulated: outer IPv4 (no fragment) or IPv6 (GRE as the first next
+ * header), GRE flags and version all zero (RFC 2784 base header: no checksum,
+ * key or sequence number), protocol 0x0800 or 0x86DD with a matching inner
+ * version. Everything else is left untouched for the kernel.
+ *
+ *   xdplb_decap      tc clsact ingress, direct-action: TC_ACT_OK always, but
+ *                    TC_ACT_SHOT when the kernel failed half way through.
+ *   xdplb_decap_xdp  XDP: XDP_PASS always, but XDP_DROP likewise. Plain
+ *                    Ethernet only (a VLAN-tagged frame is passed untouched).
+ *
+ * Every packet counts XDPLB_DECAP_CNT_RX and exactly one outcome counter
+ * (enum xdplb_decap_counter_id in xdplb_abi.h) in xdplb_decap_cnt.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "xdplb_abi.h"
+
+/* IPv4 frag_off bits (host order; <net/ip.h> isn't a uapi header). */
+#define DECAP_IP_MF 0x2000
+#define DECAP_IP_OFFSET 0x1fff
+
+/*
+ * bpf_skb_adjust_room flags of Linux 6.3+, missing from older uapi headers
+ * (Debian 12 ships 6.1's). Values as in the kernel's enum; older kernels
+ * refuse them with -EINVAL and decap_skb falls back to bpf_skb_change_proto.
+ */
+#define DECAP_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define DECAP_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+
+/* Bytes the tc program needs in the linear area: Ethernet, the largest outer
+ * IPv4 header, GRE and the inner version byte. */
+#define DECAP_PULL_LEN (ETH_HLEN + 60 + 4 + 1)
+
+/* The 4-byte GRE base header (RFC 2784 without the optional checksum). */
+struct decap_gre {
+	__be16 flags; /* C, reserved0, version: all zero for us */
+	__be16 proto; /* inner ethertype */
+};
+
+/* What decap_parse found in a packet it will decapsulate. */
+struct decap_hdrs {
+	__u32 outer_len;   /* outer IP header + GRE: the bytes to remove */
+	__be16 inner_proto; /* ETH_P_IP | ETH_P_IPV6, network order */
+	__u8 outer_v6;
+	__u8 inner_v6;
+};
+
+/* Per-CPU counters: enum xdplb_decap_counter_id -> packets, bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_DECAP_CNT_MAX);
+	__type(key, __u32);
+	__type(value, struct xdplb_counter);
+} xdplb_decap_cnt SEC(".maps");
+
+/* One packet of `bytes` bytes (its length on entry) for counter `id`. */
+static __always_inline void decap_count(__u32 id, __u32 bytes)
+{
+	struct xdplb_counter *c = bpf_map_lookup_elem(&xdplb_decap_cnt, &id);
+
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+}
+
+/*
+ * Is [data, data_end) a GRE packet we decapsulate? Returns the outcome: one of
+ * XDPLB_DECAP_CNT_DECAP_* (and `h` filled in) or the PASS_* reason to leave it.
+ */
+static __always_inline __u32 decap_parse(void *data, void *data_end, struct decap_hdrs *h)
+{
+	struct ethhdr *eth = data;
+	struct decap_gre *gre;
+	__u8 *inner;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDPLB_DECAP_CNT_PASS_MALFORMED;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = (void *)(eth + 1);
+
+		if ((void *)(iph + 1) > data_end)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		if (iph->protocol != IPPROTO_GRE)
+			return XDPLB_DECAP_CNT_PASS_NOT_GRE;
+		if (iph->version != 4 || iph->ihl < 5)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		/* Only the reassembled packet could be decapsulated. */
+		if (iph->frag_off & bpf_htons(DECAP_IP_MF | DECAP_IP_OFFSET))
+			return XDPLB_DECAP_CNT_PASS_FRAGMENT;
+		h->outer_len = iph->ihl * 4;
+		h->outer_v6 = 0;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6h = (void *)(eth + 1);
+
+		if ((void *)(ip6h + 1) > data_end)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		/* The balancer writes GRE right after the fixed header; extension
+		 * headers are someone else's tunnel. */
+		if (ip6h->nexthdr != IPPROTO_GRE)
+			return XDPLB_DECAP_CNT_PASS_NOT_GRE;
+		if (ip6h->version != 6)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		h->outer_len = sizeof(*ip6h);
+		h->outer_v6 = 1;
+	} else {
+		return XDPLB_DECAP_CNT_PASS_NOT_GRE;
+	}
+
+	/* outer_len is 20..60 or 40: the verifier knows the range. */
+	gre = (void *)(eth + 1) + h->outer_len;
+	if ((void *)(gre + 1) > data_end)
+		return XDPLB_DECAP_CNT_PASS_MALFORMED;
+	/* Checksum, key, sequence number or version != 0: not the balancer's. */
+	if (gre->flags != 0)
+		return XDPLB_DECAP_CNT_PASS_GRE_OTHER;
+	inner = (void *)(gre + 1);
+	if ((void *)(inner + 1) > data_end)
+		return XDPLB_DECAP_CNT_PASS_MALFORMED;
+	if (gre->proto == bpf_htons(ETH_P_IP)) {
+		if ((*inner >> 4) != 4)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		h->inner_v6 = 0;
+	} else if (gre->proto == bpf_htons(ETH_P_IPV6)) {
+		if ((*inner >> 4) != 6)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		h->inner_v6 = 1;
+	} else {
+		return XDPLB_DECAP_CNT_PASS_GRE_OTHER;
+	}
+	h->inner_proto = gre->proto;
+	h->outer_len += sizeof(*gre);
+	/* 4IN4, 6IN4, 4IN6, 6IN6 follow each other in the enum. */
+	return XDPLB_DECAP_CNT_DECAP_4IN4 + h->outer_v6 * 2 + h->inner_v6;
+}
+
+/*
+ * Shrink by the outer headers with the DECAP_L3 flag of the inner family
+ * (Linux 6.3+; older kernels: -EINVAL, nothing changed). Tests/decap builds
+ * with XDPLB_DECAP_TEST_LEGACY to run the older kernels' path on a new one.
+ */
+static __always_inline long decap_adjust_l3(struct __sk_buff *skb, const struct decap_hdrs *h,
+					    __u64 flags)
+{
+#ifdef XDPLB_DECAP_TEST_LEGACY
+	return -22; /* -EINVAL, as from a kernel before 6.3 */
+#else
+	flags |= h->inner_v6 ? DECAP_ADJ_ROOM_DECAP_L3_IPV6 : DECAP_ADJ_ROOM_DECAP_L3_IPV4;
+	return bpf_skb_adjust_room(skb, -(__s32)h->outer_len, BPF_ADJ_ROOM_MAC, flags);
+#endif
+}
+
+/*
+ * Remove the outer headers of an skb: the inner packet follows the Ethernet
+ * header, skb->protocol and the ethertype name its family. Returns the
+ * outcome; sets *action to TC_ACT_SHOT when the packet is left half changed.
+ */
+static __always_inline __u32 decap_skb(struct __sk_buff *skb, const struct decap_hdrs *h,
+				       __u32 outcome, int *action)
+{
+	/* gso_size counts inner payload bytes, which don't change. */
+	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO;
+	__s32 len = h->outer_len;
+
+	/* Linux 6.3+: one call, skb->protocol set from the flag. */
+	if (!decap_adjust_l3(skb, h, flags))
+		goto fix_ethertype;
+
+	/* Older kernels: -EINVAL for the DECAP_L3 flags; nothing changed yet. */
+	if (h->inner_v6 == h->outer_v6) {
+		if (bpf_skb_adjust_room(skb, -len, BPF_ADJ_ROOM_MAC, flags))
+			return XDPLB_DECAP_CNT_PASS_ERROR;
+		return outcome;
+	}
+	/*
+	 * Across families adjust_room keeps skb->protocol and would insist on
+	 * the outer family's minimum length. bpf_skb_change_proto sets the
+	 * inner family and inserts (4 -> 6) or removes (6 -> 4) 20 bytes right
+	 * after the Ethernet header, inside the outer header we drop anyway.
+	 */
+	if (bpf_skb_change_proto(skb, h->inner_proto, 0))
+		return XDPLB_DECAP_CNT_PASS_ERROR;
+	len += h->inner_v6 ? (__s32)(sizeof(struct ipv6hdr) - sizeof(struct iphdr))
+			   : -(__s32)(sizeof(struct ipv6hdr) - sizeof(struct iphdr));
+	if (bpf_skb_adjust_room(skb, -len, BPF_ADJ_ROOM_MAC, flags)) {
+		*action = TC_ACT_SHOT;
+		return XDPLB_DECAP_CNT_DROP_ERROR;
+	}
+
+fix_ethertype:
+	/* skb->protocol is what the stack goes by; the header bytes are for
+	 * anyone looking at the frame later (packet sockets, tcpdump). */
+	if (h->inner_v6 != h->outer_v6)
+		bpf_skb_store_bytes(skb, __builtin_offsetof(struct ethhdr, h_proto),
+				    &h->inner_proto, sizeof(h->inner_proto), 0);
+	return outcome;
+}
+
+SEC("tc")
+int xdplb_decap(struct __sk_buff *skb)
+{
+	__u32 bytes = skb->len;
+	struct decap_hdrs h = {};
+	int action = TC_ACT_OK;
+	void *data, *data_end;
+	__u32 outcome;
+
+	decap_count(XDPLB_DECAP_CNT_RX, bytes);
+	/* Decapsulating someone else's frame (promiscuous mode, a bridge
+	 * port) would deliver it to us. */
+	if (skb->pkt_type != PACKET_HOST) {
+		decap_count(XDPLB_DECAP_CNT_PASS_NOT_HOST, bytes);
+		return TC_ACT_OK;
+	}
+	/* Direct access only reaches the linear part: make the headers linear
+	 * when the driver left them in fragments. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + DECAP_PULL_LEN > data_end && skb->len > data_end - data)
+		bpf_skb_pull_data(skb, skb->len < DECAP_PULL_LEN ? skb->len : DECAP_PULL_LEN);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+
+	outcome = decap_parse(data, data_end, &h);
+	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6) {
+		outcome = decap_skb(skb, &h, outcome, &action);
+		/* The flow hash (if any) was the outer one: let the kernel
+		 * recompute it from the inner packet. */
+		if (action == TC_ACT_OK)
+			bpf_set_hash_invalid(skb);
+	}
+	decap_count(outcome, bytes);
+	return action;
+}
+
+/*
+ * Remove the outer headers of an XDP frame: save the Ethernet header, move
+ * the start of the frame past the outer headers, write it back with the inner
+ * ethertype. The kernel takes the family from that ethertype on XDP_PASS.
+ */
+static __always_inline __u32 decap_xdp(struct xdp_md *ctx, const struct decap_hdrs *h,
+				       __u32 outcome, int *action)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ethhdr saved;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDPLB_DECAP_CNT_PASS_MALFORMED;
+	saved = *eth;
+	if (bpf_xdp_adjust_head(ctx, (int)h->outer_len))
+		return XDPLB_DECAP_CNT_PASS_ERROR;
+	/* adjust_head invalidated every packet pointer: re-read both ends. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end) {
+		*action = XDP_DROP;
+		return XDPLB_DECAP_CNT_DROP_ERROR;
+	}
+	saved.h_proto = h->inner_proto;
+	*eth = saved;
+	return outcome;
+}
+
+SEC("xdp")
+int xdplb_decap_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	/* Pointer minus pointer: needs a privileged loader (allow_ptr_leaks),
+	 * which attaching XDP requires anyway. */
+	__u32 bytes = (long)data_end - (long)data;
+	struct decap_hdrs h = {};
+	int action = XDP_PASS;
+	__u32 outcome;
+
+	decap_count(XDPLB_DECAP_CNT_RX, bytes);
+	outcome = decap_parse(data, data_end, &h);
+	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6)
+		outcome = decap_xdp(ctx, &h, outcome, &action);
+	decap_count(outcome, bytes);
+	return action;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
