@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Tests/lab/run.sh — the reduced ecmp-lab end to end, and its outcomes.
+#
+# Runs `ecmp-lab/run --quick --lb-nodes 2 --backends 2 --report FILE` with the
+# given xdplb binary (2 LB nodes behind ECMP, 2 backends + 1 that joins,
+# native XDP, GRE decap in BPF, real HTTP and echo servers) and asserts on the
+# JSON report:
+#   distribution     no failed connection; every backend and every LB node
+#                    within ±15% of an even share (800 connections: >4 sigma);
+#                    the same ring digest on both nodes
+#   lb_node_loss     0 broken long-lived connections; some flows really moved
+#   backend_failure  removed from both nodes' rings within fall x interval +
+#                    timeout + 2.5 s (debug build: 2.3-3.7 s measured);
+#                    0 broken connections to the other backends; no new
+#                    connection to it, none failed
+#   backend_added    changed fraction within ±25% of Maglev's 1/(M+1);
+#                    0 broken established connections
+#   agent_restart    0 broken/failed connections, 0 LB drops, program adopted
+#   drain            no new connection to the drained backend; all its
+#                    established connections finished
+# Needs root. Fixed lab names (xl-*): fails if a lab is already up.
+# Usage: Tests/lab/run.sh PATH/TO/xdplb
+set -o errexit -o nounset -o pipefail
+umask 022
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+[ $# = 1 ] || { echo "usage: Tests/lab/run.sh PATH/TO/xdplb" >&2; exit 2; }
+XDPLB=$(readlink -f "$1")
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); echo "PASS $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+finish() {
+	echo "lab: $pass passed, $fail failed"
+	[ "$fail" = 0 ]
+	exit
+}
+
+if [ "$(id -u)" != 0 ]; then
+	if [ "${CI:-}" = true ]; then bad "needs root (CI=true: not skipping)"; else echo "SKIP lab: needs root"; fi
+	finish
+fi
+[ -x "$XDPLB" ] || { bad "no xdplb binary at $1"; finish; }
+
+tmp=$(mktemp -d /tmp/xdplb-lab-test.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+report=$tmp/report.json
+
+start=$(date +%s)
+rc=0
+XDPLB=$XDPLB timeout 300 "$root/ecmp-lab/run" --quick --lb-nodes 2 --backends 2 --report "$report" >"$tmp/lab.log" 2>&1 || rc=$?
+secs=$(($(date +%s) - start))
+# The lab's own summary: one line per scenario.
+sed -n '/^==== ecmp-lab report/,/^\[lab/p' "$tmp/lab.log" | grep -v '^\[lab' | sed 's/^/    /'
+if [ -s "$report" ]; then
+	ok "lab ran with 2 LB nodes and 2 backends in ${secs}s (exit $rc) and wrote its report"
+else
+	bad "lab ran and wrote its report (exit $rc after ${secs}s)"
+	tail -n 40 "$tmp/lab.log" | sed 's/^/    /'
+	finish
+fi
+[ "$rc" = 0 ] || tail -n 60 "$tmp/lab.log" | sed 's/^/    /'
+if ip netns list | grep -q '^xl-'; then bad "lab removed its namespaces"; else ok "lab removed its namespaces"; fi
+
+# check NAME PYTHON-EXPR: the expression over the report `r` must be true;
+# the message shows the numbers it looked at.
+check() {
+	local name=$1 expr=$2 out
+	if out=$(python3 - "$report" "$expr" 2>&1 <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+expr = sys.argv[2]
+try:
+    ok = eval(expr, {"r": r, "abs": abs, "all": all, "sum": sum})
+except Exception as e:          # a missing key is a failure, shown
+    print("error: %s: %s" % (type(e).__name__, e)); sys.exit(1)
+sys.exit(0 if ok else 1)
+PY
+	); then ok "$name"; else bad "$name"; [ -z "$out" ] || echo "    $out"; fi
+}
+num() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($1)" "$report" 2>/dev/null || echo '?'; }
+
+d=distribution
+check "distribution: $(num r[\'$d\'][\'connections\']) short connections, none failed" "r['$d']['failed'] == 0 and r['$d']['connections'] >= 500"
+check "distribution: every backend within ±15% of an even share (max $(num r[\'$d\'][\'max_backend_deviation_pct\'])%)" "r['$d']['max_backend_deviation_pct'] <= 15"
+check "distribution: every LB node within ±15% of an even share (max $(num r[\'$d\'][\'max_node_deviation_pct\'])%)" "r['$d']['max_node_deviation_pct'] <= 15"
+check "distribution: the same Maglev ring digest on every node" "r['$d']['digests_equal'] is True"
+
+d=lb_node_loss
+check "lb_node_loss: 0 of $(num r[\'$d\'][\'long_lived\'][\'connections\']) long-lived connections broke ($(num r[\'$d\'][\'flows_moved_to_other_nodes_ct_miss\']) flows moved node)" \
+	"r['$d']['long_lived']['broken'] == 0 and r['$d']['long_lived']['connected'] == r['$d']['long_lived']['connections']"
+check "lb_node_loss: flows really moved to another node, and none reached the removed one" \
+	"r['$d']['flows_moved_to_other_nodes_ct_miss'] > 0 and r['$d']['lost_node_vip_packets_while_removed'] == 0"
+
+d=backend_failure
+check "backend_failure: out of every ring in $(num r[\'$d\'][\'removal_seconds_max\'])s (bound $(num r[\'$d\'][\'removal_bound_s\'])s: $(num r[\'$d\'][\'bound_formula\']))" \
+	"r['$d']['removal_seconds_max'] is not None and r['$d']['removal_seconds_max'] <= r['$d']['removal_bound_s']"
+check "backend_failure: 0 broken connections on the other backends ($(num r[\'$d\'][\'connections_on_victim\']) on the dead one broke with it)" \
+	"r['$d']['broken_on_other_backends'] == 0 and r['$d']['connections_on_victim'] > 0"
+check "backend_failure: new connections: none failed, none to the dead backend" "r['$d']['new_failed'] == 0 and r['$d']['new_to_victim'] == 0"
+
+d=backend_added
+check "backend_added: $(num r[\'$d\'][\'changed_fraction\']) of flows changed backend, Maglev ideal $(num r[\'$d\'][\'ideal_fraction\']) ±25%" \
+	"abs(r['$d']['changed_fraction'] - r['$d']['ideal_fraction']) <= 0.25 * r['$d']['ideal_fraction']"
+check "backend_added: 0 broken established connections, no probe failed" \
+	"r['$d']['long_lived']['broken'] == 0 and r['$d']['probe_failed_before'] + r['$d']['probe_failed_after'] == 0"
+
+d=agent_restart
+check "agent_restart: SIGKILL + start on each node: 0 broken long-lived, 0 failed short connections" \
+	"r['$d']['long_lived']['broken'] == 0 and r['$d']['short']['failed'] == 0 and r['$d']['short']['connections'] > 0"
+check "agent_restart: 0 packets dropped by the LB nodes ($(num r[\'$d\'][\'client_tcp_retransmits\']) client retransmits)" "r['$d']['lb_drops'] == 0"
+check "agent_restart: every agent adopted its pinned program" "r['$d']['all_adopted_same_program'] is True"
+
+d=drain
+check "drain: no new connection to the drained backend, none failed" "r['$d']['new_to_drained'] == 0 and r['$d']['new_failed'] == 0 and r['$d']['new_connections'] > 0"
+check "drain: $(num r[\'$d\'][\'finished_on_drained\'])/$(num r[\'$d\'][\'connections_on_drained\']) established connections on it finished" \
+	"r['$d']['connections_on_drained'] > 0 and r['$d']['finished_on_drained'] == r['$d']['connections_on_drained'] and r['$d']['long_lived']['broken'] == 0"
+
+finish

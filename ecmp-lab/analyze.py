@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""Numbers of the lab's scenarios (stdlib only; reads files, sends nothing).
+
+    analyze.py SCENARIO --dir DIR --out FILE.json
+        DIR holds what the scenario script collected: meta.tsv (KEY<TAB>VALUE),
+        the traffic client's JSON (short.json, long.json, probe0/1.json) and
+        snapshots of every node's `xdplb status --json` / `xdplb stats --json`
+        ({"1": {...}, "2": {...}}). Prints the scenario's numbers and writes
+        them as one JSON object with "name", "ok" and "goals".
+    analyze.py report --dir REPORTDIR [--out FILE.json] ...
+        Prints the summary of every scenario and writes the whole report.
+"""
+import argparse
+import collections
+import json
+import os
+import sys
+
+
+# ---- inputs -----------------------------------------------------------------
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_meta(d):
+    meta = {}
+    path = os.path.join(d, "meta.tsv")
+    if os.path.exists(path):
+        for line in open(path):
+            k, _, v = line.rstrip("\n").partition("\t")
+            for conv in (int, float):
+                try:
+                    v = conv(v)
+                    break
+                except ValueError:
+                    pass
+            meta[k] = v
+    return meta
+
+
+def short_summary(path):
+    d = load(path)
+    conns = d["conns"]
+    ok = [c for c in conns if c.get("ok")]
+    errors = collections.Counter(c.get("error", "?") for c in conns if not c.get("ok"))
+    by_backend = collections.Counter(c["backend"] for c in ok)
+    return {
+        "connections": len(conns),
+        "ok": len(ok),
+        "failed": len(conns) - len(ok),
+        "errors": dict(errors.most_common(5)),
+        "by_backend": dict(sorted(by_backend.items(), key=lambda kv: natural(kv[0]))),
+        "seconds": d.get("seconds"),
+        "median_ms": median([c["ms"] for c in ok]),
+    }
+
+
+def long_summary(path):
+    d = load(path)
+    conns = d["conns"]
+    by_backend = {}
+    for c in conns:
+        b = by_backend.setdefault(c["backend"] or "(none)", {"connections": 0, "broken": 0})
+        b["connections"] += 1
+        b["broken"] += 1 if c["broken"] else 0
+    reasons = collections.Counter(c["broken"] for c in conns if c["broken"])
+    gaps = [c["max_gap"] for c in conns if c["connected"]]
+    return {
+        "connections": len(conns),
+        "connected": sum(1 for c in conns if c["connected"]),
+        "broken": sum(1 for c in conns if c["broken"]),
+        "broken_reasons": dict(reasons.most_common(5)),
+        "lines_answered": sum(c["received"] for c in conns),
+        "max_reply_gap_s": round(max(gaps), 3) if gaps else None,
+        "stalled_over_1s": sum(1 for g in gaps if g > 1.0),
+        "by_backend": dict(sorted(by_backend.items(), key=lambda kv: natural(kv[0]))),
+        "sending_seconds": d.get("sending_seconds"),
+        "interval_s": d.get("interval"),
+    }, d
+
+
+def stats_delta(a, b):
+    """Per node: counter deltas, VIP and backend packet deltas."""
+    out = {}
+    for node in sorted(b, key=int):
+        na, nb = a.get(node, {}), b[node]
+        def delta(section):
+            pa = na.get(section, {})
+            return {k: int(v["packets"] - pa.get(k, {}).get("packets", 0)) for k, v in nb.get(section, {}).items()}
+        out[node] = {"counters": delta("counters"), "vips": delta("vips"), "backends": delta("backends")}
+    return out
+
+
+def drops(node_delta):
+    return sum(v for k, v in node_delta["counters"].items() if k.startswith("drop_"))
+
+
+def natural(s):
+    head = s.rstrip("0123456789")
+    tail = s[len(head):]
+    return (head, int(tail) if tail else -1)
+
+
+def median(xs):
+    xs = sorted(xs)
+    return round(xs[len(xs) // 2], 2) if xs else None
+
+
+def pct_dev(count, expected):
+    return round(100.0 * (count - expected) / expected, 2) if expected else None
+
+
+def goal(name, ok, value, target):
+    return {"goal": name, "ok": bool(ok), "value": value, "target": target}
+
+
+def finish(name, result, goals, out):
+    result = {"name": name, "ok": all(g["ok"] for g in goals), "goals": goals, **result}
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=False)
+    for g in goals:
+        print("  %-4s %s: %s (goal %s)" % ("ok" if g["ok"] else "MISS", g["goal"], g["value"], g["target"]))
+    return result
+
+
+def say(fmt, *a):
+    print("  " + (fmt % a if a else fmt))
+
+
+# ---- scenarios --------------------------------------------------------------
+
+def distribution(d, m, out):
+    short = short_summary(os.path.join(d, "short.json"))
+    nb, nn, tol = m["backends"], m["lb_nodes"], m["tolerance_pct"]
+    per_backend = {"be%d" % i: short["by_backend"].get("be%d" % i, 0) for i in range(1, nb + 1)}
+    exp_b = short["ok"] / nb
+    delta = stats_delta(load(os.path.join(d, "stats0.json")), load(os.path.join(d, "stats1.json")))
+    per_node = {"lb" + n: v["counters"].get("new_flow", 0) for n, v in delta.items()}
+    exp_n = sum(per_node.values()) / nn if nn else 0
+    status = load(os.path.join(d, "status.json"))
+    digests = collections.defaultdict(set)
+    for s in status.values():
+        for v in s["vips"]:
+            digests[v["name"]].add(v["digest"])
+    # Backends by family, from the connection records.
+    fam = collections.defaultdict(collections.Counter)
+    for c in load(os.path.join(d, "short.json"))["conns"]:
+        if c.get("ok"):
+            fam["ipv6" if ":" in c["dst"] else "ipv4"][c["backend"]] += 1
+    dev_b = max(abs(pct_dev(c, exp_b)) for c in per_backend.values()) if exp_b else None
+    dev_n = max(abs(pct_dev(c, exp_n)) for c in per_node.values()) if exp_n else None
+    say("%d short connections (%d ok, %d failed) in %.1f s, median %.1f ms",
+        short["connections"], short["ok"], short["failed"], short["seconds"] or 0, short["median_ms"] or 0)
+    say("per backend (even share %.0f): %s", exp_b,
+        "  ".join("%s %d (%+.1f%%)" % (b, c, pct_dev(c, exp_b)) for b, c in per_backend.items()))
+    say("per LB node, SYNs taking the ring (even share %.0f): %s", exp_n,
+        "  ".join("%s %d (%+.1f%%)" % (n, c, pct_dev(c, exp_n)) for n, c in per_node.items()))
+    say("ring digests equal on every node: %s", all(len(v) == 1 for v in digests.values()))
+    res = {
+        "connections": short["connections"], "ok_connections": short["ok"], "failed": short["failed"],
+        "errors": short["errors"], "seconds": short["seconds"],
+        "per_backend": per_backend, "even_share_backend": round(exp_b, 1), "max_backend_deviation_pct": dev_b,
+        "per_backend_by_family": {k: dict(sorted(v.items(), key=lambda kv: natural(kv[0]))) for k, v in fam.items()},
+        "per_lb_node_syns": per_node, "even_share_node": round(exp_n, 1), "max_node_deviation_pct": dev_n,
+        "lb_node_syns_total": sum(per_node.values()),
+        "digests_equal": all(len(v) == 1 for v in digests.values()),
+        "digests": {k: sorted(v) for k, v in digests.items()},
+        "tolerance_pct": tol,
+    }
+    goals = [
+        goal("failed connections", short["failed"] == 0, short["failed"], 0),
+        goal("max backend deviation from even share (%)", dev_b is not None and dev_b <= tol, dev_b, "<= %s" % tol),
+        goal("max LB node deviation from even share (%)", dev_n is not None and dev_n <= tol, dev_n, "<= %s" % tol),
+        goal("same ring digests on every node", res["digests_equal"], res["digests_equal"], True),
+    ]
+    return finish("distribution", res, goals, out)
+
+
+def lb_node_loss(d, m, out):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    s0, s1, s2 = (load(os.path.join(d, "stats%d.json" % i)) for i in range(3))
+    during, after = stats_delta(s0, s1), stats_delta(s1, s2)
+    removed = stats_delta(load(os.path.join(d, "stats0b.json")), s1)
+    lost = str(m["lost_node"])
+    vip_pk = lambda nd: sum(nd["vips"].values())
+    moved = sum(v["counters"].get("ct_miss", 0) for n, v in during.items() if n != lost)
+    back = sum(v["counters"].get("ct_miss", 0) for v in after.values())
+    res = {
+        "method": m["method"], "lost_node": "lb" + lost, "route_during": m.get("route_during"),
+        "route_after": m.get("route_after"), "removed_for_s": round(m["t_restore"] - m["t_remove"], 2),
+        "long_lived": ls,
+        "lost_node_vip_packets_while_removed": vip_pk(removed[lost]),
+        "flows_moved_to_other_nodes_ct_miss": moved,
+        "ct_miss_after_restore": back,
+        "vip_packets_per_node_while_removed": {"lb" + n: vip_pk(v) for n, v in removed.items()},
+        "lb_drops": sum(drops(v) for v in during.values()) + sum(drops(v) for v in after.values()),
+    }
+    say("%d long-lived connections (%d up), %d lines answered, lb%s removed from ECMP for %.1f s then restored",
+        ls["connections"], ls["connected"], ls["lines_answered"], lost, res["removed_for_s"])
+    say("while removed: VIP packets per node %s; flows that moved to other nodes (their ct_miss): %d",
+        res["vip_packets_per_node_while_removed"], moved)
+    say("broken: %d %s; max reply gap %.2f s", ls["broken"], ls["broken_reasons"] or "", ls["max_reply_gap_s"] or 0)
+    goals = [
+        goal("connections up", ls["connected"] == ls["connections"], ls["connected"], ls["connections"]),
+        goal("broken connections", ls["broken"] == 0, ls["broken"], 0),
+        goal("flows moved by the removal (else nothing was tested)", moved > 0, moved, "> 0"),
+        goal("VIP packets reaching the removed node", res["lost_node_vip_packets_while_removed"] == 0,
+             res["lost_node_vip_packets_while_removed"], 0),
+    ]
+    return finish("lb_node_loss", res, goals, out)
+
+
+def backend_failure(d, m, out):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    short = short_summary(os.path.join(d, "short.json"))
+    victim = m["victim"]
+    removal = {}
+    for name in sorted(os.listdir(d)):
+        if name.startswith("removed-"):
+            v = open(os.path.join(d, name)).read().strip()
+            removal["lb" + name.split("-")[1]] = float(v) if v != "fail" else None
+    worst = None if None in removal.values() or not removal else max(removal.values())
+    bound = m["hc_fall"] * m["hc_interval_ms"] / 1000 + m["hc_timeout_ms"] / 1000 + m["slack_s"]
+    others_broken = sum(v["broken"] for b, v in ls["by_backend"].items() if b != victim)
+    victim_ls = ls["by_backend"].get(victim, {"connections": 0, "broken": 0})
+    to_victim = short["by_backend"].get(victim, 0)
+    res = {
+        "victim": victim,
+        "removal_seconds_per_node": removal, "removal_seconds_max": worst,
+        "removal_bound_s": round(bound, 3),
+        "bound_formula": "fall x interval + timeout + %.1f s (%d x %d ms + %d ms)" % (
+            m["slack_s"], m["hc_fall"], m["hc_interval_ms"], m["hc_timeout_ms"]),
+        "back_in_ring_after_restart_s": m.get("back_seconds"),
+        "long_lived": ls,
+        "broken_on_victim": victim_ls["broken"], "connections_on_victim": victim_ls["connections"],
+        "broken_on_other_backends": others_broken,
+        "new_connections_after_removal": short["connections"], "new_failed": short["failed"],
+        "new_to_victim": to_victim, "new_by_backend": short["by_backend"],
+    }
+    say("%s killed: out of every ring after %s s (per node %s; bound %.2f s = %s)",
+        victim, worst, removal, bound, res["bound_formula"])
+    say("long-lived: %d on %s (%d broke with it, expected), %d on other backends broke",
+        victim_ls["connections"], victim, victim_ls["broken"], others_broken)
+    say("new connections after removal: %d, failed %d, to %s %d; back in the ring %s s after restart",
+        short["connections"], short["failed"], victim, to_victim, m.get("back_seconds"))
+    goals = [
+        goal("removal time (s)", worst is not None and worst <= bound, worst, "<= %.2f" % bound),
+        goal("broken connections on other backends", others_broken == 0, others_broken, 0),
+        goal("new connections failed", short["failed"] == 0, short["failed"], 0),
+        goal("new connections to the dead backend", to_victim == 0, to_victim, 0),
+        goal("connections on the victim (else nothing was tested)", victim_ls["connections"] > 0,
+             victim_ls["connections"], "> 0"),
+    ]
+    return finish("backend_failure", res, goals, out)
+
+
+def flow_key(c):
+    return (c["src"], c["sport"], c["dst"], c["port"])
+
+
+def backend_added(d, m, out):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    p0 = {flow_key(c): c for c in load(os.path.join(d, "probe0.json"))["conns"] if c.get("ok")}
+    p1 = {flow_key(c): c for c in load(os.path.join(d, "probe1.json"))["conns"] if c.get("ok")}
+    s0, s1 = short_summary(os.path.join(d, "probe0.json")), short_summary(os.path.join(d, "probe1.json"))
+    both = [k for k in p0 if k in p1]
+    new = m["new_backend"]
+    changed = [k for k in both if p0[k]["backend"] != p1[k]["backend"]]
+    to_new = sum(1 for k in changed if p1[k]["backend"] == new)
+    frac = len(changed) / len(both) if both else None
+    ideal = 1.0 / m["backends_after"]
+    tol = m["tolerance_rel"] * ideal
+    res = {
+        "backends_before": m["backends_before"], "backends_after": m["backends_after"], "new_backend": new,
+        "reload_to_ring_seconds": m.get("reload_to_ring_seconds"),
+        "probe_flows": len(both), "probe_failed_before": s0["failed"], "probe_failed_after": s1["failed"],
+        "changed_backend": len(changed), "changed_fraction": round(frac, 4) if frac is not None else None,
+        "ideal_fraction": round(ideal, 4), "tolerance": round(tol, 4),
+        "moved_to_new_backend": to_new, "moved_between_old_backends": len(changed) - to_new,
+        "after_by_backend": s1["by_backend"],
+        "long_lived": ls,
+    }
+    say("%d fixed flows before/after %s joined: %d changed backend = %.3f (Maglev ideal 1/%d = %.3f); "
+        "%d to %s, %d between old backends",
+        len(both), new, len(changed), frac or 0, m["backends_after"], ideal, to_new, new, len(changed) - to_new)
+    say("reload to ring on every node: %s s; long-lived: %d connections, %d broken",
+        m.get("reload_to_ring_seconds"), ls["connections"], ls["broken"])
+    goals = [
+        goal("probe flows failed", s0["failed"] + s1["failed"] == 0, s0["failed"] + s1["failed"], 0),
+        goal("changed fraction vs ideal", frac is not None and abs(frac - ideal) <= tol,
+             res["changed_fraction"], "%.3f +- %.3f" % (ideal, tol)),
+        goal("broken established connections", ls["broken"] == 0, ls["broken"], 0),
+    ]
+    return finish("backend_added", res, goals, out)
+
+
+def agent_restart(d, m, out):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    short = short_summary(os.path.join(d, "short.json"))
+    delta = stats_delta(load(os.path.join(d, "stats0.json")), load(os.path.join(d, "stats1.json")))
+    nodes = sorted(delta, key=int)
+    restarts = {"lb" + n: {"seconds": m.get("restart_seconds_" + n), "program_before": m.get("prog_before_" + n),
+                           "program_after": m.get("prog_after_" + n), "up_mode": m.get("up_mode_" + n)}
+                for n in nodes}
+    adopted = all(r["program_before"] == r["program_after"] and r["up_mode"] == "adopted" for r in restarts.values())
+    lb_drops = sum(drops(v) for v in delta.values())
+    no_neigh = sum(v["counters"].get("pass_no_neigh", 0) for v in delta.values())
+    retrans = m["retrans1"] - m["retrans0"]
+    res = {
+        "restarts": restarts, "all_adopted_same_program": adopted,
+        "long_lived": ls, "short": short,
+        "lb_drops": lb_drops, "lb_pass_no_neigh": no_neigh,
+        "vip_packets": sum(sum(v["vips"].values()) for v in delta.values()),
+        "client_tcp_retransmits": retrans,
+    }
+    say("agents SIGKILLed and restarted in turn: %s",
+        "  ".join("%s %.2fs (%s, prog %s->%s)" % (n, r["seconds"] or -1, r["up_mode"], r["program_before"],
+                                                 r["program_after"]) for n, r in restarts.items()))
+    say("meanwhile: %d long-lived connections (%d broken, %d lines), %d short (%d failed); "
+        "%d VIP packets, LB drops %d, client TCP retransmits %d",
+        ls["connections"], ls["broken"], ls["lines_answered"], short["connections"], short["failed"],
+        res["vip_packets"], lb_drops, retrans)
+    goals = [
+        goal("broken long-lived connections", ls["broken"] == 0, ls["broken"], 0),
+        goal("failed short connections", short["failed"] == 0, short["failed"], 0),
+        goal("packets dropped by LB nodes", lb_drops == 0, lb_drops, 0),
+        goal("every agent adopted the pinned program", adopted, adopted, True),
+    ]
+    return finish("agent_restart", res, goals, out)
+
+
+def drain(d, m, out):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    short = short_summary(os.path.join(d, "short.json"))
+    victim = m["victim"]
+    end = (raw.get("sending_from") or 0) + (raw.get("sending_seconds") or 0)
+    on_victim = [c for c in raw["conns"] if c["backend"] == victim]
+    finished = [c for c in on_victim if not c["broken"] and c["received"] == c["sent"]
+                and (c["last_reply_at"] or 0) >= end - 1.0]
+    status = load(os.path.join(d, "status_drained.json"))
+    drained_everywhere = all(b["slots"] == 0 and b["weight"] == 0 for s in status.values() for v in s["vips"]
+                             for b in v["backends"] if b["address"] in (m["victim_v4"], m["victim_v6"]))
+    to_victim = short["by_backend"].get(victim, 0)
+    res = {
+        "victim": victim,
+        "drained_on_every_node": drained_everywhere,
+        "long_lived": ls,
+        "connections_on_drained": len(on_victim),
+        "finished_on_drained": len(finished),
+        "seconds_after_drain": round(end - m["t_drain"], 2) if raw.get("sending_from") else None,
+        "new_connections": short["connections"], "new_failed": short["failed"],
+        "new_to_drained": to_victim, "new_by_backend": short["by_backend"],
+        "undrain_to_ring_seconds": m.get("undrain_seconds"),
+    }
+    say("%s drained on every node: %d of its %d long-lived connections kept working to the end (%.1f s after the drain)",
+        victim, len(finished), len(on_victim), res["seconds_after_drain"] or 0)
+    say("new connections after the drain: %d, failed %d, to %s %d; by backend %s",
+        short["connections"], short["failed"], victim, to_victim, short["by_backend"])
+    goals = [
+        goal("established connections on the drained backend that finished", len(finished) == len(on_victim) > 0,
+             "%d/%d" % (len(finished), len(on_victim)), "all, > 0"),
+        goal("broken connections (any backend)", ls["broken"] == 0, ls["broken"], 0),
+        goal("new connections to the drained backend", to_victim == 0, to_victim, 0),
+        goal("new connections failed", short["failed"] == 0, short["failed"], 0),
+    ]
+    return finish("drain", res, goals, out)
+
+
+# ---- the whole report -------------------------------------------------------
+
+def report(a):
+    order = a.order.split(",")
+    out = {"lab": {"lb_nodes": a.lb_nodes, "backends": a.backends, "quick": a.quick == "1",
+                   "xdplb": a.xdplb, "kernel": os.uname().release, "seconds": float(a.seconds)}}
+    print("==== ecmp-lab report: %d LB nodes, %d backends%s, %.0f s ====" % (
+        a.lb_nodes, a.backends, " (quick)" if a.quick == "1" else "", float(a.seconds)))
+    for name in order:
+        path = os.path.join(a.dir, name + ".json")
+        r = load(path) if os.path.exists(path) else {"name": name, "ok": False, "error": "no result"}
+        out[name] = r
+        line = key_numbers(name, r)
+        print("%-16s %-4s %s" % (name, "ok" if r.get("ok") else "MISS", line))
+    out["ok"] = all(out[n].get("ok") for n in order)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(out, f, indent=2)
+    return 0
+
+
+def key_numbers(name, r):
+    if "error" in r and len(r) <= 3:
+        return r["error"]
+    try:
+        if name == "distribution":
+            return "%d conns; backends %s (max dev %.1f%%); LB nodes %s (max dev %.1f%%)" % (
+                r["connections"], "/".join(str(v) for v in r["per_backend"].values()), r["max_backend_deviation_pct"],
+                "/".join(str(v) for v in r["per_lb_node_syns"].values()), r["max_node_deviation_pct"])
+        if name == "lb_node_loss":
+            return "%d long-lived, %s removed: %d flows moved, %d broken" % (
+                r["long_lived"]["connections"], r["lost_node"], r["flows_moved_to_other_nodes_ct_miss"],
+                r["long_lived"]["broken"])
+        if name == "backend_failure":
+            return "%s out of the rings in %s s (bound %.2f); %d broken on other backends; %d new to it" % (
+                r["victim"], r["removal_seconds_max"], r["removal_bound_s"], r["broken_on_other_backends"],
+                r["new_to_victim"])
+        if name == "backend_added":
+            return "%.3f of flows changed backend (ideal %.3f); %d moved between old; %d broken" % (
+                r["changed_fraction"] or 0, r["ideal_fraction"], r["moved_between_old_backends"],
+                r["long_lived"]["broken"])
+        if name == "agent_restart":
+            return "%d restarts: %d long broken, %d short failed, %d LB drops, %d retransmits" % (
+                len(r["restarts"]), r["long_lived"]["broken"], r["short"]["failed"], r["lb_drops"],
+                r["client_tcp_retransmits"])
+        if name == "drain":
+            return "%d/%d drained-backend connections finished; %d new to it, %d failed" % (
+                r["finished_on_drained"], r["connections_on_drained"], r["new_to_drained"], r["new_failed"])
+    except (KeyError, TypeError) as e:
+        return "(incomplete: %s)" % e
+    return ""
+
+
+if __name__ == "__main__":
+    scen = {"distribution": distribution, "lb_node_loss": lb_node_loss, "backend_failure": backend_failure,
+            "backend_added": backend_added, "agent_restart": agent_restart, "drain": drain}
+    p = argparse.ArgumentParser(description="xdplb lab report")
+    p.add_argument("what", choices=sorted(scen) + ["report"])
+    p.add_argument("--dir", required=True)
+    p.add_argument("--out")
+    p.add_argument("--lab")
+    p.add_argument("--lb-nodes", type=int, default=0)
+    p.add_argument("--backends", type=int, default=0)
+    p.add_argument("--quick", default="0")
+    p.add_argument("--xdplb", default="")
+    p.add_argument("--seconds", default="0")
+    p.add_argument("--order", default=",".join(scen))
+    a = p.parse_args()
+    if a.what == "report":
+        sys.exit(report(a))
+    r = scen[a.what](a.dir, read_meta(a.dir), a.out)
+    sys.exit(0)

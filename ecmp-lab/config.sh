@@ -1,0 +1,104 @@
+# ecmp-lab/config.sh — names, subnets and sizes of the lab (sourced by run).
+#
+# Every name starts with $LAB_PREFIX and every address derives from a role
+# index, so two runs build the same lab. Nothing here touches the system.
+#
+#   xl-client ── xl-rtr ──┬── xl-lb1 … xl-lbN     (one veth each, MTU 1600)
+#   (MTU 1500)            └── xl-be1 … xl-beM+1   (one veth each, MTU 1600)
+#
+# The router holds an ECMP route for each VIP over the LB nodes. The LB nodes
+# send GRE back out their only interface (XDP_TX) to the router, which forwards
+# it to the backend; backends answer the client directly (DSR) via the router.
+# Backend M+1 runs from the start but joins the VIPs only in backend_added.
+
+LAB_PREFIX=xl-
+MAX_NAMELEN=15                        # IFNAMSIZ - 1
+
+# Sizes (ecmp-lab/run --lb-nodes / --backends; --quick lowers the traffic sizes).
+LB_NODES=${LB_NODES:-3}
+BACKENDS=${BACKENDS:-4}
+CLIENT_ADDRS=4                        # source addresses of the client (v4 and v6 each)
+
+# Namespaces
+NS_CLIENT=${LAB_PREFIX}client
+NS_ROUTER=${LAB_PREFIX}rtr
+ns_lb() { echo "${LAB_PREFIX}lb$1"; }
+ns_be() { echo "${LAB_PREFIX}be$1"; }
+
+# Interfaces: <node>-<peer>; the router's side is xl-rtr-<node>.
+IF_CLIENT=${LAB_PREFIX}cl-rtr
+IF_RTR_CLIENT=${LAB_PREFIX}rtr-cl
+if_lb() { echo "${LAB_PREFIX}lb$1-rtr"; }
+if_rtr_lb() { echo "${LAB_PREFIX}rtr-lb$1"; }
+if_be() { echo "${LAB_PREFIX}be$1-rtr"; }
+if_rtr_be() { echo "${LAB_PREFIX}rtr-be$1"; }
+
+# VIPs and services
+VIP4=10.100.0.1
+VIP6=fd00:100::1
+HTTP_PORT=80
+ECHO_PORT=7
+
+# Client link: 10.98.0.0/24, fd00:98::/64; router .1, client .2 … .(1+CLIENT_ADDRS)
+RTR_CLIENT4=10.98.0.1
+RTR_CLIENT6=fd00:98::1
+client4() { echo "10.98.0.$((1 + $1))"; }
+client6() { echo "fd00:98::$((1 + $1))"; }
+
+# LB node i: 10.97.i.0/24, fd00:97:i::/64; router .1, node .2
+rtr_lb4() { echo "10.97.$1.1"; }
+rtr_lb6() { echo "fd00:97:$1::1"; }
+lb4() { echo "10.97.$1.2"; }
+lb6() { echo "fd00:97:$1::2"; }
+
+# Backend i: 10.96.i.0/24, fd00:96:i::/64; router .1, backend .2
+rtr_be4() { echo "10.96.$1.1"; }
+rtr_be6() { echo "fd00:96:$1::1"; }
+be4() { echo "10.96.$1.2"; }
+be6() { echo "fd00:96:$1::2"; }
+
+# Links: the client's stays at 1500; LB and backend links carry GRE (+24/+44).
+MTU_CLIENT=1500
+MTU_CORE=1600
+PATH_MTU=1600
+
+# Agents: the same hash seed on every node (decision 1 + 2 of DESIGN.md).
+HASH_SEED=0x5eed
+LRU_SIZE=65536
+ADMIN=127.0.0.1:9180                 # each namespace has its own loopback
+bpffs_lb() { echo "/sys/fs/bpf/xdplb-lab-lb$1"; }
+# Health checks: removal takes at most fall x interval + timeout (+ scheduling).
+HC_INTERVAL_MS=500
+HC_TIMEOUT_MS=250
+HC_RISE=2
+HC_FALL=3
+# Added to fall x interval + timeout for the removal bound: probe phase (the
+# first failing probe comes up to one interval after the failure), the
+# agent's reconcile (rebuilding a 65537-slot ring per VIP: ~0.1-0.5 s each
+# in a debug build on 2 busy cores, milliseconds in a release build) and the
+# status polling. Measured with the debug build: removal after 2.3-3.7 s.
+HC_SLACK_S=2.5
+
+# Where the lab keeps its state (one lab at a time: names are fixed).
+LAB_STATE_DIR=${LAB_STATE_DIR:-/run/xdplb-ecmp-lab}
+
+# Traffic sizes, full run and --quick.
+set_sizes() {
+	if [ "${LAB_QUICK:-0}" = 1 ]; then
+		DIST_CONNS=800         # short connections in distribution (v4 + v6)
+		LONG_CONNS=60          # long-lived connections per scenario
+		LONG_INTERVAL=0.1      # seconds between messages on one connection
+		PROBE_FLOWS=600        # fixed flows probed before/after backend_added
+		SHORT_CONNS=200        # short connections during a change
+		CONCURRENCY=16
+		PHASE=2                # seconds of traffic before/after an action
+	else
+		DIST_CONNS=3000
+		LONG_CONNS=240
+		LONG_INTERVAL=0.1
+		PROBE_FLOWS=2000
+		SHORT_CONNS=600
+		CONCURRENCY=24
+		PHASE=4
+	fi
+}

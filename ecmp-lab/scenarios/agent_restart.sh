@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Scenario 5, agent restart: while long-lived connections and a steady stream
+# of short ones run, the agent of every LB node in turn is SIGKILLed and
+# started again (it adopts the pinned program and maps: same program id).
+# Goals: 0 broken or failed connections, 0 packets dropped by the LB nodes
+# (drop_* counters); client TCP retransmissions are reported alongside.
+set -o errexit -o nounset -o pipefail
+umask 077
+LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
+. "$LAB_DIR/config.sh"
+. "$LAB_DIR/lib.sh"
+scenario_begin agent_restart
+
+prog_id() { status_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['node']; print(d['program_id'] if 'program_id' in d else d['programId'])"; }
+up_mode() { status_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['node']; print(d.get('up_mode', d.get('upMode')))"; }
+
+secs=$((LB_NODES * 3 + 2 * PHASE))
+long_start long "$secs"
+snapshot_stats "$SC/stats0.json"
+meta retrans0 "$(client_retrans)"
+# Short connections at a steady rate over the same time, in the background.
+ip netns exec "$NS_CLIENT" timeout $((secs + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
+	--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
+	--rate "$(python3 -c "print($SHORT_CONNS / $secs)")" --max-seconds $((secs + 30)) --out "$SC/short.json" >"$SC/short.log" 2>&1 &
+short_pid=$!
+record_pid "short-$SC_NAME" "$short_pid"
+SC_PIDS+=("$short_pid")
+sleep "$PHASE"
+for ((i = 1; i <= LB_NODES; i++)); do
+	before=$(prog_id "$i")
+	t0=$(now)
+	kill_agent "$i"
+	start_agent "$i"
+	meta "restart_seconds_$i" "$(elapsed "$t0" "$(now)")"
+	meta "prog_before_$i" "$before"
+	meta "prog_after_$i" "$(prog_id "$i")"
+	meta "up_mode_$i" "$(up_mode "$i")"
+	sleep 1
+done
+wait "$short_pid" || warn "short traffic exited with $?"
+long_wait
+meta retrans1 "$(client_retrans)"
+snapshot_stats "$SC/stats1.json"
+analyze

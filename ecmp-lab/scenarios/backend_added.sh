@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Scenario 4, backend added: backend M+1 joins every VIP on every node
+# (config rewritten, `xdplb reload`) while long-lived connections run. The same
+# PROBE_FLOWS fixed flows (source address and port) are sent before and after:
+# the fraction that changes backend is compared with Maglev's ideal 1/(M+1)
+# (only flows now owned by the new backend should move). Goal: 0 broken
+# established connections (conntrack keeps them on their backend).
+set -o errexit -o nounset -o pipefail
+umask 077
+LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
+. "$LAB_DIR/config.sh"
+. "$LAB_DIR/lib.sh"
+scenario_begin backend_added
+
+old=$(active_backends)
+new=$((old + 1))
+[ "$new" -le $((BACKENDS + 1)) ] || die "backend_added already ran (the VIPs list $old backends; the lab has $((BACKENDS + 1)))"
+meta backends_before "$old"
+meta backends_after "$new"
+meta new_backend "be$new"
+meta tolerance_rel 0.25
+sport_base=20000
+
+long_start long $((2 * PHASE + 8))
+short_conns "$SC/probe0.json" "$PROBE_FLOWS" --sport-base "$sport_base" >"$SC/probe0.log"
+t0=$(now)
+echo "$new" >"$LAB_STATE_DIR/active_backends"
+for ((i = 1; i <= LB_NODES; i++)); do
+	write_config "$i" "$new"
+	lbx "$i" reload
+done
+t=$(wait_until 30 all_healthy) || die "be$new not healthy in every node's ring within 30 s"
+meta reload_to_ring_seconds "$t"
+sleep 1
+short_conns "$SC/probe1.json" "$PROBE_FLOWS" --sport-base "$sport_base" >"$SC/probe1.log"
+long_wait
+analyze

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Scenario 6, drain: `xdplb drain` backend 2 (both addresses) on every node
+# while long-lived connections run. Its established connections keep working
+# to their end (conntrack keeps draining backends' flows); new connections
+# avoid it. Afterwards it is undrained.
+set -o errexit -o nounset -o pipefail
+umask 077
+LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
+. "$LAB_DIR/config.sh"
+. "$LAB_DIR/lib.sh"
+scenario_begin drain
+
+victim=2
+meta victim "be$victim"
+meta victim_v4 "$(be4 $victim)"
+meta victim_v6 "$(be6 $victim)"
+meta backends "$(active_backends)"
+
+long_start long $((2 * PHASE + 3))
+sleep "$PHASE"
+meta t_drain "$(now)"
+for ((i = 1; i <= LB_NODES; i++)); do
+	lbx "$i" drain "$(be4 $victim)" >>"$SC/drain.log"
+	lbx "$i" drain "$(be6 $victim)" >>"$SC/drain.log"
+done
+snapshot_status "$SC/status_drained.json"
+short_conns "$SC/short.json" "$SHORT_CONNS" >"$SC/short.log"
+long_wait
+for ((i = 1; i <= LB_NODES; i++)); do
+	lbx "$i" undrain "$(be4 $victim)" >>"$SC/drain.log"
+	lbx "$i" undrain "$(be6 $victim)" >>"$SC/drain.log"
+done
+t=$(wait_until 10 all_healthy) && meta undrain_seconds "$t" || meta undrain_seconds -1
+analyze
