@@ -40,13 +40,14 @@ public actor Agent {
     private var pendingReconcile = false
 
     /// Brings up the data plane for the config at `configPath` (load or adopt) and fills it.
-    public init(configPath: String, logger: Logger) async throws {
+    /// - Parameter objectPath: a balancer ELF object to run instead of the embedded one (upgrades, tests).
+    public init(configPath: String, objectPath: String? = nil, logger: Logger) async throws {
         self.logger = logger
         self.configPath = configPath
         let cfg: XdplbConfig
         do { cfg = try ConfigLoader.load(path: configPath) } catch { throw AgentError(error.description) }
         config = cfg
-        dataPlane = try PinnedDataPlane.up(node: cfg.node, logger: logger)
+        dataPlane = try PinnedDataPlane.up(node: cfg.node, objectPath: objectPath, logger: logger)
         controller = DataPlaneController(maps: dataPlane.maps)
         let adopted = try controller.adopt()
         if adopted.backends > 0 || adopted.vips > 0 {

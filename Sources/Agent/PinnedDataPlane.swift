@@ -41,7 +41,8 @@ public final class PinnedDataPlane: @unchecked Sendable {
 
     /// Loads or adopts the pinned balancer for `node` and makes sure it is attached.
     /// - Throws: `BPFError` (verifier, attach, or a pinned link on another interface).
-    public static func up(node: NodeConfig, logger: Logger) throws(BPFError) -> PinnedDataPlane {
+    /// - Parameter objectPath: load the balancer from this ELF file instead of the embedded one.
+    public static func up(node: NodeConfig, objectPath: String? = nil, logger: Logger) throws(BPFError) -> PinnedDataPlane {
         let dir = node.bpffs
         try BPFFS.ensureMounted()
         try BPFFS.makeDirectory(dir)
@@ -56,7 +57,14 @@ public final class PinnedDataPlane: @unchecked Sendable {
             ])
             lruSize = Int(ct.info.maxEntries)
         }
-        let balancer = try Balancer(lruSize: lruSize, reusing: reusing)
+        var elf: [UInt8]?
+        if let objectPath {
+            guard let data = FileManager.default.contents(atPath: objectPath) else {
+                throw BPFError("read balancer object \(objectPath)", errno: ENOENT)
+            }
+            elf = [UInt8](data)
+        }
+        let balancer = try Balancer(lruSize: lruSize, reusing: reusing, elf: elf)
         for (name, map) in balancer.maps.all where reusing[name] == nil {
             try map.pin(at: "\(dir)/\(name)")
         }

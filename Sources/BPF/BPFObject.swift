@@ -1,4 +1,5 @@
 import CXdplb
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,6 +39,15 @@ public final class BPFObject {
         }
         image = buffer
         handle = ptr
+    }
+
+    /// Opens an object from an ELF file.
+    /// - Throws: `BPFError` when the file can't be read or isn't a BPF object.
+    public convenience init(path: String) throws(BPFError) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BPFError("read BPF object \(path)", errno: ENOENT)
+        }
+        try self.init(elf: [UInt8](data), name: String(path.split(separator: "/").last ?? "object"))
     }
 
     deinit {

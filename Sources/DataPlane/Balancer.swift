@@ -70,9 +70,10 @@ public final class Balancer: @unchecked Sendable {
     /// - Parameters:
     ///   - lruSize: conntrack LRU capacity.
     ///   - reusing: maps to take over instead of creating (e.g. pinned by an earlier agent), by name.
+    ///   - elf: a balancer object to load instead of the embedded one (e.g. `xdplb run --object`).
     /// - Throws: `BPFError` (verifier rejection, no permission, bad size).
-    public init(lruSize: Int = 65536, reusing: [String: BPFMap] = [:]) throws(BPFError) {
-        let obj = try BPFObject(elf: BPFObjects.balancer, name: "xdplb")
+    public init(lruSize: Int = 65536, reusing: [String: BPFMap] = [:], elf: [UInt8]? = nil) throws(BPFError) {
+        let obj = try BPFObject(elf: elf ?? BPFObjects.balancer, name: "xdplb")
         try obj.setMaxEntries(map: XDPLB_MAP_CT, UInt32(lruSize))
         for (name, map) in reusing { try obj.reuse(map: name, map) }
         try obj.load()

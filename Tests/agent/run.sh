@@ -132,6 +132,20 @@ if t=$(wait_until 5 in_ring); then
 	echo "$t" >"$tmp/t_up"
 else bad "backend back: not in the ring after 5s"; fi
 
+# ---- every backend down: fail open --------------------------------------------
+kill "$server_10_0_9_2" "$server_10_0_9_4"
+fail_open() { [ "$(status_json | json "d['vips'][0]['fail_open']")" = True ]; }
+check "all backends down: the VIP fails open (policy) and says so" wait_until 5 fail_open
+check "fail-open keeps every backend in the ring" test "$(( $(slots 10.0.9.2) + $(slots 10.0.9.4) ))" = 65537
+inlb curl -sf http://127.0.0.1:9180/metrics >"$tmp/metrics.failopen"
+check "fail-open is visible in metrics and counted" sh -c \
+	"grep -q '^xdplb_vip_fail_open{vip=\"10.100.0.1:53/udp\"} 1' '$tmp/metrics.failopen' && grep -q '^xdplb_agent_events_total{event=\"all_down\"} 1' '$tmp/metrics.failopen'"
+check "fail-open is logged" grep -q "all backends down: failing open" "$tmp/agent.log"
+start_server 10.0.9.2
+start_server 10.0.9.4
+not_fail_open() { ! fail_open && in_ring && [ "$(slots 10.0.9.2)" != 0 ]; }
+check "backends back: fail-open ends" wait_until 5 not_fail_open
+
 # ---- drain keeps LRU flows ----------------------------------------------------
 owner=$("$XDPLB" pick --config "$cfg" --flow '10.0.9.10:6000 -> 10.100.0.1:53/udp' | awk '{print $1}')
 ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 4 --out "$tmp/drain.json" &
@@ -189,6 +203,32 @@ check "each running flow kept one backend across the restart" \
 	python3 -c "import json; d=json.load(open('$tmp/kill.json')); assert all(len(d[str(p)]) == 1 for p in range(7000, 7004)), d"
 check "the restarted agent kept the same program (adopted, id $prog_id)" \
 	test "$(status_json | json "d['node']['up_mode'] + ' ' + str(d['node']['program_id'])")" = "adopted $prog_id"
+status_json | json "d['vips'][0]['digest']" >"$tmp/digest.kill"
+
+# ---- upgrade: a different program replaces the attached one atomically --------
+clang -O2 -g -target bpf -mcpu=v2 -I"/usr/include/$(uname -m)-linux-gnu" -I"$here/../../bpf" \
+	-c "$here/../../bpf/balancer.bpf.c" -o "$tmp/variant.bpf.o"
+ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 6 --out "$tmp/upgrade.json" &
+recv_pid=$!
+sleep 0.3
+ip netns exec "$pe" python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports 7000,7001,7002,7003 --count 600 --interval 0.005 >"$tmp/sent" &
+send_pid=$!
+sleep 1
+kill -TERM "$agent_pid"
+wait "$agent_pid" 2>/dev/null || true
+nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" --object "$tmp/variant.bpf.o" >>"$tmp/agent.log" 2>&1 &
+agent_pid=$!
+check "the agent with a new program comes up" wait_until 20 x status
+wait "$send_pid"
+wait "$recv_pid"
+sent=$(cat "$tmp/sent")
+got=$(python3 -c "import json; d=json.load(open('$tmp/upgrade.json')); print(sum(sum(v.values()) for p, v in d.items() if p.startswith('700')))")
+check "upgraded with bpf_link_update: a new program id, not $prog_id" \
+	python3 -c "import json,subprocess; d=json.loads(subprocess.run(['nsenter','--net=/run/netns/$lb','$XDPLB','status','--json'],capture_output=True,text=True).stdout)['node']; assert d['up_mode']=='upgraded' and d['program_id']!=$prog_id, d"
+check "no packet lost across the upgrade: $got of $sent delivered" test "$got" = "$sent"
+check "flows kept their backends across the upgrade (LRU and rings kept)" \
+	python3 -c "import json; a=json.load(open('$tmp/kill.json')); b=json.load(open('$tmp/upgrade.json')); assert all(a[str(p)].keys() == b[str(p)].keys() for p in range(7000, 7004)), (a, b)"
+check "ring digest unchanged across the upgrade" test "$(status_json | json "d['vips'][0]['digest']")" = "$(cat "$tmp/digest.kill")"
 
 # ---- metrics ------------------------------------------------------------------
 inlb curl -sf http://127.0.0.1:9180/metrics >"$tmp/metrics" 2>/dev/null || x status >/dev/null

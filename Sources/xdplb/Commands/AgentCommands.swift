@@ -23,6 +23,10 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Debug logging, including libbpf's.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Run this balancer ELF object instead of the embedded one (an upgrade swaps it in atomically).",
+                               valueName: "file.bpf.o"))
+    var object: String?
+
     @Option(help: "Seconds between next-hop refreshes from the kernel's route and neighbour tables.")
     var nexthopRefresh: Double = 5
 
@@ -33,7 +37,7 @@ struct RunCommand: AsyncParsableCommand {
         configureLibbpfLogging(verbose: verbose)
         let agent: Agent
         do {
-            agent = try await Agent(configPath: config, logger: logger)
+            agent = try await Agent(configPath: config, objectPath: object, logger: logger)
         } catch {
             printError("xdplb run: \(error)")
             throw ExitCode(1)
