@@ -372,8 +372,10 @@ def drain(d, m, out):
 
 def report(a):
     order = a.order.split(",")
-    out = {"lab": {"lb_nodes": a.lb_nodes, "backends": a.backends, "quick": a.quick == "1",
-                   "xdplb": a.xdplb, "kernel": os.uname().release, "seconds": float(a.seconds)}}
+    lab = load(a.lab) if a.lab and os.path.exists(a.lab) else {}
+    lab.update({"lb_nodes": a.lb_nodes, "backends": a.backends, "quick": a.quick == "1",
+                "xdplb": a.xdplb, "kernel": os.uname().release, "seconds": float(a.seconds)})
+    out = {"lab": lab}
     print("==== ecmp-lab report: %d LB nodes, %d backends%s, %.0f s ====" % (
         a.lb_nodes, a.backends, " (quick)" if a.quick == "1" else "", float(a.seconds)))
     for name in order:

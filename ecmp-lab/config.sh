@@ -76,8 +76,8 @@ HC_FALL=3
 # first failing probe comes up to one interval after the failure), the
 # agent's reconcile (rebuilding a 65537-slot ring per VIP: ~0.1-0.5 s each
 # in a debug build on 2 busy cores, milliseconds in a release build) and the
-# status polling. Measured with the debug build: removal after 2.3-3.7 s.
-HC_SLACK_S=2.5
+# status polling. Measured with the debug build: removal after 2.3-4.1 s.
+HC_SLACK_S=3.0
 
 # Where the lab keeps its state (one lab at a time: names are fixed).
 LAB_STATE_DIR=${LAB_STATE_DIR:-/run/xdplb-ecmp-lab}

@@ -28,7 +28,7 @@ t0=$(now)
 echo "$new" >"$LAB_STATE_DIR/active_backends"
 for ((i = 1; i <= LB_NODES; i++)); do
 	write_config "$i" "$new"
-	lbx "$i" reload
+	lbx "$i" reload >>"$SC/reload.out"
 done
 t=$(wait_until 30 all_healthy) || die "be$new not healthy in every node's ring within 30 s"
 meta reload_to_ring_seconds "$t"
