@@ -13,6 +13,7 @@
 import argparse
 import collections
 import json
+import math
 import os
 import sys
 
@@ -112,6 +113,13 @@ def pct_dev(count, expected):
     return round(100.0 * (count - expected) / expected, 2) if expected else None
 
 
+def binomial_tolerance_pct(n, buckets, sigmas):
+    if not n or not buckets:
+        return None
+    p = 1.0 / buckets
+    return round(100.0 * sigmas * math.sqrt((1 - p) / (n * p)), 2)
+
+
 def goal(name, ok, value, target):
     return {"goal": name, "ok": bool(ok), "value": value, "target": target}
 
@@ -133,7 +141,7 @@ def say(fmt, *a):
 
 def distribution(d, m, out):
     short = short_summary(os.path.join(d, "short.json"))
-    nb, nn, tol = m["backends"], m["lb_nodes"], m["tolerance_pct"]
+    nb, nn, k = m["backends"], m["lb_nodes"], m["tolerance_sigmas"]
     per_backend = {"be%d" % i: short["by_backend"].get("be%d" % i, 0) for i in range(1, nb + 1)}
     exp_b = short["ok"] / nb
     delta = stats_delta(load(os.path.join(d, "stats0.json")), load(os.path.join(d, "stats1.json")))
@@ -151,6 +159,10 @@ def distribution(d, m, out):
             fam["ipv6" if ":" in c["dst"] else "ipv4"][c["backend"]] += 1
     dev_b = max(abs(pct_dev(c, exp_b)) for c in per_backend.values()) if exp_b else None
     dev_n = max(abs(pct_dev(c, exp_n)) for c in per_node.values()) if exp_n else None
+    # A fair split of n flows over k buckets is binomial: one bucket's relative
+    # standard deviation is sqrt((1-p)/(n p)), p = 1/k. Allowed: k_sigma of it.
+    tol_b = binomial_tolerance_pct(short["ok"], nb, k)
+    tol_n = binomial_tolerance_pct(sum(per_node.values()), nn, k)
     say("%d short connections (%d ok, %d failed) in %.1f s, median %.1f ms",
         short["connections"], short["ok"], short["failed"], short["seconds"] or 0, short["median_ms"] or 0)
     say("per backend (even share %.0f): %s", exp_b,
@@ -167,12 +179,14 @@ def distribution(d, m, out):
         "lb_node_syns_total": sum(per_node.values()),
         "digests_equal": all(len(v) == 1 for v in digests.values()),
         "digests": {k: sorted(v) for k, v in digests.items()},
-        "tolerance_pct": tol,
+        "tolerance_sigmas": k, "tolerance_backend_pct": tol_b, "tolerance_node_pct": tol_n,
     }
     goals = [
         goal("failed connections", short["failed"] == 0, short["failed"], 0),
-        goal("max backend deviation from even share (%)", dev_b is not None and dev_b <= tol, dev_b, "<= %s" % tol),
-        goal("max LB node deviation from even share (%)", dev_n is not None and dev_n <= tol, dev_n, "<= %s" % tol),
+        goal("max backend deviation from even share (%)", dev_b is not None and dev_b <= tol_b, dev_b,
+             "<= %s (%s binomial sigmas)" % (tol_b, k)),
+        goal("max LB node deviation from even share (%)", dev_n is not None and dev_n <= tol_n, dev_n,
+             "<= %s (%s binomial sigmas)" % (tol_n, k)),
         goal("same ring digests on every node", res["digests_equal"], res["digests_equal"], True),
     ]
     return finish("distribution", res, goals, out)

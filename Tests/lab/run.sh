@@ -6,8 +6,8 @@
 # native XDP, GRE decap in BPF, real HTTP and echo servers) and asserts on the
 # JSON report:
 #   distribution     no failed connection; every backend and every LB node
-#                    within ±15% of an even share (800 connections: >4 sigma);
-#                    the same ring digest on both nodes
+#                    within 4 standard deviations of an even share (800
+#                    connections over 2: ±14.1%); the same ring digest on both
 #   lb_node_loss     0 broken long-lived connections; some flows really moved
 #   backend_failure  removed from both nodes' rings within fall x interval +
 #                    timeout + 3 s (debug build: 2.3-4.1 s measured);
@@ -84,8 +84,13 @@ num() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($1)" 
 
 d=distribution
 check "distribution: $(num r[\'$d\'][\'connections\']) short connections, none failed" "r['$d']['failed'] == 0 and r['$d']['connections'] >= 500"
-check "distribution: every backend within ±15% of an even share (max $(num r[\'$d\'][\'max_backend_deviation_pct\'])%)" "r['$d']['max_backend_deviation_pct'] <= 15"
-check "distribution: every LB node within ±15% of an even share (max $(num r[\'$d\'][\'max_node_deviation_pct\'])%)" "r['$d']['max_node_deviation_pct'] <= 15"
+# Tolerance: 4 standard deviations of a fair random split of n flows over k
+# buckets, 400 x sqrt((1-1/k)/(n/k)) % (800 connections over 2: ±14.1%); it
+# must come out at most 20%, or the lab sent too few connections to tell.
+check "distribution: every backend within $(num r[\'$d\'][\'tolerance_backend_pct\'])% (4 sigma) of an even share (max $(num r[\'$d\'][\'max_backend_deviation_pct\'])%)" \
+	"r['$d']['max_backend_deviation_pct'] <= r['$d']['tolerance_backend_pct'] <= 20"
+check "distribution: every LB node within $(num r[\'$d\'][\'tolerance_node_pct\'])% (4 sigma) of an even share (max $(num r[\'$d\'][\'max_node_deviation_pct\'])%)" \
+	"r['$d']['max_node_deviation_pct'] <= r['$d']['tolerance_node_pct'] <= 20"
 check "distribution: the same Maglev ring digest on every node" "r['$d']['digests_equal'] is True"
 
 d=lb_node_loss
