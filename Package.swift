@@ -52,9 +52,11 @@ let package = Package(
                                               .product(name: "Hummingbird", package: "hummingbird"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
                                               .product(name: "Logging", package: "swift-log")]),
+        // `xdplb bench`: data-plane cost per packet (BPF_PROG_TEST_RUN) and control-plane timings.
+        .target(name: "Bench", dependencies: ["DataPlane", "BPF", "BPFObjects", "CXdplb", "Config", "Maglev", "NetAddress", "Packets"]),
         .executableTarget(
             name: "xdplb",
-            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health",
+            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -37,6 +37,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Pin to this CPU (default: the CPU the command starts on; -1: don't pin).")
     var cpu: Int?
 
+    @Option(help: "Only these cases (comma-separated names; the floors always run), e.g. for profiling one path.")
+    var only: String?
+
+    @Option(help: ArgumentHelp("Run this balancer ELF object instead of the embedded one (compare a build of bpf/balancer.bpf.c).", valueName: "file.bpf.o"))
+    var object: String?
+
+    @Option(help: ArgumentHelp("Also run this balancer ELF object on every frame, alternately before and after the main one, and report the paired difference (before/after of a data-plane change).", valueName: "file.bpf.o"))
+    var compare: String?
+
     @Flag(help: "Tiny run for tests: 1 round × 2000 packets, 65536-entry LRU (explicit options still win).")
     var smoke = false
 
@@ -56,7 +65,17 @@ struct BenchCommand: ParsableCommand {
         if let cpu, cpu < -1 || cpu >= ProcessInfo.processInfo.processorCount {
             throw ValidationError("--cpu must be -1 or a CPU number below \(ProcessInfo.processInfo.processorCount) (got \(cpu))")
         }
+        if let only {
+            let unknown = onlyList(only).filter { !DataPlaneBench.caseNames.contains($0) }
+            if !unknown.isEmpty || onlyList(only).isEmpty {
+                throw ValidationError("--only: unknown case(s) \(unknown.joined(separator: ", ")); cases: \(DataPlaneBench.caseNames.joined(separator: ", "))")
+            }
+        }
         if noDataPlane && !controlPlane { throw ValidationError("--no-data-plane needs --control-plane (nothing to run)") }
+    }
+
+    func onlyList(_ s: String) -> [String] {
+        s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     func run() throws {
@@ -74,6 +93,9 @@ struct BenchCommand: ParsableCommand {
         }
         o.warmup = warmup ?? min(20_000, o.packets)
         o.cpu = cpu
+        o.objectPath = object
+        o.comparePath = compare
+        o.only = only.map { Set(onlyList($0)) }
         let log: (String) -> Void = { line in
             FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
         }

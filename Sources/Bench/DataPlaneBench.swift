@@ -1,0 +1,655 @@
+import BPF
+import BPFObjects
+import Config
+import CXdplb
+import DataPlane
+import Foundation
+import Maglev
+import NetAddress
+import Packets
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of the data-plane benchmark.
+public struct DataPlaneBenchOptions: Sendable {
+    /// Rounds; every case runs `packets` times per round.
+    public var rounds = 5
+    /// Timed runs per case per round.
+    public var packets = 200_000
+    /// Untimed runs per case before the first round.
+    public var warmup = 20_000
+    /// Conntrack LRU capacity (the config default, as in production).
+    public var lruSize = 1_000_000
+    /// CPU to pin the benchmark thread to (nil: the CPU it starts on; -1: don't pin).
+    public var cpu: Int? = nil
+    /// A balancer ELF object to run instead of the embedded one (nil: embedded).
+    public var objectPath: String? = nil
+    /// A second balancer ELF object run on the same packets, interleaved with the
+    /// first, for a paired before/after comparison of a data-plane change.
+    public var comparePath: String? = nil
+    /// Cases to run (nil: all); the floors always run.
+    public var only: Set<String>? = nil
+
+    public init() {}
+
+    /// Established flows per hot case (ACK, UDP, too-big): warm in the CPU caches.
+    var hotFlows: Int { min(16_384, lruSize / 16) }
+    /// Established flows of the cold ACK case: spread over much more memory than the caches hold.
+    var coldFlows: Int { min(262_144, lruSize / 4) }
+}
+
+/// Something the benchmark could not set up or run.
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
+/// One benchmarked packet kind and how to check it took its path.
+final class BenchCase {
+    let name: String
+    let isFloor: Bool
+    let description: String
+    /// The program(s) run on each frame: a floor's, or one per balancer build (main, then compared).
+    let programs: [BPFProgram]
+    var program: BPFProgram { programs[0] }
+    let verdict: XDPAction
+    /// The frame fed to every run (patched in place between runs).
+    let frame: UnsafeMutableRawPointer
+    let frameLength: Int
+    let patch: FramePatch?
+    /// 0 fixed, 1 distinct (flow `next`, then next + 1, …), 2 cycle through `flows`.
+    private let mode: Int
+    private var next = 0
+    private let flows: [Int32]
+    private var position = 0
+    /// The floor whose time is subtracted for the net cost.
+    let netOver: String?
+    /// Counters that must grow by exactly the number of runs.
+    let perPacket: [String]
+    /// Counters that must not move.
+    let never: [String]
+    /// Output length of a correct run (nil: not checked).
+    let outputLength: Int?
+    /// The program never changes the packet, so repeat > 1 runs it on the original: measure warm too.
+    let idempotent: Bool
+    /// Untimed work before each block (e.g. re-establish the pool's conntrack entries).
+    let prepare: () throws -> Void
+
+    init(name: String, isFloor: Bool = false, description: String, programs: [BPFProgram], verdict: XDPAction,
+         frame bytes: [UInt8], patch: FramePatch? = nil, order: FlowOrder = .fixed, netOver: String?,
+         perPacket: [String] = [], never: [String] = [], outputLength: Int? = nil, idempotent: Bool = false,
+         prepare: @escaping () throws -> Void = {}) {
+        self.name = name
+        self.isFloor = isFloor
+        self.description = description
+        self.programs = programs
+        self.verdict = verdict
+        frameLength = bytes.count
+        frame = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        frame.copyMemory(from: bytes, byteCount: bytes.count)
+        self.patch = patch
+        switch order {
+        case .fixed: mode = 0; flows = []
+        case .distinct(let n): mode = 1; next = n; flows = []
+        case .cycle(let o, let p): mode = 2; flows = o; position = p
+        }
+        self.netOver = netOver
+        self.perPacket = perPacket
+        self.never = never
+        self.outputLength = outputLength
+        self.idempotent = idempotent
+        self.prepare = prepare
+    }
+
+    deinit { frame.deallocate() }
+
+    /// Moves the frame to the next flow of its order.
+    @inline(__always)
+    func advance() {
+        guard let patch else { return }
+        switch mode {
+        case 0:
+            return
+        case 1:
+            patch.apply(frame, flow: next)
+            next += 1
+        default:
+            patch.apply(frame, flow: Int(flows[position]))
+            position = position + 1 == flows.count ? 0 : position + 1
+        }
+    }
+
+    var currentFrame: [UInt8] { Array(UnsafeRawBufferPointer(start: frame, count: frameLength)) }
+}
+
+/// A balancer build loaded for the benchmark (the embedded one, or another build
+/// of bpf/balancer.bpf.c) with its own maps, filled like every other build's.
+final class BalancerBuild {
+    /// `embedded` or the object file's path.
+    let label: String
+    let object: BPFObject
+    let program: BPFProgram
+    let maps: BalancerMaps
+    let controller: DataPlaneController
+
+    init(elf: [UInt8], label: String, lruSize: Int) throws {
+        self.label = label
+        object = try BPFObject(elf: elf, name: "xdplb")
+        try object.setMaxEntries(map: XDPLB_MAP_CT, UInt32(lruSize))
+        try object.load()
+        program = try object.program(XDPLB_PROG_BALANCER)
+        maps = try BalancerMaps(object: object)
+        controller = DataPlaneController(maps: maps)
+    }
+
+    /// Backend id and generation the controller gave `addr`.
+    func backendEntry(_ addr: IPAddress) throws -> xdplb_ct_entry {
+        guard let id = controller.backendIDs[addr],
+              let be = try maps.backends.lookup(id, as: xdplb_backend.self) else {
+            throw BenchError("backend \(addr) has no id in the data plane")
+        }
+        var e = xdplb_ct_entry()
+        e.backend_id = id
+        e.gen = be.gen
+        return e
+    }
+}
+
+/// What one block of runs of a case measured.
+struct BlockTiming {
+    /// 10 % trimmed mean of the block's per-packet times: the per-round statistic.
+    var trimmedMean: Double
+    /// The same for the compared build's runs (nil: no comparison).
+    var compareTrimmedMean: Double?
+    /// The same for the floor runs interleaved with the case's (nil: none).
+    var floorTrimmedMean: Double?
+    var median: Double
+    var mean: Double
+    /// Wall-clock ns per BPF_PROG_TEST_RUN syscall (the case's, and the interleaved floor's).
+    var wallPerCall: Double
+    var floorWallPerCall: Double?
+    var wrongVerdicts: Int
+}
+
+/// `xdplb bench`, data-plane part: the real balancer on a packet mix, each
+/// packet timed by the kernel in its own BPF_PROG_TEST_RUN (repeat = 1), so
+/// every timed run sees the original packet.
+public final class DataPlaneBench {
+    public let options: DataPlaneBenchOptions
+    /// The build measured (index 0) and, with `comparePath`, the one compared with it.
+    let builds: [BalancerBuild]
+    var balancer: BalancerBuild { builds[0] }
+    let benchObject: BPFObject
+    let txProgram: BPFProgram
+    let parseProgram: BPFProgram
+    let config: XdplbConfig
+    var cases: [BenchCase] = []
+    private(set) var prefilled = 0
+    /// The CPU every setup step and timed run is pinned to (nil: not pinned).
+    private(set) var pinned: Int? = nil
+    private let out: UnsafeMutableRawPointer
+    private let outCapacity = 4096 + 512
+
+    /// Fraction cut from each end of a block's per-packet times for its trimmed mean.
+    static let trim = 0.10
+    static let encapV4 = IPAddress("10.0.2.2")!
+    static let encapV6 = IPAddress("fd00:2::2")!
+    static let vip4 = IPAddress("10.100.0.1")!
+    static let vip6 = IPAddress("fd00:100::1")!
+    static let notVIP = IPAddress("10.100.0.200")!
+    static let backends4 = (1...16).map { IPAddress("10.0.4.\($0)")! }
+    static let backends6 = (1...16).map { IPAddress("fd00:4::\(String($0, radix: 16))")! }
+
+    /// Loads the balancer(s) and the floor programs and fills the maps.
+    /// - Parameter log: progress lines (setup takes seconds with a 1M LRU).
+    public init(options: DataPlaneBenchOptions, log: (String) -> Void = { _ in }) throws {
+        self.options = options
+        out = UnsafeMutableRawPointer.allocate(byteCount: outCapacity, alignment: 16)
+        // Pin before anything touches the maps: the LRU's per-CPU free lists
+        // are filled on the CPU that writes, and the timed runs use the same CPU.
+        if options.cpu != -1 {
+            let cpu = options.cpu ?? currentCPU()
+            if pinToCPU(cpu) { pinned = cpu } else { log("could not pin to CPU \(cpu); running unpinned") }
+        }
+
+        var node = NodeConfig(interface: "lo")
+        node.encapSourceV4 = Self.encapV4
+        node.encapSourceV6 = Self.encapV6
+        node.hashSeed = 0x5eed
+        node.pathMTU = 1500
+        node.lruSize = options.lruSize
+        let b4 = Self.backends4.map { BackendConfig(address: $0, weight: 100) }
+        let b6 = Self.backends6.map { BackendConfig(address: $0, weight: 100) }
+        config = XdplbConfig(node: node, vips: [
+            VIPConfig(address: Self.vip4, port: 80, proto: .tcp, ringSize: 65537, backends: b4),
+            VIPConfig(address: Self.vip4, port: 53, proto: .udp, ringSize: 65537, backends: b4),
+            VIPConfig(address: Self.vip6, port: 443, proto: .tcp, ringSize: 65537, backends: b6),
+        ])
+
+        func read(_ path: String) throws -> [UInt8] {
+            guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("cannot read BPF object \(path)") }
+            return [UInt8](data)
+        }
+        var builds: [BalancerBuild] = []
+        log("loading the balancer (LRU \(options.lruSize) entries) and the floor programs")
+        builds.append(try BalancerBuild(elf: try options.objectPath.map(read) ?? BPFObjects.balancer,
+                                        label: options.objectPath ?? "embedded", lruSize: options.lruSize))
+        if let path = options.comparePath {
+            log("loading the compared balancer \(path) (its own maps, filled the same way)")
+            builds.append(try BalancerBuild(elf: try read(path), label: path, lruSize: options.lruSize))
+        }
+        self.builds = builds
+        // Next hops on ifindex 1 (the test run's default ingress): XDP_TX, no FIB lookup.
+        let hop = NextHop(ifindex: 1, destinationMAC: BenchFrames.gatewayMAC, sourceMAC: BenchFrames.nodeMAC)
+        let hops = Dictionary(uniqueKeysWithValues: (Self.backends4 + Self.backends6).map { ($0, hop) })
+        for b in builds { try b.controller.apply(config, nextHops: hops) }
+
+        benchObject = try BPFObject(elf: BPFObjects.bench, name: "xdplb_bench")
+        try benchObject.load()
+        txProgram = try benchObject.program("xdplb_bench_tx")
+        parseProgram = try benchObject.program("xdplb_bench_parse")
+
+        try buildCases(log: log)
+    }
+
+    deinit { out.deallocate() }
+
+    // MARK: setup
+
+    typealias CTEntries = (keys: [xdplb_flow_key], values: [xdplb_ct_entry])
+
+    /// Conntrack entries for flows 0..<count of `space` to `vip`, each with the
+    /// backend the Maglev ring gives it (what its SYN would have written).
+    private func poolEntries(_ b: BalancerBuild, _ space: FlowSpace, vip: VIPConfig, count: Int) throws -> CTEntries {
+        guard let table = b.controller.vips[vip.name]?.table else { throw BenchError("VIP \(vip.name) has no ring") }
+        var byAddress: [String: xdplb_ct_entry] = [:]
+        for be in vip.backends { byAddress[be.address.description] = try b.backendEntry(be.address) }
+        var keys: [xdplb_flow_key] = []
+        var values: [xdplb_ct_entry] = []
+        keys.reserveCapacity(count)
+        values.reserveCapacity(count)
+        for k in 0..<count {
+            let src = space.source(k)
+            let flow = FlowTuple(src: src, dst: vip.address, sport: space.sport(k), dport: vip.port, proto: vip.proto.number)
+            guard let be = FlowPicker.backend(for: flow, vip: vip, table: table, seed: config.node.hashSeed),
+                  let entry = byAddress[be.identity] else { throw BenchError("no backend for a flow of \(vip.name)") }
+            keys.append(flowKey(src: src, dst: vip.address, sport: flow.sport, dport: vip.port, proto: flow.proto))
+            values.append(entry)
+        }
+        return (keys, values)
+    }
+
+    /// Fills the LRU with established flows of both TCP VIPs, as a busy node's
+    /// LRU is full (entries are only ever evicted, never expired).
+    private func prefill(_ b: BalancerBuild, count: Int) throws {
+        guard count > 0 else { return }
+        let vips = [config.vips[0], config.vips[2]]
+        var entries: [[xdplb_ct_entry]] = []
+        for v in vips { entries.append(try v.backends.map { try b.backendEntry($0.address) }) }
+        let spaces = [FlowSpace(IPAddress("10.128.0.0")!), FlowSpace(IPAddress("2001:db8:bb::")!)]
+        let chunk = 65_536
+        var done = 0
+        while done < count {
+            let n = min(chunk, count - done)
+            var keys: [xdplb_flow_key] = []
+            var values: [xdplb_ct_entry] = []
+            keys.reserveCapacity(n)
+            values.reserveCapacity(n)
+            for i in done..<(done + n) {
+                let which = i & 1, k = i >> 1
+                let v = vips[which], s = spaces[which]
+                keys.append(flowKey(src: s.source(k), dst: v.address, sport: s.sport(k), dport: v.port, proto: v.proto.number))
+                values.append(entries[which][k % entries[which].count])
+            }
+            try b.maps.conntrack.updateBatch(keys: keys, values: values)
+            done += n
+        }
+    }
+
+    private func buildCases(log: (String) -> Void) throws {
+        let progs = builds.map(\.program)
+        let vip4 = config.vips[0], vip4udp = config.vips[1], vip6 = config.vips[2]
+        let hot = options.hotFlows, cold = options.coldFlows
+
+        let syn4 = FlowSpace(IPAddress("198.18.0.0")!)
+        let syn6 = FlowSpace(IPAddress("2001:db8:18::")!)
+        let ack4 = FlowSpace(IPAddress("203.0.113.0")!)
+        let ack6 = FlowSpace(IPAddress("2001:db8:113::")!)
+        let udp4 = FlowSpace(IPAddress("192.0.2.0")!)
+        let cold4 = FlowSpace(IPAddress("100.64.0.0")!)
+
+        // Background first, the pools last (newest), so nothing evicts them before the first block.
+        let pools = 3 * hot + cold
+        let background = max(0, options.lruSize - pools)
+        log("prefilling the conntrack LRU: \(background) background flows, then \(3 * hot) hot and \(cold) cold established flows the ACK, UDP and too-big cases use")
+        var ack4CT: [CTEntries] = [], ack6CT: [CTEntries] = [], udp4CT: [CTEntries] = [], cold4CT: [CTEntries] = []
+        for b in builds {
+            try prefill(b, count: background)
+            ack4CT.append(try poolEntries(b, ack4, vip: vip4, count: hot))
+            ack6CT.append(try poolEntries(b, ack6, vip: vip6, count: hot))
+            udp4CT.append(try poolEntries(b, udp4, vip: vip4udp, count: hot))
+            cold4CT.append(try poolEntries(b, cold4, vip: vip4, count: cold))
+        }
+        let builds = self.builds
+        /// Writes a pool's conntrack entries into every build's LRU.
+        func establish(_ ct: [CTEntries]) -> () throws -> Void {
+            {
+                for (b, e) in zip(builds, ct) { try b.maps.conntrack.updateBatch(keys: e.keys, values: e.values) }
+            }
+        }
+        for ct in [cold4CT, ack4CT, ack6CT, udp4CT] { try establish(ct)() }
+        prefilled = background + pools
+
+        let sequential = (0..<Int32(hot)).map { $0 }
+        var rng = SplitMix64(state: 0x5eed)
+        let shuffled = (0..<Int32(cold)).shuffled(using: &rng)
+
+        let ackFrame = BenchFrames.tcp(ack4.source(0), ack4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 64)
+        let notVIPFrame = BenchFrames.tcp(ack4.source(0), ack4.sport(0), Self.notVIP, 80, flags: [.ack, .psh], payload: 64)
+        let tcpPatch = { (s: FlowSpace) in FramePatch(space: s, proto: PacketBuilder.tcpProto) }
+        let gre4 = Int(XDPLB_GRE_OVERHEAD_V4), gre6 = Int(XDPLB_GRE_OVERHEAD_V6)
+        let fwd4 = ["fwd_tx", "gre_v4"], fwd6 = ["fwd_tx", "gre_v6"]
+
+        cases = [
+            BenchCase(name: "floor_xdp_tx", isFloor: true,
+                      description: "xdplb_bench_tx returns XDP_TX: the cost of a timed run itself (timer reads, dispatch)",
+                      programs: [txProgram], verdict: .tx, frame: ackFrame, netOver: nil, idempotent: true),
+            BenchCase(name: "floor_parse_pass", isFloor: true,
+                      description: "xdplb_bench_parse: the balancer's parse path (eth, IPv4, TCP ports) then XDP_PASS, on the v4_not_vip frame",
+                      programs: [parseProgram], verdict: .pass, frame: notVIPFrame, netOver: "floor_xdp_tx", idempotent: true),
+            BenchCase(name: "v4_not_vip",
+                      description: "IPv4 TCP to an address with no VIP: parse, one VIP-address lookup, XDP_PASS untouched",
+                      programs: progs, verdict: .pass, frame: notVIPFrame, netOver: "floor_parse_pass",
+                      perPacket: ["rx", "pass_not_vip"], never: ["fwd_tx"], outputLength: notVIPFrame.count,
+                      idempotent: true),
+            BenchCase(name: "v4_tcp_syn",
+                      description: "IPv4 TCP SYN of a new flow (a different flow every run): Maglev ring, LRU insert (evicts: the LRU is full), GRE v4, XDP_TX",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(syn4.source(0), syn4.sport(0), vip4.address, 80, flags: .syn, payload: 0),
+                      patch: tcpPatch(syn4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "new_flow"] + fwd4, never: ["ct_hit", "ct_miss"], outputLength: 54 + gre4),
+            BenchCase(name: "v6_tcp_syn",
+                      description: "IPv6 TCP SYN of a new flow (a different flow every run): Maglev ring, LRU insert, GRE v6, XDP_TX",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(syn6.source(0), syn6.sport(0), vip6.address, 443, flags: .syn, payload: 0),
+                      patch: tcpPatch(syn6), order: .distinct(next: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "new_flow"] + fwd6, never: ["ct_hit", "ct_miss"], outputLength: 74 + gre6),
+            BenchCase(name: "v4_tcp_ack",
+                      description: "IPv4 TCP ACK of an established flow (\(hot) flows in turn): LRU hit, GRE v4, XDP_TX",
+                      programs: progs, verdict: .tx, frame: ackFrame,
+                      patch: tcpPatch(ack4), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
+                      outputLength: ackFrame.count + gre4, prepare: establish(ack4CT)),
+            BenchCase(name: "v6_tcp_ack",
+                      description: "IPv6 TCP ACK of an established flow (\(hot) flows in turn): LRU hit, GRE v6, XDP_TX",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(ack6.source(0), ack6.sport(0), vip6.address, 443, flags: [.ack, .psh], payload: 64),
+                      patch: tcpPatch(ack6), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_hit"] + fwd6, never: ["ct_miss", "new_flow"],
+                      outputLength: 74 + 64 + gre6, prepare: establish(ack6CT)),
+            BenchCase(name: "v4_udp",
+                      description: "IPv4 UDP datagram of an established flow (\(hot) flows in turn): LRU hit, GRE v4, XDP_TX",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.udp(udp4.source(0), udp4.sport(0), vip4udp.address, 53, payload: 64),
+                      patch: FramePatch(space: udp4, proto: PacketBuilder.udpProto), order: .cycle(order: sequential, position: 0),
+                      netOver: "floor_xdp_tx", perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
+                      outputLength: 42 + 64 + gre4, prepare: establish(udp4CT)),
+            BenchCase(name: "v4_icmp_too_big",
+                      description: "IPv4 DF TCP segment, 1500-byte IP packet, established flow: LRU hit, 1524 > path MTU 1500, answered with ICMP frag-needed (XDP_TX)",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(ack4.source(0), ack4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 1460),
+                      patch: tcpPatch(ack4), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_hit", "tx_too_big"], never: ["fwd_tx", "drop_too_big"],
+                      outputLength: 14 + 20 + 8 + Int(XDPLB_ICMP_QUOTE_LEN), prepare: establish(ack4CT)),
+            BenchCase(name: "v4_tcp_ack_cold",
+                      description: "IPv4 TCP ACK, LRU hit, \(cold) established flows in random order: conntrack lookups miss the CPU caches",
+                      programs: progs, verdict: .tx, frame: ackFrame,
+                      patch: tcpPatch(cold4), order: .cycle(order: shuffled, position: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
+                      outputLength: ackFrame.count + gre4, prepare: establish(cold4CT)),
+        ]
+        if let only = options.only { cases = cases.filter { $0.isFloor || only.contains($0.name) } }
+    }
+
+    // MARK: running
+
+    /// Every case name, in run order.
+    public static let caseNames = ["floor_xdp_tx", "floor_parse_pass", "v4_not_vip", "v4_tcp_syn", "v6_tcp_syn",
+                                   "v4_tcp_ack", "v6_tcp_ack", "v4_udp", "v4_icmp_too_big", "v4_tcp_ack_cold"]
+
+    /// `n` runs of `c`, each a BPF_PROG_TEST_RUN with repeat = 1; the kernel's
+    /// duration of each goes into `hist`. On each frame, every program of `c`
+    /// runs (the compared build before or after the main one, alternately), then `floor` if
+    /// given: all see the same machine, so differences are paired and robust
+    /// to load from elsewhere.
+    private func timeBlock(_ c: BenchCase, floor: BenchCase? = nil, runs n: Int,
+                           hist: inout NanosecondHistogram) throws -> BlockTiming {
+        let fd = c.programs[0].fd
+        let cfd = c.programs.count > 1 ? c.programs[1].fd : -1
+        let len = UInt32(c.frameLength)
+        let want = c.verdict.rawValue
+        let ffd = floor?.program.fd ?? -1
+        let fframe = floor?.frame
+        let flen = UInt32(floor?.frameLength ?? 0)
+        let fwant = floor?.verdict.rawValue ?? 0
+        let out = self.out
+        let cap = UInt32(outCapacity)
+        var block = NanosecondHistogram(), compareBlock = NanosecondHistogram(), floorBlock = NanosecondHistogram()
+        var failure: Int32 = 0, failedFD: Int32 = fd
+        var sum: UInt64 = 0, csum: UInt64 = 0, fsum: UInt64 = 0, wsum: UInt64 = 0, fwsum: UInt64 = 0, wrong = 0
+        block.buckets.withUnsafeMutableBufferPointer { b in
+            compareBlock.buckets.withUnsafeMutableBufferPointer { cb in
+                floorBlock.buckets.withUnsafeMutableBufferPointer { fb in
+                    var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
+                    let last = UInt32(b.count - 1)
+                    for i in 0..<n {
+                        c.advance()
+                        // The compared build runs first on every other frame, so neither gains from going second.
+                        if cfd >= 0 && i & 1 == 1 {
+                            let rc = xdplb_test_run_xdp(cfd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)
+                            if rc != 0 { failure = rc; failedFD = cfd; return }
+                            if ret != want { wrong += 1 }
+                            cb[Int(min(dur, last))] += 1
+                            csum &+= UInt64(dur)
+                        }
+                        let t0 = monotonicNs()
+                        var rc = xdplb_test_run_xdp(fd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)
+                        let t1 = monotonicNs()
+                        wsum &+= t1 &- t0
+                        if rc != 0 { failure = rc; return }
+                        if ret != want { wrong += 1 }
+                        b[Int(min(dur, last))] += 1
+                        sum &+= UInt64(dur)
+                        if cfd >= 0 && i & 1 == 0 {
+                            rc = xdplb_test_run_xdp(cfd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)
+                            if rc != 0 { failure = rc; failedFD = cfd; return }
+                            if ret != want { wrong += 1 }
+                            cb[Int(min(dur, last))] += 1
+                            csum &+= UInt64(dur)
+                        }
+                        if let fframe {
+                            let t2 = monotonicNs()
+                            rc = xdplb_test_run_xdp(ffd, fframe, flen, out, cap, &outLen, 1, 0, &ret, &dur)
+                            fwsum &+= monotonicNs() &- t2
+                            if rc != 0 { failure = rc; failedFD = ffd; return }
+                            if ret != fwant { wrong += 1 }
+                            fb[Int(min(dur, last))] += 1
+                            fsum &+= UInt64(dur)
+                        }
+                    }
+                }
+            }
+        }
+        if failure != 0 {
+            let name = failedFD == ffd ? floor!.program.name : failedFD == cfd ? "\(c.programs[1].name) (compared)" : c.program.name
+            throw BPFError("test run of \(name) (\(c.name))", errno: failure)
+        }
+        block.added(count: n, sum: sum)
+        hist.merge(block)
+        var floorMean: Double? = nil, compareMean: Double? = nil
+        if floor != nil {
+            floorBlock.added(count: n, sum: fsum)
+            floorMean = floorBlock.trimmedMean(Self.trim)
+        }
+        if cfd >= 0 {
+            compareBlock.added(count: n, sum: csum)
+            compareMean = compareBlock.trimmedMean(Self.trim)
+        }
+        return BlockTiming(trimmedMean: block.trimmedMean(Self.trim), compareTrimmedMean: compareMean,
+                           floorTrimmedMean: floorMean, median: block.percentile(0.5), mean: block.mean,
+                           wallPerCall: Double(wsum) / Double(max(n, 1)),
+                           floorWallPerCall: floor == nil ? nil : Double(fwsum) / Double(max(n, 1)), wrongVerdicts: wrong)
+    }
+
+    /// Runs per warm measurement call, and calls per round.
+    static let warmRepeat: UInt32 = 1000
+    var warmCalls: Int { max(1, min(20, options.packets / Int(Self.warmRepeat))) }
+
+    /// Median over `warmCalls` calls of the kernel's average ns per run with repeat = warmRepeat.
+    private func timeWarm(_ c: BenchCase) throws -> Double {
+        var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
+        var xs: [Double] = []
+        for _ in 0..<warmCalls {
+            let rc = xdplb_test_run_xdp(c.program.fd, c.frame, UInt32(c.frameLength), out, UInt32(outCapacity), &outLen,
+                                        Self.warmRepeat, 0, &ret, &dur)
+            if rc != 0 { throw BPFError("test run of \(c.program.name) (\(c.name), repeat \(Self.warmRepeat))", errno: rc) }
+            xs.append(Double(dur))
+        }
+        return median(xs)
+    }
+
+    /// One run of each program through BPFProgram.testRun to check the output before timing.
+    private func sanityCheck(_ c: BenchCase) throws -> String? {
+        c.advance()
+        for p in c.programs {
+            let r = try p.testRun(c.currentFrame)
+            if r.action != c.verdict { return "verdict \(r.action?.description ?? "ret \(r.returnValue)"), expected \(c.verdict)" }
+            if let want = c.outputLength, r.output.count != want { return "output is \(r.output.count) bytes, expected \(want)" }
+        }
+        return nil
+    }
+
+    /// Runs every round and summarises. `log` gets a line per round.
+    public func run(log: (String) -> Void = { _ in }) throws -> DataPlaneReport {
+        var problems: [String: [String]] = [:]
+        for c in cases {
+            if let p = try sanityCheck(c) { problems[c.name, default: []].append("sanity run: \(p)") }
+        }
+        if options.warmup > 0 {
+            log("warm-up: \(options.warmup) runs per case")
+            var scratch = NanosecondHistogram()
+            for c in cases {
+                try c.prepare()
+                _ = try timeBlock(c, runs: options.warmup, hist: &scratch)
+            }
+        }
+
+        var totals = [String: NanosecondHistogram]()
+        var values = [String: [Double]](), means = [String: [Double]](), walls = [String: [Double]]()
+        var moved = [[String: [String: UInt64]]](repeating: [:], count: builds.count)
+        var warm = [String: [Double]]()
+        var nets = [String: [Double]](), netWalls = [String: [Double]](), floorsInBlock = [String: [Double]]()
+        var compared = [String: [Double]](), deltas = [String: [Double]]()
+        var wrong = [String: Int]()
+        for round in 1...options.rounds {
+            let t0 = monotonicNs()
+            for c in cases {
+                try c.prepare()
+                let before = try builds.map { try CounterReader.global($0.maps) }
+                var h = totals[c.name] ?? NanosecondHistogram()
+                let floor = c.netOver.flatMap { name in cases.first { $0.name == name } }
+                let t = try timeBlock(c, floor: floor, runs: options.packets, hist: &h)
+                totals[c.name] = h
+                for (i, b) in builds.enumerated() {
+                    for (k, v) in try CounterReader.global(b.maps) {
+                        moved[i][c.name, default: [:]][k, default: 0] += v.packets - (before[i][k]?.packets ?? 0)
+                    }
+                }
+                values[c.name, default: []].append(t.trimmedMean)
+                if let ft = t.floorTrimmedMean {
+                    nets[c.name, default: []].append(t.trimmedMean - ft)
+                    floorsInBlock[c.name, default: []].append(ft)
+                }
+                if let ct = t.compareTrimmedMean {
+                    compared[c.name, default: []].append(ct)
+                    deltas[c.name, default: []].append(ct - t.trimmedMean)
+                }
+                if let fw = t.floorWallPerCall { netWalls[c.name, default: []].append(t.wallPerCall - fw) }
+                if c.idempotent { warm[c.name, default: []].append(try timeWarm(c)) }
+                means[c.name, default: []].append(t.mean)
+                walls[c.name, default: []].append(t.wallPerCall)
+                wrong[c.name, default: 0] += t.wrongVerdicts
+            }
+            let secs = Double(monotonicNs() - t0) / 1e9
+            log("round \(round)/\(options.rounds) done in \(String(format: "%.1f", secs)) s: "
+                + cases.map { c in
+                    "\(c.name) \(String(format: "%.0f", values[c.name]!.last!))"
+                        + (deltas[c.name].map { String(format: " (compared %+.0f)", $0.last!) } ?? "")
+                }.joined(separator: ", "))
+        }
+
+        // Counter checks: the path each case claims is the path its packets took (in every build).
+        let runs = UInt64(options.rounds * options.packets)
+        var results: [String: CaseResult] = [:]
+        for c in cases {
+            var p = problems[c.name] ?? []
+            if let w = wrong[c.name], w > 0 { p.append("\(w) runs returned another verdict than \(c.verdict)") }
+            var seen: [String] = []
+            for (i, b) in builds.enumerated() where !c.isFloor {
+                let d = moved[i][c.name] ?? [:]
+                let tag = i == 0 ? "" : "compared \(b.label): "
+                for k in c.perPacket {
+                    let got = d[k] ?? 0
+                    if i == 0 { seen.append("\(k) \(got)/\(runs)") }
+                    if got != runs { p.append("\(tag)\(k) moved \(got), expected \(runs)") }
+                }
+                for k in c.never where (d[k] ?? 0) != 0 { p.append("\(tag)\(k) moved \(d[k]!), expected 0") }
+            }
+            if c.isFloor { seen.append("no balancer counters (not the balancer)") }
+            let h = totals[c.name]!
+            let v = values[c.name]!
+            let med = median(v)
+            var r = CaseResult(
+                name: c.name, kind: c.isFloor ? "floor" : "case", description: c.description, program: c.program.name,
+                verdict: c.verdict.description, frameBytes: c.frameLength, packets: Int(runs),
+                nsMedian: med, nsRoundMin: v.min()!, nsRoundMax: v.max()!,
+                nsMean: median(means[c.name]!), p10: h.percentile(0.10), p50: h.percentile(0.50),
+                p90: h.percentile(0.90), p99: h.percentile(0.99), nsRounds: v,
+                netOver: c.netOver, floorInBlockNs: floorsInBlock[c.name].map { median($0) }, netNs: nil,
+                mpps: med > 0 ? 1000 / med : 0, mppsNet: nil,
+                wallNsPerCall: median(walls[c.name]!), netWallNs: netWalls[c.name].map { median($0) },
+                warmNs: warm[c.name].map { median($0) },
+                compare: nil,
+                checkPassed: p.isEmpty, check: p.isEmpty ? seen.joined(separator: ", ") : p.joined(separator: "; "))
+            if let n = nets[c.name] {
+                r.netNs = median(n)
+                r.mppsNet = r.netNs! > 0 ? 1000 / r.netNs! : .infinity
+            }
+            if let cv = compared[c.name], let dv = deltas[c.name] {
+                let delta = median(dv)
+                r.compare = CompareResult(object: builds[1].label, nsMedian: median(cv), deltaNs: delta,
+                                          deltaRounds: dv, deltaPercent: med > 0 ? 100 * delta / med : 0,
+                                          netNs: r.netNs.map { $0 + delta })
+            }
+            results[c.name] = r
+        }
+
+        var programs: [String: ProgramStats] = [:]
+        for (i, p) in ([balancer.program, txProgram, parseProgram] + builds.dropFirst().map(\.program)).enumerated() {
+            let info = try p.info()
+            let key = i >= 3 ? "\(p.name) (compared)" : p.name
+            programs[key] = ProgramStats(name: key, verifiedInsns: Int(info.verifiedInstructions),
+                                         xlatedInsns: Int(info.xlatedBytes / 8), jitedBytes: Int(info.jitedBytes))
+        }
+
+        let hot = options.hotFlows, cold = options.coldFlows
+        return DataPlaneReport(
+            timing: "the kernel's own duration of each BPF_PROG_TEST_RUN with repeat = 1 (ktime_get_ns() before and after the program run, inside the kernel): the packet copy, syscall and page setup are outside it, so the floors (same measurement on trivial programs) are small and stable. Wall-clock per syscall is shown for comparison.",
+            setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack LRU \(options.lruSize) entries filled to capacity (\(prefilled) written: background flows, then \(3 * hot) hot and \(cold) cold established flows, re-written untimed before each block that uses them, since SYN blocks evict)",
+            rounds: options.rounds, packetsPerRound: options.packets, lruSize: options.lruSize, lruPrefilled: prefilled,
+            cpu: pinned, compareObject: builds.count > 1 ? builds[1].label : nil,
+            order: cases.map(\.name), cases: results, programs: programs,
+            allChecksPassed: results.values.allSatisfy(\.checkPassed))
+    }
+}
