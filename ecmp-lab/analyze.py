@@ -230,23 +230,19 @@ def backend_failure(d, m, out):
     ls, raw = long_summary(os.path.join(d, "long.json"))
     short = short_summary(os.path.join(d, "short.json"))
     victim = m["victim"]
-    removal = {}
-    for name in sorted(os.listdir(d)):
-        if name.startswith("removed-"):
-            v = open(os.path.join(d, name)).read().strip()
-            removal["lb" + name.split("-")[1]] = float(v) if v != "fail" else None
-    worst = None if None in removal.values() or not removal else max(removal.values())
+    removal, back = per_node_seconds(d, "removed"), per_node_seconds(d, "back")
+    removal_worst, back_worst = worst(removal), worst(back)
     bound = m["hc_fall"] * m["hc_interval_ms"] / 1000 + m["hc_timeout_ms"] / 1000 + m["slack_s"]
     others_broken = sum(v["broken"] for b, v in ls["by_backend"].items() if b != victim)
     victim_ls = ls["by_backend"].get(victim, {"connections": 0, "broken": 0})
     to_victim = short["by_backend"].get(victim, 0)
     res = {
         "victim": victim,
-        "removal_seconds_per_node": removal, "removal_seconds_max": worst,
+        "removal_seconds_per_node": removal, "removal_seconds_max": removal_worst,
         "removal_bound_s": round(bound, 3),
         "bound_formula": "fall x interval + timeout + %.1f s (%d x %d ms + %d ms)" % (
             m["slack_s"], m["hc_fall"], m["hc_interval_ms"], m["hc_timeout_ms"]),
-        "back_in_ring_after_restart_s": m.get("back_seconds"),
+        "back_in_ring_after_restart_s": back_worst, "back_seconds_per_node": back,
         "long_lived": ls,
         "broken_on_victim": victim_ls["broken"], "connections_on_victim": victim_ls["connections"],
         "broken_on_other_backends": others_broken,
@@ -254,13 +250,13 @@ def backend_failure(d, m, out):
         "new_to_victim": to_victim, "new_by_backend": short["by_backend"],
     }
     say("%s killed: out of every ring after %s s (per node %s; bound %.2f s = %s)",
-        victim, worst, removal, bound, res["bound_formula"])
+        victim, removal_worst, removal, bound, res["bound_formula"])
     say("long-lived: %d on %s (%d broke with it, expected), %d on other backends broke",
         victim_ls["connections"], victim, victim_ls["broken"], others_broken)
     say("new connections after removal: %d, failed %d, to %s %d; back in the ring %s s after restart",
-        short["connections"], short["failed"], victim, to_victim, m.get("back_seconds"))
+        short["connections"], short["failed"], victim, to_victim, back_worst)
     goals = [
-        goal("removal time (s)", worst is not None and worst <= bound, worst, "<= %.2f" % bound),
+        goal("removal time (s)", removal_worst is not None and removal_worst <= bound, removal_worst, "<= %.2f" % bound),
         goal("broken connections on other backends", others_broken == 0, others_broken, 0),
         goal("new connections failed", short["failed"] == 0, short["failed"], 0),
         goal("new connections to the dead backend", to_victim == 0, to_victim, 0),
@@ -268,6 +264,20 @@ def backend_failure(d, m, out):
              victim_ls["connections"], "> 0"),
     ]
     return finish("backend_failure", res, goals, out)
+
+
+def per_node_seconds(d, tag):
+    """{lbN: seconds} from poll.py's TAG-N files (None: timed out)."""
+    out = {}
+    for name in sorted(os.listdir(d), key=natural):
+        if name.startswith(tag + "-"):
+            v = open(os.path.join(d, name)).read().strip()
+            out["lb" + name.split("-")[1]] = float(v) if v != "timeout" else None
+    return out
+
+
+def worst(per_node):
+    return None if None in per_node.values() or not per_node else max(per_node.values())
 
 
 def flow_key(c):
@@ -288,7 +298,8 @@ def backend_added(d, m, out):
     tol = m["tolerance_rel"] * ideal
     res = {
         "backends_before": m["backends_before"], "backends_after": m["backends_after"], "new_backend": new,
-        "reload_to_ring_seconds": m.get("reload_to_ring_seconds"),
+        "reload_to_ring_seconds": worst(per_node_seconds(d, "joined")),
+        "reload_to_ring_seconds_per_node": per_node_seconds(d, "joined"),
         "probe_flows": len(both), "probe_failed_before": s0["failed"], "probe_failed_after": s1["failed"],
         "changed_backend": len(changed), "changed_fraction": round(frac, 4) if frac is not None else None,
         "ideal_fraction": round(ideal, 4), "tolerance": round(tol, 4),
@@ -300,7 +311,7 @@ def backend_added(d, m, out):
         "%d to %s, %d between old backends",
         len(both), new, len(changed), frac or 0, m["backends_after"], ideal, to_new, new, len(changed) - to_new)
     say("reload to ring on every node: %s s; long-lived: %d connections, %d broken",
-        m.get("reload_to_ring_seconds"), ls["connections"], ls["broken"])
+        res["reload_to_ring_seconds"], ls["connections"], ls["broken"])
     goals = [
         goal("probe flows failed", s0["failed"] + s1["failed"] == 0, s0["failed"] + s1["failed"], 0),
         goal("changed fraction vs ideal", frac is not None and abs(frac - ideal) <= tol,

@@ -72,12 +72,11 @@ HC_INTERVAL_MS=500
 HC_TIMEOUT_MS=250
 HC_RISE=2
 HC_FALL=3
-# Added to fall x interval + timeout for the removal bound: probe phase (the
-# first failing probe comes up to one interval after the failure), the
-# agent's reconcile (rebuilding a 65537-slot ring per VIP: ~0.1-0.5 s each
-# in a debug build on 2 busy cores, milliseconds in a release build) and the
-# status polling. Measured with the debug build: removal after 2.3-4.1 s.
-HC_SLACK_S=3.0
+# Added to fall x interval + timeout for the removal bound: the agent's
+# reconcile (a 65537-slot ring per VIP: milliseconds in a release build,
+# ~0.1-0.5 s each in a debug build on 2 busy cores) and scheduling. Measured
+# (poll.py, 20 ms samples): release 1.5-1.6 s, debug 2.0-2.6 s.
+HC_SLACK_S=1.5
 
 # Where the lab keeps its state (one lab at a time: names are fixed).
 LAB_STATE_DIR=${LAB_STATE_DIR:-/run/xdplb-ecmp-lab}

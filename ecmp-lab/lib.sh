@@ -324,3 +324,27 @@ long_wait() {
 analyze() {
 	python3 "$LAB_DIR/analyze.py" "$SC_NAME" --dir "$SC" --out "$LAB_STATE_DIR/report/$SC_NAME.json"
 }
+
+# watch_backend removed|present TAG ADDR...: one poller per LB node (poll.py
+# reads the agent's admin API every 20 ms from inside the node) waiting for
+# ADDR... to leave or join every VIP's ring; each writes the seconds since the
+# epoch in $SC/TAG.t (write it when you act) to $SC/TAG-I. Then watch_wait.
+watch_backend() {
+	local want=$1 tag=$2 i a addrs=()
+	shift 2
+	for a in "$@"; do addrs+=(--address "$a"); done
+	WATCH_PIDS=()
+	for ((i = 1; i <= LB_NODES; i++)); do
+		lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
+		# Started directly so $! is the poller.
+		nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" "${addrs[@]}" \
+			--want "$want" --since "@$SC/$tag.t" --timeout 30 --out "$SC/$tag-$i" &
+		WATCH_PIDS+=($!)
+		SC_PIDS+=($!)
+	done
+	sleep 0.5                 # pollers up and polling before the caller acts
+}
+watch_wait() {
+	local p
+	for p in "${WATCH_PIDS[@]}"; do wait "$p" || true; done
+}

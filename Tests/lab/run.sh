@@ -10,7 +10,7 @@
 #                    connections over 2: ±14.1%); the same ring digest on both
 #   lb_node_loss     0 broken long-lived connections; some flows really moved
 #   backend_failure  removed from both nodes' rings within fall x interval +
-#                    timeout + 3 s (debug build: 2.3-4.1 s measured);
+#                    timeout + 1.5 s (measured: release 1.6 s, debug 2.0-2.6 s);
 #                    0 broken connections to the other backends; no new
 #                    connection to it, none failed
 #   backend_added    changed fraction within ±25% of Maglev's 1/(M+1);

@@ -24,14 +24,13 @@ sport_base=20000
 
 long_start long $((2 * PHASE + 8))
 short_conns "$SC/probe0.json" "$PROBE_FLOWS" --sport-base "$sport_base" >"$SC/probe0.log"
-t0=$(now)
+watch_backend present joined "$(be4 $new)" "$(be6 $new)"
 echo "$new" >"$LAB_STATE_DIR/active_backends"
-for ((i = 1; i <= LB_NODES; i++)); do
-	write_config "$i" "$new"
-	lbx "$i" reload >>"$SC/reload.out"
-done
-t=$(wait_until 30 all_healthy) || die "be$new not healthy in every node's ring within 30 s"
-meta reload_to_ring_seconds "$t"
+for ((i = 1; i <= LB_NODES; i++)); do write_config "$i" "$new"; done
+now >"$SC/joined.t"
+for ((i = 1; i <= LB_NODES; i++)); do lbx "$i" reload >>"$SC/reload.out"; done
+watch_wait
+wait_until 30 all_healthy >/dev/null || die "be$new not healthy in every node's ring within 30 s"
 sleep 1
 short_conns "$SC/probe1.json" "$PROBE_FLOWS" --sport-base "$sport_base" >"$SC/probe1.log"
 long_wait
