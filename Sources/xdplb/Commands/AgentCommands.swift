@@ -211,6 +211,13 @@ struct ReloadCommand: ParsableCommand {
     func run() throws { try AdminClient.operate("/reload", address: admin.admin) }
 }
 
+/// `/OP?backend=B[extra][&vip=V]` for the admin API's backend operations.
+func backendPath(_ op: String, _ backend: String, vip: String?, extra: String = "") -> String {
+    var path = "/\(op)?backend=\(percentEncode(backend))" + extra
+    if let vip { path += "&vip=\(percentEncode(vip))" }
+    return path
+}
+
 /// `xdplb drain`.
 struct DrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -218,11 +225,7 @@ struct DrainCommand: ParsableCommand {
     @OptionGroup var admin: AdminOptions
     @Argument(help: "Backend address.") var backend: String
     @Option(help: "Only on this VIP (addr:port/proto, as in 'xdplb status').") var vip: String?
-    func run() throws {
-        var path = "/drain?backend=\(percentEncode(backend))"
-        if let vip { path += "&vip=\(percentEncode(vip))" }
-        try AdminClient.operate(path, address: admin.admin)
-    }
+    func run() throws { try AdminClient.operate(backendPath("drain", backend, vip: vip), address: admin.admin) }
 }
 
 /// `xdplb undrain`.
@@ -231,11 +234,7 @@ struct UndrainCommand: ParsableCommand {
     @OptionGroup var admin: AdminOptions
     @Argument(help: "Backend address.") var backend: String
     @Option(help: "Only on this VIP.") var vip: String?
-    func run() throws {
-        var path = "/undrain?backend=\(percentEncode(backend))"
-        if let vip { path += "&vip=\(percentEncode(vip))" }
-        try AdminClient.operate(path, address: admin.admin)
-    }
+    func run() throws { try AdminClient.operate(backendPath("undrain", backend, vip: vip), address: admin.admin) }
 }
 
 /// `xdplb weight`.
@@ -249,9 +248,7 @@ struct WeightCommand: ParsableCommand {
         guard weight <= 1000 else { throw ValidationError("weight \(weight) is out of range 0...1000") }
     }
     func run() throws {
-        var path = "/weight?backend=\(percentEncode(backend))&weight=\(weight)"
-        if let vip { path += "&vip=\(percentEncode(vip))" }
-        try AdminClient.operate(path, address: admin.admin)
+        try AdminClient.operate(backendPath("weight", backend, vip: vip, extra: "&weight=\(weight)"), address: admin.admin)
     }
 }
 
