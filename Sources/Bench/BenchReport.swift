@@ -224,7 +224,8 @@ public struct BenchReport: Sendable, Codable {
         }
         if let other = d.compareObject {
             out.append("")
-            out.append("compared with \(other) (run on the same frames as the main build, alternately before and after it; delta = compared − main, median over rounds):")
+            out.append("compared with \(other): same maps, same frames, run alternately before and after the main build;")
+            out.append("delta = compared − main, median over rounds (negative: the compared build is faster)")
             for name in d.order {
                 guard let c = d.cases[name], let x = c.compare else { continue }
                 let rounds = x.deltaRounds.map { String(format: "%+.0f", $0) }.joined(separator: " ")

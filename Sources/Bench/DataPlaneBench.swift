@@ -26,7 +26,8 @@ public struct DataPlaneBenchOptions: Sendable {
     /// A balancer ELF object to run instead of the embedded one (nil: embedded).
     public var objectPath: String? = nil
     /// A second balancer ELF object run on the same packets, interleaved with the
-    /// first, for a paired before/after comparison of a data-plane change.
+    /// first and sharing its maps, for a paired before/after comparison of a
+    /// data-plane change (its maps must be compatible, as for an upgrade).
     public var comparePath: String? = nil
     /// Cases to run (nil: all); the floors always run.
     public var only: Set<String>? = nil
@@ -124,7 +125,10 @@ final class BenchCase {
 }
 
 /// A balancer build loaded for the benchmark (the embedded one, or another build
-/// of bpf/balancer.bpf.c) with its own maps, filled like every other build's.
+/// of bpf/balancer.bpf.c). A compared build reuses the main build's maps, as an
+/// upgrade does: both then read and write the same memory, so a difference in
+/// time is the code's, not where the kernel happened to place each build's maps
+/// (which alone moves LRU paths by tens of ns here).
 final class BalancerBuild {
     /// `embedded` or the object file's path.
     let label: String
@@ -133,14 +137,17 @@ final class BalancerBuild {
     let maps: BalancerMaps
     let controller: DataPlaneController
 
-    init(elf: [UInt8], label: String, lruSize: Int) throws {
+    init(elf: [UInt8], label: String, lruSize: Int, reusing other: BalancerBuild? = nil) throws {
         self.label = label
         object = try BPFObject(elf: elf, name: "xdplb")
         try object.setMaxEntries(map: XDPLB_MAP_CT, UInt32(lruSize))
+        if let other {
+            for (name, map) in other.maps.all { try object.reuse(map: name, map) }
+        }
         try object.load()
         program = try object.program(XDPLB_PROG_BALANCER)
         maps = try BalancerMaps(object: object)
-        controller = DataPlaneController(maps: maps)
+        controller = other?.controller ?? DataPlaneController(maps: maps)
     }
 
     /// Backend id and generation the controller gave `addr`.
@@ -231,19 +238,18 @@ public final class DataPlaneBench {
             guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("cannot read BPF object \(path)") }
             return [UInt8](data)
         }
-        var builds: [BalancerBuild] = []
         log("loading the balancer (LRU \(options.lruSize) entries) and the floor programs")
-        builds.append(try BalancerBuild(elf: try options.objectPath.map(read) ?? BPFObjects.balancer,
-                                        label: options.objectPath ?? "embedded", lruSize: options.lruSize))
+        var builds = [try BalancerBuild(elf: try options.objectPath.map(read) ?? BPFObjects.balancer,
+                                        label: options.objectPath ?? "embedded", lruSize: options.lruSize)]
         if let path = options.comparePath {
-            log("loading the compared balancer \(path) (its own maps, filled the same way)")
-            builds.append(try BalancerBuild(elf: try read(path), label: path, lruSize: options.lruSize))
+            log("loading the compared balancer \(path) on the same maps")
+            builds.append(try BalancerBuild(elf: try read(path), label: path, lruSize: options.lruSize, reusing: builds[0]))
         }
         self.builds = builds
         // Next hops on ifindex 1 (the test run's default ingress): XDP_TX, no FIB lookup.
         let hop = NextHop(ifindex: 1, destinationMAC: BenchFrames.gatewayMAC, sourceMAC: BenchFrames.nodeMAC)
         let hops = Dictionary(uniqueKeysWithValues: (Self.backends4 + Self.backends6).map { ($0, hop) })
-        for b in builds { try b.controller.apply(config, nextHops: hops) }
+        try builds[0].controller.apply(config, nextHops: hops)
 
         benchObject = try BPFObject(elf: BPFObjects.bench, name: "xdplb_bench")
         try benchObject.load()
@@ -323,20 +329,16 @@ public final class DataPlaneBench {
         let pools = 3 * hot + cold
         let background = max(0, options.lruSize - pools)
         log("prefilling the conntrack LRU: \(background) background flows, then \(3 * hot) hot and \(cold) cold established flows the ACK, UDP and too-big cases use")
-        var ack4CT: [CTEntries] = [], ack6CT: [CTEntries] = [], udp4CT: [CTEntries] = [], cold4CT: [CTEntries] = []
-        for b in builds {
-            try prefill(b, count: background)
-            ack4CT.append(try poolEntries(b, ack4, vip: vip4, count: hot))
-            ack6CT.append(try poolEntries(b, ack6, vip: vip6, count: hot))
-            udp4CT.append(try poolEntries(b, udp4, vip: vip4udp, count: hot))
-            cold4CT.append(try poolEntries(b, cold4, vip: vip4, count: cold))
-        }
-        let builds = self.builds
-        /// Writes a pool's conntrack entries into every build's LRU.
-        func establish(_ ct: [CTEntries]) -> () throws -> Void {
-            {
-                for (b, e) in zip(builds, ct) { try b.maps.conntrack.updateBatch(keys: e.keys, values: e.values) }
-            }
+        let b = balancer
+        try prefill(b, count: background)
+        let ack4CT = try poolEntries(b, ack4, vip: vip4, count: hot)
+        let ack6CT = try poolEntries(b, ack6, vip: vip6, count: hot)
+        let udp4CT = try poolEntries(b, udp4, vip: vip4udp, count: hot)
+        let cold4CT = try poolEntries(b, cold4, vip: vip4, count: cold)
+        let conntrack = b.maps.conntrack
+        /// Writes a pool's conntrack entries into the LRU.
+        func establish(_ ct: CTEntries) -> () throws -> Void {
+            { try conntrack.updateBatch(keys: ct.keys, values: ct.values) }
         }
         for ct in [cold4CT, ack4CT, ack6CT, udp4CT] { try establish(ct)() }
         prefilled = background + pools
@@ -547,7 +549,7 @@ public final class DataPlaneBench {
 
         var totals = [String: NanosecondHistogram]()
         var values = [String: [Double]](), means = [String: [Double]](), walls = [String: [Double]]()
-        var moved = [[String: [String: UInt64]]](repeating: [:], count: builds.count)
+        var moved = [String: [String: UInt64]]()
         var warm = [String: [Double]]()
         var nets = [String: [Double]](), netWalls = [String: [Double]](), floorsInBlock = [String: [Double]]()
         var compared = [String: [Double]](), deltas = [String: [Double]]()
@@ -556,15 +558,13 @@ public final class DataPlaneBench {
             let t0 = monotonicNs()
             for c in cases {
                 try c.prepare()
-                let before = try builds.map { try CounterReader.global($0.maps) }
+                let before = try CounterReader.global(balancer.maps)
                 var h = totals[c.name] ?? NanosecondHistogram()
                 let floor = c.netOver.flatMap { name in cases.first { $0.name == name } }
                 let t = try timeBlock(c, floor: floor, runs: options.packets, hist: &h)
                 totals[c.name] = h
-                for (i, b) in builds.enumerated() {
-                    for (k, v) in try CounterReader.global(b.maps) {
-                        moved[i][c.name, default: [:]][k, default: 0] += v.packets - (before[i][k]?.packets ?? 0)
-                    }
+                for (k, v) in try CounterReader.global(balancer.maps) {
+                    moved[c.name, default: [:]][k, default: 0] += v.packets - (before[k]?.packets ?? 0)
                 }
                 values[c.name, default: []].append(t.trimmedMean)
                 if let ft = t.floorTrimmedMean {
@@ -596,15 +596,16 @@ public final class DataPlaneBench {
             var p = problems[c.name] ?? []
             if let w = wrong[c.name], w > 0 { p.append("\(w) runs returned another verdict than \(c.verdict)") }
             var seen: [String] = []
-            for (i, b) in builds.enumerated() where !c.isFloor {
-                let d = moved[i][c.name] ?? [:]
-                let tag = i == 0 ? "" : "compared \(b.label): "
+            if !c.isFloor {
+                // Shared maps: every build's runs count, so each frame counts once per build.
+                let want = runs * UInt64(builds.count)
+                let d = moved[c.name] ?? [:]
                 for k in c.perPacket {
                     let got = d[k] ?? 0
-                    if i == 0 { seen.append("\(k) \(got)/\(runs)") }
-                    if got != runs { p.append("\(tag)\(k) moved \(got), expected \(runs)") }
+                    seen.append("\(k) \(got)/\(want)")
+                    if got != want { p.append("\(k) moved \(got), expected \(want)") }
                 }
-                for k in c.never where (d[k] ?? 0) != 0 { p.append("\(tag)\(k) moved \(d[k]!), expected 0") }
+                for k in c.never where (d[k] ?? 0) != 0 { p.append("\(k) moved \(d[k]!), expected 0") }
             }
             if c.isFloor { seen.append("no balancer counters (not the balancer)") }
             let h = totals[c.name]!

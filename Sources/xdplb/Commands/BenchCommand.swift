@@ -43,7 +43,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run this balancer ELF object instead of the embedded one (compare a build of bpf/balancer.bpf.c).", valueName: "file.bpf.o"))
     var object: String?
 
-    @Option(help: ArgumentHelp("Also run this balancer ELF object on every frame, alternately before and after the main one, and report the paired difference (before/after of a data-plane change).", valueName: "file.bpf.o"))
+    @Option(help: ArgumentHelp("Also run this balancer ELF object on every frame, on the same maps, alternately before and after the main one, and report the paired difference (before/after of a data-plane change; map definitions must match).", valueName: "file.bpf.o"))
     var compare: String?
 
     @Flag(help: "Tiny run for tests: 1 round × 2000 packets, 65536-entry LRU (explicit options still win).")
@@ -110,8 +110,7 @@ struct BenchCommand: ParsableCommand {
             }
             var data: DataPlaneReport? = nil
             if !noDataPlane {
-                let bench = try DataPlaneBench(options: o, log: log)
-                data = try bench.run(log: log)
+                data = try DataPlaneBench(options: o, log: log).run(log: log)
             }
             let report = BenchReport(machine: .current(), dataPlane: data, controlPlane: control)
             print(json ? try report.json() : report.text())
