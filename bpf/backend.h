@@ -124,25 +124,28 @@ static __always_inline struct xdplb_backend *ring_pick(__u32 vip_index, __u32 ha
 }
 
 /*
- * The backend of pkt->flow (pkt->hash already set). Non-SYN packets try
- * conntrack first (CT_HIT / CT_MISS); otherwise the ring decides (NEW_FLOW),
- * and with `remember` the choice is written to the LRU. NULL: no backend.
+ * The backend of pkt->flow. Non-SYN packets try conntrack first (CT_HIT /
+ * CT_MISS); otherwise the ring decides (NEW_FLOW), and with `remember` the
+ * choice is written to the LRU. Sets pkt->hash (flow hash, seed `seed`)
+ * whenever the ring is used or the backend is IPv6 (its outer flow label);
+ * a conntrack hit toward an IPv4 backend needs no hash and skips it.
+ * NULL: no backend.
  */
-static __always_inline struct xdplb_backend *backend_pick(const struct xdplb_pkt *pkt,
+static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 							  const struct xdplb_vip_meta *vip,
-							  bool remember, __u32 *id)
+							  bool remember, __u32 seed, __u32 *id)
 {
 	struct xdplb_ct_entry ct = {};
-	struct xdplb_backend *be;
+	struct xdplb_backend *be = NULL;
 
 	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
 		be = ct_lookup(pkt, id);
-		if (be) {
-			count(XDPLB_CNT_CT_HIT, pkt->frame_len);
-			return be;
-		}
-		count(XDPLB_CNT_CT_MISS, pkt->frame_len);
+		count(be ? XDPLB_CNT_CT_HIT : XDPLB_CNT_CT_MISS, pkt->frame_len);
 	}
+	if (!be || (be->flags & XDPLB_BACKEND_F_IPV6))
+		pkt->hash = flow_hash_of(pkt, vip, seed);
+	if (be)
+		return be;
 	be = ring_pick(vip->vip_index, pkt->hash, id);
 	if (!be)
 		return NULL;

@@ -86,7 +86,7 @@ struct xdplb_pkt {
 	__u32 frame_len; /* bytes of the frame on entry: what every counter adds */
 	__u32 ip_len;    /* frame_len - l2_len: the inner packet encapsulated as is */
 	__u32 l4_len;    /* L4 bytes as the IP header says (tot_len - ihl*4 / payload_len) */
-	__u32 hash;      /* flow hash in the VIP's mode (Maglev slot, IPv6 flow label) */
+	__u32 hash;      /* flow hash in the VIP's mode (Maglev slot, IPv6 flow label); 0 if neither is needed */
 	__u32 outcome;   /* the one outcome counter (XDPLB_CNT_PASS_* ...) */
 	__u16 l2_len;    /* XDPLB_L2_LEN or XDPLB_L2_VLAN_LEN */
 	__u8 l4_proto;   /* IPv4 protocol / IPv6 next header of the packet itself */
