@@ -9,24 +9,25 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Per-packet cost of the real XDP program on a packet mix (BPF_PROG_TEST_RUN).",
         discussion: """
-            Loads the balancer privately (nothing is attached or pinned) with one IPv4 and one IPv6 VIP of \
-            16 backends each (ring 65537, next hops set), fills the conntrack LRU to capacity, and times \
-            each case — SYN of new flows, ACK/UDP of established flows (LRU hits), non-VIP pass, ICMP \
-            too-big — one packet per BPF_PROG_TEST_RUN (repeat = 1), so every timed run sees the original \
-            packet. Times are the kernel's own per-run duration; floors are the same measurement on an \
-            XDP_TX-only and a parse-only program. Counters prove each case took its path; a failed check \
-            exits 1. Timings are never asserted. Needs root.
+            Loads the balancer privately (nothing is attached or pinned) with IPv4 and IPv6 VIPs of 16 \
+            backends each (ring 65537, next hops set: XDP_TX), fills the conntrack LRU to capacity, and \
+            times each case (SYN of a new flow, ACK/UDP of established flows, non-VIP pass, ICMP \
+            too-big, ACK with cache-cold conntrack) one packet per BPF_PROG_TEST_RUN (repeat = 1), so \
+            every timed run sees the original packet. Times are the kernel's own per-run duration; an \
+            XDP_TX-only and a parse-only program (the floors) run interleaved with each case, and net = \
+            case − floor. Counters prove each case took its path; a failed check exits 1. Timings are \
+            never asserted. See BENCHMARKS.md. Needs root.
             """
     )
 
     @Flag(help: "Print JSON (every case by name, floors included).")
     var json = false
 
-    @Option(help: "Rounds (each runs every case --packets times).")
-    var rounds: Int = 5
+    @Option(help: "Rounds, each running every case --packets times (default 5; --smoke: 1).")
+    var rounds: Int?
 
-    @Option(help: "Timed packets per case per round.")
-    var packets: Int = 200_000
+    @Option(help: "Timed packets per case per round (default 200000; --smoke: 2000).")
+    var packets: Int?
 
     @Option(help: "Untimed packets per case before the first round (default: min(20000, packets)).")
     var warmup: Int?
@@ -56,8 +57,8 @@ struct BenchCommand: ParsableCommand {
     var noDataPlane = false
 
     func validate() throws {
-        if rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
-        if packets < 1 { throw ValidationError("--packets must be at least 1 (got \(packets))") }
+        if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        if let packets, packets < 1 { throw ValidationError("--packets must be at least 1 (got \(packets))") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
         if let lruSize, lruSize < 4096 || lruSize > 100_000_000 {
             throw ValidationError("--lru-size must be between 4096 and 100000000 (got \(lruSize))")
@@ -80,17 +81,9 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         var o = DataPlaneBenchOptions()
-        let explicitRounds = CommandLine.arguments.contains { $0 == "--rounds" || $0.hasPrefix("--rounds=") }
-        let explicitPackets = CommandLine.arguments.contains { $0 == "--packets" || $0.hasPrefix("--packets=") }
-        if smoke {
-            o.rounds = explicitRounds ? rounds : 1
-            o.packets = explicitPackets ? packets : 2000
-            o.lruSize = lruSize ?? 65_536
-        } else {
-            o.rounds = rounds
-            o.packets = packets
-            o.lruSize = lruSize ?? 1_000_000
-        }
+        o.rounds = rounds ?? (smoke ? 1 : 5)
+        o.packets = packets ?? (smoke ? 2000 : 200_000)
+        o.lruSize = lruSize ?? (smoke ? 65_536 : 1_000_000)
         o.warmup = warmup ?? min(20_000, o.packets)
         o.cpu = cpu
         o.objectPath = object
