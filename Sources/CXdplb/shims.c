@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 static int log_verbose;
 static __thread char last_message[512];
@@ -78,7 +79,7 @@ int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags)
 
 int xdplb_ring_map_create(uint32_t max_entries, const char *name)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(uint32_t), sizeof(uint32_t),
 				max_entries, &opts);
 	return fd < 0 ? -errno : fd;
@@ -138,4 +139,21 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
 	int err = bpf_map_update_batch(map_fd, keys, values, count, &opts);
 	return err ? -errno : 0;
+}
+
+int xdplb_ring_map_fill(int map_fd, const uint32_t *values, uint32_t count)
+{
+	/* Array maps keep each value in round_up(value_size, 8) bytes. */
+	const size_t stride = 8;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = ((size_t)count * stride + page - 1) / page * page;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+	uint32_t i;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	for (i = 0; i < count; i++)
+		*(uint32_t *)(p + (size_t)i * stride) = values[i];
+	munmap(p, len);
+	return 0;
 }

@@ -147,6 +147,7 @@ public final class DataPlaneController: @unchecked Sendable {
         for (name, state) in vips where wanted[name] == nil {
             try removeVIP(state)
             vips[name] = nil
+            freeVIPIndexes.released.append(state.index)
             report.vipsRemoved.append(name)
         }
         for (key, index) in adoptedVIPIndexes where !config.vips.contains(where: { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) == key }) {
@@ -162,6 +163,7 @@ public final class DataPlaneController: @unchecked Sendable {
             try writeVIP(v, down: vipDown)
             report.ringsReplaced.append(v.name)
         }
+        try flushPending()
         try writeVIPAddrs()
 
         // 3. Backends no VIP uses any more: clear them (LRU entries stop matching).
@@ -170,6 +172,7 @@ public final class DataPlaneController: @unchecked Sendable {
             backendEntries[id] = nil
             backendGens[id] = nil
             backendIDs[addr] = nil
+            freeBackendIDs.released.append(id)
             report.backendsRemoved += 1
         }
         report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
@@ -182,13 +185,33 @@ public final class DataPlaneController: @unchecked Sendable {
 
     private func backendID(for addr: IPAddress) throws(BPFError) -> UInt32 {
         if let id = backendIDs[addr] { return id }
-        let used = Set(backendIDs.values)
-        guard let id = (1..<UInt32(XDPLB_MAX_BACKENDS)).first(where: { !used.contains($0) }) else {
+        guard let id = takeFree(&freeBackendIDs, range: 1..<UInt32(XDPLB_MAX_BACKENDS), used: backendGens) else {
             throw BPFError("allocate a backend id for \(addr)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_BACKENDS - 1) backends")
         }
         backendIDs[addr] = id
         backendGens[id] = nextGeneration
         return id
+    }
+
+    /// Free ids below the high-water mark, and the mark itself: allocation is O(1).
+    private var freeBackendIDs = FreeList()
+    private var freeVIPIndexes = FreeList()
+
+    struct FreeList {
+        var released: [UInt32] = []
+        var next: UInt32?
+    }
+
+    /// Takes a released id, else the next never-used one in `range` not in `used`.
+    private func takeFree<V>(_ list: inout FreeList, range: Range<UInt32>, used: [UInt32: V]) -> UInt32? {
+        while let id = list.released.popLast() {
+            if used[id] == nil { return id }
+        }
+        var n = list.next ?? range.lowerBound
+        while n < range.upperBound && used[n] != nil { n += 1 }
+        guard n < range.upperBound else { return nil }
+        list.next = n + 1
+        return n
     }
 
     private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>) throws(BPFError) {
@@ -199,8 +222,10 @@ public final class DataPlaneController: @unchecked Sendable {
         } else if let adopted = adoptedVIPIndexes.removeValue(forKey: key) {
             index = adopted
         } else {
-            let used = Set(vips.values.map(\.index)).union(adoptedVIPIndexes.values)
-            guard let free = (0..<UInt32(XDPLB_MAX_VIPS)).first(where: { !used.contains($0) }) else {
+            var used: [UInt32: Bool] = [:]
+            for s in vips.values { used[s.index] = true }
+            for i in adoptedVIPIndexes.values { used[i] = true }
+            guard let free = takeFree(&freeVIPIndexes, range: 0..<UInt32(XDPLB_MAX_VIPS), used: used) else {
                 throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
             }
             index = free
@@ -222,25 +247,53 @@ public final class DataPlaneController: @unchecked Sendable {
         var meta = xdplb_vip_meta()
         meta.vip_index = index
         meta.flags = v.hash == .sourceIP ? UInt32(XDPLB_VIP_F_SRC_IP_HASH) : 0
-        try maps.vips.update(key, meta)
+        pendingVIPs.append((key, meta))
         vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
     }
 
-    /// Builds the ring in a fresh inner map and swaps it in with one update.
+    /// Rings built but not yet swapped in, and the VIP entries to write after them.
+    private var pendingRings: [(index: UInt32, ring: BPFMap)] = []
+    private var pendingVIPs: [(key: xdplb_vip_key, meta: xdplb_vip_meta)] = []
+
+    /// Swaps every pending ring in with one batch update, then writes the VIP
+    /// entries that point at them. Each element of the batch is still one
+    /// atomic pointer swap, but the kernel waits for running programs (an RCU
+    /// grace period, ~7 ms) once per batch instead of once per ring.
+    private func flushPending() throws(BPFError) {
+        let rings = pendingRings, metas = pendingVIPs
+        pendingRings = []
+        pendingVIPs = []
+        if !rings.isEmpty {
+            // The ring maps must stay open (their fds valid) until the kernel holds them.
+            try withExtendedLifetime(rings) { () throws(BPFError) in
+                try maps.rings.updateBatch(keys: rings.map(\.index), values: rings.map(\.ring.fd))
+            }
+        }
+        for (key, meta) in metas { try maps.vips.update(key, meta) }
+    }
+
+    /// Builds the ring in a fresh inner map; `flushPending` swaps it in.
     private func swapRing(index: UInt32, table: MaglevTable, vip: VIPConfig) throws(BPFError) {
         let fd = try check(xdplb_ring_map_create(UInt32(table.size + 1), "xdplb_ring"), "create ring map for \(vip.name)")
         let ring = try BPFMap(owning: fd, name: "ring \(vip.name)")
         let ids: [UInt32] = table.backends.map { b in
             IPAddress(b.identity).flatMap { backendIDs[$0] } ?? 0
         }
-        var values = [UInt32](repeating: 0, count: table.size + 1)
-        values[0] = UInt32(table.size)
-        table.slots.withUnsafeBufferPointer { slots in
-            for i in 0..<slots.count where slots[i] >= 0 { values[i + 1] = ids[Int(slots[i])] }
+        let values = [UInt32](unsafeUninitializedCapacity: table.size + 1) { buf, count in
+            buf[0] = UInt32(table.size)
+            table.slots.withUnsafeBufferPointer { slots in
+                ids.withUnsafeBufferPointer { ids in
+                    for i in 0..<slots.count {
+                        let s = slots[i]
+                        buf[i + 1] = s >= 0 ? ids[Int(s)] : 0
+                    }
+                }
+            }
+            count = table.size + 1
         }
-        let keys = (0...UInt32(table.size)).map { $0 }
-        try ring.updateBatch(keys: keys, values: values)
-        try maps.rings.update(index, ring.fd)
+        _ = try check(values.withUnsafeBufferPointer { xdplb_ring_map_fill(ring.fd, $0.baseAddress, UInt32($0.count)) },
+                      "fill ring map for \(vip.name)")
+        pendingRings.append((index, ring))
     }
 
     private func removeVIP(_ s: VIPState) throws(BPFError) {
@@ -249,7 +302,10 @@ public final class DataPlaneController: @unchecked Sendable {
         try maps.vipStats.updatePerCPU(s.index, xdplb_counter())
     }
 
-    /// Rewrites the VIP address set (with the port-0 flags) to match `vips`.
+    /// What the VIP address map holds (nil until first synced with the kernel).
+    private var writtenVIPAddrs: [IPAddress: UInt32]?
+
+    /// Makes the VIP address set (with the port-0 flags) match `vips`, writing only differences.
     private func writeVIPAddrs() throws(BPFError) {
         var want: [IPAddress: UInt32] = [:]
         for s in vips.values {
@@ -259,15 +315,19 @@ public final class DataPlaneController: @unchecked Sendable {
             }
             want[s.config.address] = f
         }
-        for (a, f) in want {
+        var have = writtenVIPAddrs ?? [:]
+        if writtenVIPAddrs == nil {
+            for k in try maps.vipAddrs.keys(as: xdplb_vip_addr_key.self) {
+                have[ABI.address(k.addr, family: k.family)] = try maps.vipAddrs.lookup(k, as: xdplb_vip_addr.self)?.flags
+            }
+        }
+        for (a, f) in want where have[a] != f {
             var v = xdplb_vip_addr()
             v.flags = f
             try maps.vipAddrs.update(xdplb_vip_addr_key(address: a), v)
         }
-        for k in try maps.vipAddrs.keys(as: xdplb_vip_addr_key.self) {
-            let a = ABI.address(k.addr, family: k.family)
-            if want[a] == nil { try maps.vipAddrs.delete(k) }
-        }
+        for a in have.keys where want[a] == nil { try maps.vipAddrs.delete(xdplb_vip_addr_key(address: a)) }
+        writtenVIPAddrs = want
     }
 }
 

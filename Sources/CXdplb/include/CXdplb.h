@@ -40,8 +40,10 @@ int xdplb_test_run_xdp(int prog_fd, const void *data_in, uint32_t in_len, void *
 int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags);
 
 /* Create an array map usable as an inner map of the ring table
- * (BPF_F_INNER_MAP, u32 -> u32, max_entries entries). Returns fd or -errno. */
+ * (BPF_F_INNER_MAP | BPF_F_MMAPABLE, u32 -> u32, max_entries entries). Returns fd or -errno. */
 int xdplb_ring_map_create(uint32_t max_entries, const char *name);
+/* Write values[0..count) into a ring map through mmap (no syscall per slot). Returns 0 or -errno. */
+int xdplb_ring_map_fill(int map_fd, const uint32_t *values, uint32_t count);
 
 /* BPF_MAP_UPDATE_BATCH: *count entries from keys/values; *count gets how many were written. */
 int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uint32_t *count);
