@@ -34,6 +34,14 @@ struct {
 	__type(value, struct xdplb_vip_addr);
 } xdplb_vip_addrs SEC(".maps");
 
+/* One entry: the VIP address prefilter (a bitmap; see xdplb_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdplb_vip_filter);
+} xdplb_vip_filter SEC(".maps");
+
 /*
  * Template of a Maglev ring: [0] = size M (a prime), [1..M] = backend ids
  * (0 = empty). BPF_F_INNER_MAP lets the agent swap in rings of any size

@@ -142,6 +142,26 @@ struct xdplb_node_cfg {
 };
 _Static_assert(sizeof(struct xdplb_node_cfg) == 32, "xdplb_node_cfg layout");
 
+/* Bits of the VIP address prefilter (a power of two) and the shift that maps a 32-bit hash onto them. */
+#define XDPLB_VIP_FILTER_BITS 4096
+#define XDPLB_VIP_FILTER_SHIFT 20
+
+/*
+ * The VIP address prefilter (one entry, key 0): bit b is set when some VIP
+ * address hashes to b. A clear bit means "no VIP here" without a hash-map
+ * lookup, which keeps non-VIP traffic near the cost of parsing; a set bit is
+ * confirmed in xdplb_vip_addrs. enabled = 0 (maps from an agent that predates
+ * the filter) turns it off. The bit of an address: XOR of its four address
+ * words (as loaded, little-endian), times 0x9E3779B1, shifted right by
+ * XDPLB_VIP_FILTER_SHIFT; C in bpf/backend.h, Swift in Sources/DataPlane/VIPFilter.swift.
+ */
+struct xdplb_vip_filter {
+	__u32 enabled;
+	__u32 pad;
+	__u64 words[XDPLB_VIP_FILTER_BITS / 64];
+};
+_Static_assert(sizeof(struct xdplb_vip_filter) == 8 + XDPLB_VIP_FILTER_BITS / 8, "xdplb_vip_filter layout");
+
 /* One per-CPU counter value: global outcome, per VIP or per backend. */
 struct xdplb_counter {
 	__u64 packets;
@@ -198,6 +218,7 @@ enum xdplb_counter_id {
 #define XDPLB_MAP_COUNTERS "xdplb_counters"
 #define XDPLB_MAP_VIP_STATS "xdplb_vip_stats"
 #define XDPLB_MAP_BACKEND_STATS "xdplb_backend_stats"
+#define XDPLB_MAP_VIP_FILTER "xdplb_vip_filter"
 #define XDPLB_PROG_BALANCER "xdplb_balancer"
 
 /* ==== 7. decap: the backend side (bpf/decap.bpf.c, tools/gre-decap) ====== */

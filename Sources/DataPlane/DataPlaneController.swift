@@ -327,6 +327,10 @@ public final class DataPlaneController: @unchecked Sendable {
             try maps.vipAddrs.update(xdplb_vip_addr_key(address: a), v)
         }
         for a in have.keys where want[a] == nil { try maps.vipAddrs.delete(xdplb_vip_addr_key(address: a)) }
+        // The prefilter last: a set bit without its address entry only costs a lookup.
+        if writtenVIPAddrs == nil || Set(have.keys) != Set(want.keys) {
+            try maps.vipFilter.update(UInt32(0), VIPFilter.value(for: want.keys))
+        }
         writtenVIPAddrs = want
     }
 }

@@ -1,4 +1,5 @@
 import BPF
+import CXdplb
 import Config
 import DataPlane
 import Maglev
@@ -106,5 +107,40 @@ struct VerdictTests {
         let toOther = PacketBuilder.ethernet(dst: Lab.nodeMAC, src: Lab.routerMAC, etherType: 0x0800,
                                              payload: PacketBuilder.ipv4(src: Lab.client4, dst: IPAddress("10.0.1.1")!, proto: 1, payload: echo))
         try expectVerdict(bed, toOther, .pass, counter: "pass_not_vip")
+    }
+}
+
+@Suite("the VIP address prefilter", .serialized)
+struct VIPFilterTests {
+    @Test("the prefilter holds exactly the bits of the VIP addresses, enabled")
+    func bits() throws {
+        let bed = try TestBed()
+        let f = try #require(try bed.balancer.maps.vipFilter.lookup(UInt32(0), as: xdplb_vip_filter.self))
+        let want = VIPFilter.value(for: Set(Lab.config().vips.map(\.address)))
+        #expect(f.enabled == 1)
+        #expect(withUnsafeBytes(of: f.words) { Array($0) } == withUnsafeBytes(of: want.words) { Array($0) })
+    }
+
+    @Test("a non-VIP address whose bit collides with a VIP's is still passed, after the address lookup")
+    func collision() throws {
+        let bed = try TestBed()
+        let target = VIPFilter.bit(Lab.vip4)
+        let other = try #require((0..<65536).lazy.map { IPAddress.v4([10, 77, UInt8($0 >> 8), UInt8($0 & 0xff)]) }
+            .first { VIPFilter.bit($0) == target })
+        let before = try bed.counters()
+        let f = Frames.tcp(Lab.client4, 1, other, 80)
+        let r = try bed.run(f)
+        #expect(r.action == .pass && r.output == f)
+        #expect(delta(before, try bed.counters())["pass_not_vip"] == 1)
+    }
+
+    @Test("with the prefilter disabled (maps of an older agent) VIP and non-VIP traffic are still right")
+    func disabled() throws {
+        let bed = try TestBed()
+        try bed.balancer.maps.vipFilter.update(UInt32(0), xdplb_vip_filter())
+        #expect(try bed.run(Frames.tcp(Lab.client4, 40000, Lab.vip4, 80)).action == .tx)
+        let f = Frames.tcp(Lab.client4, 1, IPAddress("10.9.9.9")!, 80)
+        let r = try bed.run(f)
+        #expect(r.action == .pass && r.output == f)
     }
 }
