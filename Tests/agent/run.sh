@@ -107,7 +107,9 @@ start_agent() {
 
 # ---- start --------------------------------------------------------------------
 check "agent starts and answers on its admin API" start_agent
-check "human-readable status lists both backends" sh -c "nsenter --net=/run/netns/$lb $XDPLB status | grep -c '10.0.9.[24] .* up ' | grep -qx 2"
+both_up() { [ "$(nsenter --net="/run/netns/$lb" "$XDPLB" status | grep -c '10.0.9.[24] .* up ')" = 2 ]; }
+# Servers may still be starting when the first probes run: wait for the steady state.
+check "human-readable status lists both backends up" wait_until 10 both_up
 check "xdp attached to lb0" sh -c "ip -n $lb link show lb0 | grep -q xdp"
 check "maps, program link pinned under $bpffs" test -e "$bpffs/link" -a -e "$bpffs/xdplb_vips" -a -e "$bpffs/xdplb_ct"
 slots() { status_json | json "{b['address']: b['slots'] for b in d['vips'][0]['backends']}['$1']"; }
@@ -135,7 +137,7 @@ else bad "backend back: not in the ring after 5s"; fi
 # ---- every backend down: fail open --------------------------------------------
 kill "$server_10_0_9_2" "$server_10_0_9_4"
 fail_open() { [ "$(status_json | json "d['vips'][0]['fail_open']")" = True ]; }
-check "all backends down: the VIP fails open (policy) and says so" wait_until 5 fail_open
+check "all backends down: the VIP fails open (policy) and says so" wait_until 10 fail_open
 check "fail-open keeps every backend in the ring" test "$(( $(slots 10.0.9.2) + $(slots 10.0.9.4) ))" = 65537
 inlb curl -sf http://127.0.0.1:9180/metrics >"$tmp/metrics.failopen"
 check "fail-open is visible in metrics and counted" sh -c \
@@ -144,7 +146,7 @@ check "fail-open is logged" grep -q "all backends down: failing open" "$tmp/agen
 start_server 10.0.9.2
 start_server 10.0.9.4
 not_fail_open() { ! fail_open && in_ring && [ "$(slots 10.0.9.2)" != 0 ]; }
-check "backends back: fail-open ends" wait_until 5 not_fail_open
+check "backends back: fail-open ends" wait_until 10 not_fail_open
 
 # ---- drain keeps LRU flows ----------------------------------------------------
 owner=$("$XDPLB" pick --config "$cfg" --flow '10.0.9.10:6000 -> 10.100.0.1:53/udp' | awk '{print $1}')
