@@ -23,6 +23,8 @@ import ctypes
 import json
 import os
 import platform
+import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -263,7 +265,7 @@ class Bench:
         wall = c1["t"] - c0["t"]
         req = max(w["requests"], 1)
         busy = (c1["busy"] - c0["busy"]) / TICK
-        r = {"round": rnd, "target": name, "workload": workload, "command": " ".join(argv),
+        r = {"round": rnd, "target": name, "workload": workload, "command": shlex.join(argv),
              "requests": w["requests"], "seconds": round(secs, 3), "rps": w["requests"] / secs,
              "errors": w["errors"], "latency_us": w["latency_us"], "wire_bytes": w["bytes"],
              "machine_busy_cores": busy / wall, "idle_busy_cores": idle,
@@ -278,7 +280,6 @@ class Bench:
         if h0 is not None:
             r["haproxy_process_us_per_req"] = (h1 - h0) / TICK / req * 1e6
             r["haproxy_cores"] = (h1 - h0) / TICK / wall
-            r["own_cpu_us_per_req"] = r["haproxy_process_us_per_req"]
             if n0 is not None:
                 # The proxy node: HAProxy's own user and system time (without the
                 # softirq work the kernel charged to it while it was on the CPU)
@@ -331,7 +332,7 @@ class Bench:
         except (ValueError, KeyError) as e:
             log("warning: iperf3 to %s failed (%s): %s" % (name, e, (out.stdout + out.stderr)[-400:]))
             return
-        r = {"target": name, "workload": "bulk_download" if reverse else "bulk_upload", "command": " ".join(argv),
+        r = {"target": name, "workload": "bulk_download" if reverse else "bulk_upload", "command": shlex.join(argv),
              "gbit": bps / 1e9, "retransmits": retr,
              "machine_busy_cores": (c1["busy"] - c0["busy"]) / TICK / (c1["t"] - c0["t"])}
         log("  %-7s %-8s %6.2f Gbit/s" % (name, "download" if reverse else "upload", r["gbit"]))
@@ -468,7 +469,10 @@ class Bench:
             if wl not in s:
                 continue
             r = ratios.get(rk) if rk else None
-            lines.append("%-*s" % (w0, label) + "".join("%16s" % cell(wl, n, key, fmt) for n in names)
+            cells = [cell(wl, n, key, fmt) for n in names]
+            if all(c == "-" for c in cells):
+                continue
+            lines.append("%-*s" % (w0, label) + "".join("%16s" % c for c in cells)
                          + "%16s" % ("%.2f" % r if r is not None else "-"))
         return "\n".join(lines)
 
@@ -561,6 +565,9 @@ def main():
     p.add_argument("--xdplb", default="")
     p.add_argument("--repo", default=".")
     p.add_argument("--json")
+    # SIGTERM (tools/bench-lab's cleanup) unwinds like Ctrl-C: subprocess.run
+    # kills the running load generator and bpf_stats is restored.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     b = Bench(p.parse_args())
     try:
         b.run()
