@@ -28,22 +28,31 @@ static __always_inline __u32 vip_filter_bit(const __be32 *addr)
 }
 
 /*
- * Is `addr` (flow-key layout) an address with at least one VIP? The
- * prefilter answers "no" for almost every non-VIP address with one array
- * load (inlined by the verifier) instead of a hash-map lookup.
+ * May `addr` (flow-key layout) be a VIP address? False means certainly not:
+ * one array load (inlined by the verifier) instead of a hash-map lookup.
  */
-static __always_inline struct xdplb_vip_addr *vip_addr_lookup(__u8 family, const __be32 *addr)
+static __always_inline bool vip_filter_maybe(const __be32 *addr)
 {
-	struct xdplb_vip_addr_key key = {};
 	struct xdplb_vip_filter *filter;
 	__u32 zero = 0, bit;
 
 	filter = bpf_map_lookup_elem(&xdplb_vip_filter, &zero);
-	if (filter && filter->enabled) {
-		bit = vip_filter_bit(addr);
-		if (!(filter->words[(bit >> 6) & (XDPLB_VIP_FILTER_BITS / 64 - 1)] & (1ULL << (bit & 63))))
-			return NULL;
-	}
+	if (!filter || !filter->enabled)
+		return true;
+	bit = vip_filter_bit(addr);
+	return filter->words[(bit >> 6) & (XDPLB_VIP_FILTER_BITS / 64 - 1)] & (1ULL << (bit & 63));
+}
+
+/*
+ * Is `addr` (flow-key layout) an address with at least one VIP? The
+ * prefilter answers "no" for almost every non-VIP address first.
+ */
+static __always_inline struct xdplb_vip_addr *vip_addr_lookup(__u8 family, const __be32 *addr)
+{
+	struct xdplb_vip_addr_key key = {};
+
+	if (!vip_filter_maybe(addr))
+		return NULL;
 
 	key.family = family;
 	key.addr[0] = addr[0];
@@ -54,13 +63,14 @@ static __always_inline struct xdplb_vip_addr *vip_addr_lookup(__u8 family, const
 }
 
 /*
- * The VIP of the flow's destination: exact (address, port, protocol), then the
- * address's port-0 VIP of the protocol when `addr_flags` says it has one.
+ * The VIP of the flow's destination: the exact (address, port, protocol) key
+ * first, which is the one lookup most VIP packets pay; only on a miss the
+ * address entry says whether a port-0 VIP of the protocol exists.
  */
-static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *pkt,
-						       __u32 addr_flags)
+static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *pkt)
 {
 	struct xdplb_vip_key key = {};
+	struct xdplb_vip_addr *vaddr;
 	struct xdplb_vip_meta *vip;
 	__u32 port0;
 
@@ -74,9 +84,12 @@ static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *
 	vip = bpf_map_lookup_elem(&xdplb_vips, &key);
 	if (vip)
 		return vip;
+	vaddr = vip_addr_lookup(pkt->flow.family, pkt->flow.dst);
+	if (!vaddr)
+		return NULL;
 	port0 = pkt->flow.proto == IPPROTO_TCP ? XDPLB_VIP_ADDR_F_PORT0_TCP
 					       : XDPLB_VIP_ADDR_F_PORT0_UDP;
-	if (!(addr_flags & port0))
+	if (!(vaddr->flags & port0))
 		return NULL;
 	key.port = 0;
 	return bpf_map_lookup_elem(&xdplb_vips, &key);

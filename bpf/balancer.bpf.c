@@ -104,16 +104,13 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 static __always_inline int process_icmp(struct xdp_md *ctx, struct xdplb_cursor *c,
 					struct xdplb_pkt *pkt)
 {
-	struct xdplb_vip_addr *vaddr;
-	struct xdplb_vip_meta *vip = NULL;
+	struct xdplb_vip_meta *vip;
 	int action;
 
 	action = icmp_parse_error(c, pkt);
 	if (action >= 0)
 		return action;
-	vaddr = vip_addr_lookup(pkt->flow.family, pkt->flow.dst);
-	if (vaddr)
-		vip = vip_match(pkt, vaddr->flags);
+	vip = vip_match(pkt);
 	if (!vip)
 		return pkt_verdict(pkt, XDPLB_CNT_PASS_ICMP_OTHER, XDP_PASS);
 	return balance(ctx, pkt, vip, true);
@@ -125,7 +122,6 @@ static __always_inline int process_packet(struct xdp_md *ctx, struct xdplb_pkt *
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct xdplb_vip_addr *vaddr;
 	struct xdplb_vip_meta *vip;
 	int action;
 
@@ -154,17 +150,23 @@ static __always_inline int process_packet(struct xdp_md *ctx, struct xdplb_pkt *
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_IPV6_EXT, XDP_DROP);
 	}
 
-	/* The one lookup non-VIP traffic pays. */
-	vaddr = vip_addr_lookup(pkt->flow.family, pkt->flow.dst);
-	if (!vaddr)
+	/* All non-VIP traffic pays: one bit of the prefilter. */
+	if (!vip_filter_maybe(pkt->flow.dst))
 		return pkt_verdict(pkt, XDPLB_CNT_PASS_NOT_VIP, XDP_PASS);
 
-	if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6)
+	if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6) {
+		if (!vip_addr_lookup(pkt->flow.family, pkt->flow.dst))
+			return pkt_verdict(pkt, XDPLB_CNT_PASS_NOT_VIP, XDP_PASS);
 		return process_icmp(ctx, &c, pkt);
+	}
 
-	if (!parse_ports(&c, pkt))
+	if (!parse_ports(&c, pkt)) {
+		/* A bad L4 header is ours to drop only when aimed at a VIP address. */
+		if (!vip_addr_lookup(pkt->flow.family, pkt->flow.dst))
+			return pkt_verdict(pkt, XDPLB_CNT_PASS_NOT_VIP, XDP_PASS);
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_MALFORMED, XDP_DROP);
-	vip = vip_match(pkt, vaddr->flags);
+	}
+	vip = vip_match(pkt);
 	if (!vip)
 		return pkt_verdict(pkt, XDPLB_CNT_PASS_NOT_VIP, XDP_PASS);
 	return balance(ctx, pkt, vip, false);
