@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import BPF
+import Config
 import Foundation
 import Hummingbird
 import Logging
@@ -78,13 +79,8 @@ struct RunCommand: AsyncParsableCommand {
 /// Reads node.admin from a config file without the agent.
 enum ConfigAddress {
     static func admin(_ path: String) -> String? {
-        (try? ConfigLoaderShim.load(path))?.node.admin
+        (try? ConfigLoader.load(path: path))?.node.admin
     }
-}
-
-import Config
-enum ConfigLoaderShim {
-    static func load(_ path: String) throws -> XdplbConfig { try ConfigLoader.load(path: path) }
 }
 
 /// `xdplb status`.
