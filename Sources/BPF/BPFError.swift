@@ -34,8 +34,9 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Turns a libbpf-style return (negative errno or -1 with errno set) into a thrown BPFError.
+/// - Returns: `rc` when it is not negative (an fd or 0).
 @discardableResult
-func check(_ rc: Int32, _ operation: @autoclosure () -> String, hint: String? = nil) throws(BPFError) -> Int32 {
+public func check(_ rc: Int32, _ operation: @autoclosure () -> String, hint: String? = nil) throws(BPFError) -> Int32 {
     if rc >= 0 { return rc }
     let code = rc == -1 ? Glibc.errno : -rc
     throw BPFError(operation(), errno: code, hint: hint)

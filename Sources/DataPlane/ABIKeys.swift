@@ -16,6 +16,11 @@ enum ABI {
         return family == 6 ? .v6(b) : .v4(Array(b.prefix(4)))
     }
 
+    /// Byte-for-byte equality of two ABI structs (what the kernel compares).
+    static func bytesEqual<T>(_ a: T, _ b: T) -> Bool {
+        withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
+    }
+
     /// Host-order port to the `__be16` stored in keys.
     static func port(_ p: UInt16) -> UInt16 { p.bigEndian }
 }
@@ -31,7 +36,7 @@ extension xdplb_vip_key: @retroactive Hashable {
     }
 
     public static func == (a: xdplb_vip_key, b: xdplb_vip_key) -> Bool {
-        withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
+        ABI.bytesEqual(a, b)
     }
 
     public func hash(into h: inout Hasher) {

@@ -135,7 +135,7 @@ public final class DataPlaneController: @unchecked Sendable {
                 e.nh_dmac = (0, 0, 0, 0, 0, 0)
                 e.nh_smac = (0, 0, 0, 0, 0, 0)
             }
-            if backendEntries[id] == nil || !bytesEqual(old, e) {
+            if backendEntries[id] == nil || !ABI.bytesEqual(old, e) {
                 try maps.backends.update(id, e)
                 backendEntries[id] = e
                 report.backendsWritten += 1
@@ -177,10 +177,6 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         return report
-    }
-
-    private func bytesEqual<T>(_ a: T, _ b: T) -> Bool {
-        withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
     }
 
     private func backendID(for addr: IPAddress) throws(BPFError) -> UInt32 {
@@ -333,9 +329,4 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         writtenVIPAddrs = want
     }
-}
-
-func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(BPFError) -> Int32 {
-    if rc >= 0 { return rc }
-    throw BPFError(op(), errno: rc)
 }
