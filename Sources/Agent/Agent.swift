@@ -107,8 +107,10 @@ public actor Agent {
 
     private func reconcileWithHealth(reason: String) async throws {
         let targets = probeTargets()
+        // One hop to the checker for every state, not one per target (1,000 backends = 1,000 awaits).
+        let probed = await health.states
         var states: [ProbeTarget: Bool] = [:]
-        for t in targets.values.flatMap({ $0.values }) where states[t] == nil { states[t] = await health.isHealthy(t) }
+        for t in targets.values.flatMap({ $0.values }) { states[t] = probed[t]?.healthy ?? true }
         try reconcile(reason: reason, healthy: states)
     }
 

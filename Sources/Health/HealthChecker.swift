@@ -104,9 +104,6 @@ public actor HealthChecker {
         try? await group.shutdownGracefully()
     }
 
-    /// True if the target is healthy (unknown targets count as healthy).
-    public func isHealthy(_ t: ProbeTarget) -> Bool { states[t]?.healthy ?? true }
-
     private func loop(_ t: ProbeTarget) async {
         // Spread the first probes over one interval so 1,000 backends don't fire at once.
         let jitter = UInt64(abs(t.hashValue) % max(1, t.check.intervalMs))
