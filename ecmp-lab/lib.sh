@@ -180,33 +180,23 @@ kill_agent() {
 status_json() { lbx "$1" status --json; }
 stats_json() { lbx "$1" stats --json --interval 0.05; }
 
-# snapshot_stats FILE: every node's stats as one JSON object {"1": {...}, ...}.
-snapshot_stats() {
-	local out=$1 i
+# snapshot_nodes FILE CMD: CMD NODE for every LB node, as one JSON object {"1": {...}, ...}.
+snapshot_nodes() {
+	local out=$1 cmd=$2 i
 	{
 		printf '{'
 		for ((i = 1; i <= LB_NODES; i++)); do
 			[ "$i" = 1 ] || printf ','
 			printf '"%s": ' "$i"
-			stats_json "$i"
+			"$cmd" "$i"
 		done
 		printf '}\n'
 	} >"$out"
 }
 
-# snapshot_status FILE: every node's status as one JSON object.
-snapshot_status() {
-	local out=$1 i
-	{
-		printf '{'
-		for ((i = 1; i <= LB_NODES; i++)); do
-			[ "$i" = 1 ] || printf ','
-			printf '"%s": ' "$i"
-			status_json "$i"
-		done
-		printf '}\n'
-	} >"$out"
-}
+# snapshot_stats FILE / snapshot_status FILE: every node's stats / status.
+snapshot_stats() { snapshot_nodes "$1" stats_json; }
+snapshot_status() { snapshot_nodes "$1" status_json; }
 
 # all_healthy: every node has every configured backend up, in the ring, and
 # the same digest per VIP as every other node.

@@ -37,6 +37,25 @@ add_link() {
 # neigh NS IF ADDR MAC: a permanent neighbour (no ARP/ND on lab links).
 neigh() { ip -n "$1" neigh replace "$3" lladdr "$4" dev "$2" nud permanent; }
 
+# router_link NS IF RIF ADDR4 ADDR6 RTR4 RTR6: a core link (MTU_CORE) from NS to
+# the router with one v4/v6 address on each side, static neighbours both ways,
+# loose rp_filter on the router's side and NS's default routes via the router.
+router_link() {
+	local ns=$1 ifn=$2 rif=$3 a4=$4 a6=$5 r4=$6 r6=$7
+	add_link "$ns" "$ifn" "$NS_ROUTER" "$rif" "$MTU_CORE"
+	ip -n "$ns" addr add "$a4/24" dev "$ifn"
+	ip -n "$ns" addr add "$a6/64" dev "$ifn" nodad
+	ip -n "$NS_ROUTER" addr add "$r4/24" dev "$rif"
+	ip -n "$NS_ROUTER" addr add "$r6/64" dev "$rif" nodad
+	sysctls "$NS_ROUTER" "net.ipv4.conf.$rif.rp_filter=0"
+	neigh "$ns" "$ifn" "$r4" "$(mac_of "$NS_ROUTER" "$rif")"
+	neigh "$ns" "$ifn" "$r6" "$(mac_of "$NS_ROUTER" "$rif")"
+	neigh "$NS_ROUTER" "$rif" "$a4" "$(mac_of "$ns" "$ifn")"
+	neigh "$NS_ROUTER" "$rif" "$a6" "$(mac_of "$ns" "$ifn")"
+	ip -n "$ns" route add default via "$r4"
+	ip -n "$ns" -6 route add default via "$r6"
+}
+
 # topo_up: the whole topology (see config.sh), without agents or servers.
 topo_up() {
 	local i k all_be=$((BACKENDS + 1)) lbs=() nh4=() nh6=()
@@ -77,21 +96,10 @@ topo_up() {
 	for ((i = 1; i <= LB_NODES; i++)); do
 		local ns lif rif
 		ns=$(ns_lb "$i") lif=$(if_lb "$i") rif=$(if_rtr_lb "$i")
-		add_link "$ns" "$lif" "$NS_ROUTER" "$rif" "$MTU_CORE"
-		ip -n "$ns" addr add "$(lb4 "$i")/24" dev "$lif"
-		ip -n "$ns" addr add "$(lb6 "$i")/64" dev "$lif" nodad
-		ip -n "$NS_ROUTER" addr add "$(rtr_lb4 "$i")/24" dev "$rif"
-		ip -n "$NS_ROUTER" addr add "$(rtr_lb6 "$i")/64" dev "$rif" nodad
-		sysctls "$NS_ROUTER" "net.ipv4.conf.$rif.rp_filter=0"
+		router_link "$ns" "$lif" "$rif" "$(lb4 "$i")" "$(lb6 "$i")" "$(rtr_lb4 "$i")" "$(rtr_lb6 "$i")"
 		# Forwarding on the node: the bpf_fib_lookup fallback needs it, and
 		# the kernel forwards GRE the program hands it (pass_no_neigh).
 		sysctls "$ns" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 "net.ipv4.conf.$lif.rp_filter=0"
-		neigh "$ns" "$lif" "$(rtr_lb4 "$i")" "$(mac_of "$NS_ROUTER" "$rif")"
-		neigh "$ns" "$lif" "$(rtr_lb6 "$i")" "$(mac_of "$NS_ROUTER" "$rif")"
-		neigh "$NS_ROUTER" "$rif" "$(lb4 "$i")" "$(mac_of "$ns" "$lif")"
-		neigh "$NS_ROUTER" "$rif" "$(lb6 "$i")" "$(mac_of "$ns" "$lif")"
-		ip -n "$ns" route add default via "$(rtr_lb4 "$i")"
-		ip -n "$ns" -6 route add default via "$(rtr_lb6 "$i")"
 		ns_exec "$NS_ROUTER" ethtool -K "$rif" tx off >/dev/null
 		ip -n "$NS_ROUTER" link set dev "$rif" xdpdrv obj "$LAB_STATE_DIR/xdp_pass.bpf.o" sec xdp
 		nh4+=(nexthop via "$(lb4 "$i")" dev "$rif")
@@ -104,18 +112,7 @@ topo_up() {
 	for ((i = 1; i <= all_be; i++)); do
 		local ns bif rif
 		ns=$(ns_be "$i") bif=$(if_be "$i") rif=$(if_rtr_be "$i")
-		add_link "$ns" "$bif" "$NS_ROUTER" "$rif" "$MTU_CORE"
-		ip -n "$ns" addr add "$(be4 "$i")/24" dev "$bif"
-		ip -n "$ns" addr add "$(be6 "$i")/64" dev "$bif" nodad
-		ip -n "$NS_ROUTER" addr add "$(rtr_be4 "$i")/24" dev "$rif"
-		ip -n "$NS_ROUTER" addr add "$(rtr_be6 "$i")/64" dev "$rif" nodad
-		sysctls "$NS_ROUTER" "net.ipv4.conf.$rif.rp_filter=0"
-		neigh "$ns" "$bif" "$(rtr_be4 "$i")" "$(mac_of "$NS_ROUTER" "$rif")"
-		neigh "$ns" "$bif" "$(rtr_be6 "$i")" "$(mac_of "$NS_ROUTER" "$rif")"
-		neigh "$NS_ROUTER" "$rif" "$(be4 "$i")" "$(mac_of "$ns" "$bif")"
-		neigh "$NS_ROUTER" "$rif" "$(be6 "$i")" "$(mac_of "$ns" "$bif")"
-		ip -n "$ns" route add default via "$(rtr_be4 "$i")"
-		ip -n "$ns" -6 route add default via "$(rtr_be6 "$i")"
+		router_link "$ns" "$bif" "$rif" "$(be4 "$i")" "$(be6 "$i")" "$(rtr_be4 "$i")" "$(rtr_be6 "$i")"
 	done
 }
 
