@@ -252,4 +252,46 @@ enum xdplb_decap_counter_id {
 #define XDPLB_PROG_DECAP "xdplb_decap"         /* tc clsact ingress, direct-action */
 #define XDPLB_PROG_DECAP_XDP "xdplb_decap_xdp" /* XDP */
 
+/* ==== 8. bench: the restoring loop of `xdplb bench` (bpf/bench.bpf.c) ===== */
+
+/*
+ * xdplb_bench_loop runs inside one BPF_PROG_TEST_RUN with repeat = N. Each
+ * run first puts the original frame back (head moved back to where it was,
+ * the first prefix_len bytes rewritten, the flow's source address and port
+ * set), then tail-calls slot `target` of xdplb_bench_progs: a floor program
+ * or a balancer build. So every timed run sees the original packet, with
+ * caches warm as in a driver's NAPI loop; the floor slots pay the same
+ * restore, so case - floor is the program's own cost.
+ */
+#define XDPLB_BENCH_PREFIX_MAX 64     /* bytes rewritten per run: every header the program reads */
+#define XDPLB_BENCH_FLOWS_MAX 262144  /* entries of xdplb_bench_flows */
+#define XDPLB_BENCH_SLOTS 4           /* entries of xdplb_bench_progs */
+#define XDPLB_BENCH_PORTS_PER_ADDR 64000 /* flow k: address base_low + k / this, port 1024 + k % this */
+
+/* struct xdplb_bench_state.mode: which flow each run carries. */
+#define XDPLB_BENCH_FIXED 0    /* the prefix as is */
+#define XDPLB_BENCH_DISTINCT 1 /* flow `next`, then next + 1, ... (a new flow every run) */
+#define XDPLB_BENCH_CYCLE 2    /* flow xdplb_bench_flows[pos], pos round and round nflows */
+
+/* The only entry of xdplb_bench_state; the loop advances next/pos. */
+struct xdplb_bench_state {
+	__u32 target;      /* slot of xdplb_bench_progs to run */
+	__u32 frame_len;   /* the original frame's length */
+	__u32 prefix_len;  /* 1..XDPLB_BENCH_PREFIX_MAX, at most frame_len */
+	__u32 mode;        /* XDPLB_BENCH_* */
+	__u32 next;        /* DISTINCT: the next flow number */
+	__u32 pos;         /* CYCLE: the next index into xdplb_bench_flows */
+	__u32 nflows;      /* CYCLE: entries in use, 1..XDPLB_BENCH_FLOWS_MAX */
+	__u32 src_low_off; /* frame offset of the source address's last 4 bytes */
+	__u32 sport_off;   /* frame offset of the source port */
+	__u32 base_low;    /* last 4 bytes of flow 0's source address, host order */
+	__u8 prefix[XDPLB_BENCH_PREFIX_MAX];
+};
+_Static_assert(sizeof(struct xdplb_bench_state) == 104, "xdplb_bench_state layout");
+
+#define XDPLB_MAP_BENCH_STATE "xdplb_bench_st"
+#define XDPLB_MAP_BENCH_FLOWS "xdplb_bench_fl"
+#define XDPLB_MAP_BENCH_PROGS "xdplb_bench_pr"
+#define XDPLB_PROG_BENCH_LOOP "xdplb_bench_loop"
+
 #endif /* XDPLB_ABI_H */

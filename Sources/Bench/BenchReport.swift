@@ -45,10 +45,14 @@ public struct CaseResult: Sendable, Codable {
     public var wallNsPerCall: Double
     /// Median over rounds of wallNsPerCall minus the interleaved floor's.
     public var netWallNs: Double?
-    /// Only for programs that leave the packet untouched (so repeat > 1 is valid):
-    /// ns per run with repeat = 1000 in one call, i.e. with caches and TLB warm
-    /// as in a driver's NAPI loop. Shows what the syscall boundary costs each repeat = 1 run.
-    public var warmNs: Double?
+    /// The restoring loop (BenchLoop): median over rounds of the kernel's ns per
+    /// run with repeat = N, each run on the original frame, caches warm
+    /// (nil: not measured that way, e.g. a path that also moves the tail).
+    public var loopNs: Double?
+    /// Median over rounds of (loop case − loop floor), the floor on the same frames: the program alone, warm.
+    public var loopNetNs: Double?
+    /// With `--compare`: median over rounds of (compared − main) in the loop.
+    public var loopCompareDeltaNs: Double?
     /// With `--compare`: the other build on the same packets (nil otherwise).
     public var compare: CompareResult?
     /// True when every run returned `verdict` and the counters moved as the path requires.
@@ -200,7 +204,7 @@ public struct BenchReport: Sendable, Codable {
         out.append("")
         let header = [pad("case", 18), pad("verdict", 7), lpad("ns/pkt", 7), lpad("min", 6), lpad("max", 6),
                       lpad("p10", 5), lpad("p90", 5), lpad("p99", 6), lpad("mean", 7), lpad("net", 6), pad("  over", 18),
-                      lpad("Mpps", 6), lpad("Mpps net", 9), lpad("wall ns", 8), lpad("warm", 6)].joined(separator: " ")
+                      lpad("Mpps", 6), lpad("Mpps net", 9), lpad("wall ns", 8), lpad("loop", 6), lpad("loop net", 9)].joined(separator: " ")
         out.append(header)
         for name in d.order {
             guard let c = d.cases[name] else { continue }
@@ -208,7 +212,8 @@ public struct BenchReport: Sendable, Codable {
                        lpad(f(c.nsRoundMax), 6), lpad(f(c.p10, 0), 5), lpad(f(c.p90, 0), 5), lpad(f(c.p99, 0), 6),
                        lpad(f(c.nsMean), 7), lpad(c.netNs.map { f($0) } ?? "-", 6),
                        pad("  " + (c.netOver ?? "-"), 18), lpad(f(c.mpps, 1), 6),
-                       lpad(c.mppsNet.map { $0.isFinite ? f($0, 1) : "inf" } ?? "-", 9), lpad(f(c.wallNsPerCall, 0), 8), lpad(c.warmNs.map { f($0) } ?? "-", 6)]
+                       lpad(c.mppsNet.map { $0.isFinite ? f($0, 1) : "inf" } ?? "-", 9), lpad(f(c.wallNsPerCall, 0), 8),
+                       lpad(c.loopNs.map { f($0) } ?? "-", 6), lpad(c.loopNetNs.map { f($0) } ?? "-", 9)]
             out.append(row.joined(separator: " "))
         }
         out.append("")
@@ -216,7 +221,8 @@ public struct BenchReport: Sendable, Codable {
         out.append("of the round values; p10/p90/p99 over every timed packet; net = median over rounds of (case − floor), the")
         out.append("floor run interleaved with the case (one floor run after each case run); Mpps = 1000/ns/pkt,")
         out.append("Mpps net = 1000/net (program alone, one core, no driver cost); wall = user-space time per syscall;")
-        out.append("warm = ns per run with repeat=1000 in one call (only for programs that leave the packet untouched).")
+        out.append("loop = ns per run in the restoring loop (original frame every run, caches warm); loop net = loop case −")
+        out.append("loop floor on the same frames (the restore cancels out): the program's cost as a NAPI loop sees it.")
         out.append("")
         for name in d.order {
             guard let c = d.cases[name] else { continue }
@@ -229,7 +235,8 @@ public struct BenchReport: Sendable, Codable {
             for name in d.order {
                 guard let c = d.cases[name], let x = c.compare else { continue }
                 let rounds = x.deltaRounds.map { String(format: "%+.0f", $0) }.joined(separator: " ")
-                out.append("  \(pad(c.name, 18)) \(lpad(f(c.nsMedian), 7)) -> \(lpad(f(x.nsMedian), 7)) ns: \(lpad(String(format: "%+.1f", x.deltaNs), 7)) ns (\(String(format: "%+.1f", x.deltaPercent))%), rounds: \(rounds)")
+                let loop = c.loopCompareDeltaNs.map { String(format: "; loop %+.1f ns", $0) } ?? ""
+                out.append("  \(pad(c.name, 18)) \(lpad(f(c.nsMedian), 7)) -> \(lpad(f(x.nsMedian), 7)) ns: \(lpad(String(format: "%+.1f", x.deltaNs), 7)) ns (\(String(format: "%+.1f", x.deltaPercent))%)\(loop), rounds: \(rounds)")
             }
         }
         out.append("")

@@ -31,6 +31,11 @@ public struct DataPlaneBenchOptions: Sendable {
     public var comparePath: String? = nil
     /// Cases to run (nil: all); the floors always run.
     public var only: Set<String>? = nil
+    /// Runs per call of the restoring loop (0: no loop measurement). Each call
+    /// with repeat > 1 costs ~20 ms of wall time here (the kernel swaps the XDP
+    /// dispatcher's target around it), and its first runs are cache-cold, so
+    /// few long calls: by default one call of `packets` runs per case per round.
+    public var loopRepeat = 200_000
 
     public init() {}
 
@@ -59,7 +64,8 @@ final class BenchCase {
     let frame: UnsafeMutableRawPointer
     let frameLength: Int
     let patch: FramePatch?
-    /// 0 fixed, 1 distinct (flow `next`, then next + 1, …), 2 cycle through `flows`.
+    /// 0 fixed, 1 distinct (flow `next`, then next + 1, …), 2 cycle through `flows`
+    /// (the XDPLB_BENCH_* modes of the bench loop).
     private let mode: Int
     private var next = 0
     private let flows: [Int32]
@@ -72,14 +78,15 @@ final class BenchCase {
     let never: [String]
     /// Output length of a correct run (nil: not checked).
     let outputLength: Int?
-    /// The program never changes the packet, so repeat > 1 runs it on the original: measure warm too.
-    let idempotent: Bool
+    /// Measured in the restoring loop too (BenchLoop); false when the program
+    /// also moves the frame's tail, which the loop can't put back.
+    let loops: Bool
     /// Untimed work before each block (e.g. re-establish the pool's conntrack entries).
     let prepare: () throws -> Void
 
     init(name: String, isFloor: Bool = false, description: String, programs: [BPFProgram], verdict: XDPAction,
          frame bytes: [UInt8], patch: FramePatch? = nil, order: FlowOrder = .fixed, netOver: String?,
-         perPacket: [String] = [], never: [String] = [], outputLength: Int? = nil, idempotent: Bool = false,
+         perPacket: [String] = [], never: [String] = [], outputLength: Int? = nil, loops: Bool = true,
          prepare: @escaping () throws -> Void = {}) {
         self.name = name
         self.isFloor = isFloor
@@ -99,7 +106,7 @@ final class BenchCase {
         self.perPacket = perPacket
         self.never = never
         self.outputLength = outputLength
-        self.idempotent = idempotent
+        self.loops = loops
         self.prepare = prepare
     }
 
@@ -118,6 +125,24 @@ final class BenchCase {
         default:
             patch.apply(frame, flow: Int(flows[position]))
             position = position + 1 == flows.count ? 0 : position + 1
+        }
+    }
+
+    /// Flow numbers of a cycling case, in order (empty otherwise).
+    var flowOrder: [Int32] { flows }
+
+    /// Where the bench loop starts: its mode and the next flow (distinct) or position (cycle).
+    var loopFlow: (mode: UInt32, next: UInt32, position: UInt32) {
+        (UInt32(mode), UInt32(truncatingIfNeeded: next), UInt32(position))
+    }
+
+    /// Moves past `n` flows the bench loop sent, so every later run (either
+    /// method) carries the flows that follow: SYN flows stay new.
+    func advanceLoop(by n: Int) {
+        switch mode {
+        case 1: next += n
+        case 2: position = (position + n) % flows.count
+        default: return
         }
     }
 
@@ -190,6 +215,8 @@ public final class DataPlaneBench {
     let benchObject: BPFObject
     let txProgram: BPFProgram
     let parseProgram: BPFProgram
+    /// The restoring loop (nil with loopRepeat 0).
+    let loop: BenchLoop?
     let config: XdplbConfig
     var cases: [BenchCase] = []
     private(set) var prefilled = 0
@@ -255,6 +282,8 @@ public final class DataPlaneBench {
         try benchObject.load()
         txProgram = try benchObject.program("xdplb_bench_tx")
         parseProgram = try benchObject.program("xdplb_bench_parse")
+        loop = options.loopRepeat > 0
+            ? try BenchLoop(object: benchObject, tx: txProgram, parse: parseProgram, builds: builds.map(\.program)) : nil
 
         try buildCases(log: log)
     }
@@ -356,15 +385,15 @@ public final class DataPlaneBench {
         cases = [
             BenchCase(name: "floor_xdp_tx", isFloor: true,
                       description: "xdplb_bench_tx returns XDP_TX: the cost of a timed run itself (timer reads, dispatch)",
-                      programs: [txProgram], verdict: .tx, frame: ackFrame, netOver: nil, idempotent: true),
+                      programs: [txProgram], verdict: .tx, frame: ackFrame, netOver: nil),
             BenchCase(name: "floor_parse_pass", isFloor: true,
                       description: "xdplb_bench_parse: the balancer's parse path (eth, IPv4, TCP ports) then XDP_PASS, on the v4_not_vip frame",
-                      programs: [parseProgram], verdict: .pass, frame: notVIPFrame, netOver: "floor_xdp_tx", idempotent: true),
+                      programs: [parseProgram], verdict: .pass, frame: notVIPFrame, netOver: "floor_xdp_tx"),
             BenchCase(name: "v4_not_vip",
                       description: "IPv4 TCP to an address with no VIP: parse, one VIP-address lookup, XDP_PASS untouched",
                       programs: progs, verdict: .pass, frame: notVIPFrame, netOver: "floor_parse_pass",
                       perPacket: ["rx", "pass_not_vip"], never: ["fwd_tx"], outputLength: notVIPFrame.count,
-                      idempotent: true),
+                      loops: true),
             BenchCase(name: "v4_tcp_syn",
                       description: "IPv4 TCP SYN of a new flow (a different flow every run): Maglev ring, LRU insert (evicts: the LRU is full), GRE v4, XDP_TX",
                       programs: progs, verdict: .tx,
@@ -403,7 +432,7 @@ public final class DataPlaneBench {
                       frame: BenchFrames.tcp(ack4.source(0), ack4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 1460),
                       patch: tcpPatch(ack4), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_hit", "tx_too_big"], never: ["fwd_tx", "drop_too_big"],
-                      outputLength: 14 + 20 + 8 + Int(XDPLB_ICMP_QUOTE_LEN), prepare: establish(ack4CT)),
+                      outputLength: 14 + 20 + 8 + Int(XDPLB_ICMP_QUOTE_LEN), loops: false, prepare: establish(ack4CT)),
             BenchCase(name: "v4_tcp_ack_cold",
                       description: "IPv4 TCP ACK, LRU hit, \(cold) established flows in random order: conntrack lookups miss the CPU caches",
                       programs: progs, verdict: .tx, frame: ackFrame,
@@ -504,21 +533,14 @@ public final class DataPlaneBench {
                            floorWallPerCall: floor == nil ? nil : Double(fwsum) / Double(max(n, 1)), wrongVerdicts: wrong)
     }
 
-    /// Runs per warm measurement call, and calls per round.
-    static let warmRepeat: UInt32 = 1000
-    var warmCalls: Int { max(1, min(20, options.packets / Int(Self.warmRepeat))) }
+    /// Calls of the restoring loop per case per round: as many runs as the repeat = 1 blocks.
+    var loopCalls: Int { max(1, options.packets / max(1, options.loopRepeat)) }
 
-    /// Median over `warmCalls` calls of the kernel's average ns per run with repeat = warmRepeat.
-    private func timeWarm(_ c: BenchCase) throws -> Double {
-        var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
-        var xs: [Double] = []
-        for _ in 0..<warmCalls {
-            let rc = xdplb_test_run_xdp(c.program.fd, c.frame, UInt32(c.frameLength), out, UInt32(outCapacity), &outLen,
-                                        Self.warmRepeat, 0, &ret, &dur)
-            if rc != 0 { throw BPFError("test run of \(c.program.name) (\(c.name), repeat \(Self.warmRepeat))", errno: rc) }
-            xs.append(Double(dur))
-        }
-        return median(xs)
+    /// The bench-loop slot(s) of a case's program(s).
+    private func loopSlots(_ c: BenchCase) -> [UInt32] {
+        if c.program === txProgram { return [BenchLoop.txSlot] }
+        if c.program === parseProgram { return [BenchLoop.parseSlot] }
+        return builds.indices.map { BenchLoop.buildSlot($0) }
     }
 
     /// One run of each program through BPFProgram.testRun to check the output before timing.
@@ -550,7 +572,8 @@ public final class DataPlaneBench {
         var totals = [String: NanosecondHistogram]()
         var values = [String: [Double]](), means = [String: [Double]](), walls = [String: [Double]]()
         var moved = [String: [String: UInt64]]()
-        var warm = [String: [Double]]()
+        var loopValues = [String: [Double]](), loopNets = [String: [Double]](), loopDeltas = [String: [Double]]()
+        var loopRuns = [String: Int]()
         var nets = [String: [Double]](), netWalls = [String: [Double]](), floorsInBlock = [String: [Double]]()
         var compared = [String: [Double]](), deltas = [String: [Double]]()
         var wrong = [String: Int]()
@@ -563,6 +586,17 @@ public final class DataPlaneBench {
                 let floor = c.netOver.flatMap { name in cases.first { $0.name == name } }
                 let t = try timeBlock(c, floor: floor, runs: options.packets, hist: &h)
                 totals[c.name] = h
+                if let loop, c.loops {
+                    let floorSlot = floor.map { loopSlots($0)[0] }
+                    let lt = try loop.time(c, buildSlots: loopSlots(c), floor: floor.map { (floorSlot!, $0.verdict) },
+                                           calls: loopCalls, repeatCount: UInt32(options.loopRepeat), out: out,
+                                           cap: UInt32(outCapacity), trim: Self.trim)
+                    loopValues[c.name, default: []].append(lt.case_)
+                    if let f = lt.floor { loopNets[c.name, default: []].append(lt.case_ - f) }
+                    if let x = lt.compared { loopDeltas[c.name, default: []].append(x - lt.case_) }
+                    loopRuns[c.name, default: 0] += lt.balancerRuns
+                    wrong[c.name, default: 0] += lt.wrongVerdicts
+                }
                 for (k, v) in try CounterReader.global(balancer.maps) {
                     moved[c.name, default: [:]][k, default: 0] += v.packets - (before[k]?.packets ?? 0)
                 }
@@ -576,7 +610,6 @@ public final class DataPlaneBench {
                     deltas[c.name, default: []].append(ct - t.trimmedMean)
                 }
                 if let fw = t.floorWallPerCall { netWalls[c.name, default: []].append(t.wallPerCall - fw) }
-                if c.idempotent { warm[c.name, default: []].append(try timeWarm(c)) }
                 means[c.name, default: []].append(t.mean)
                 walls[c.name, default: []].append(t.wallPerCall)
                 wrong[c.name, default: 0] += t.wrongVerdicts
@@ -597,8 +630,9 @@ public final class DataPlaneBench {
             if let w = wrong[c.name], w > 0 { p.append("\(w) runs returned another verdict than \(c.verdict)") }
             var seen: [String] = []
             if !c.isFloor {
-                // Shared maps: every build's runs count, so each frame counts once per build.
-                let want = runs * UInt64(builds.count)
+                // Shared maps: every build's runs count, so each frame counts once per build;
+                // the loop's runs count too.
+                let want = runs * UInt64(builds.count) + UInt64(loopRuns[c.name] ?? 0)
                 let d = moved[c.name] ?? [:]
                 for k in c.perPacket {
                     let got = d[k] ?? 0
@@ -620,7 +654,9 @@ public final class DataPlaneBench {
                 netOver: c.netOver, floorInBlockNs: floorsInBlock[c.name].map { median($0) }, netNs: nil,
                 mpps: med > 0 ? 1000 / med : 0, mppsNet: nil,
                 wallNsPerCall: median(walls[c.name]!), netWallNs: netWalls[c.name].map { median($0) },
-                warmNs: warm[c.name].map { median($0) },
+                loopNs: loopValues[c.name].map { median($0) },
+                loopNetNs: loopNets[c.name].map { median($0) },
+                loopCompareDeltaNs: loopDeltas[c.name].map { median($0) },
                 compare: nil,
                 checkPassed: p.isEmpty, check: p.isEmpty ? seen.joined(separator: ", ") : p.joined(separator: "; "))
             if let n = nets[c.name] {
@@ -646,7 +682,7 @@ public final class DataPlaneBench {
 
         let hot = options.hotFlows, cold = options.coldFlows
         return DataPlaneReport(
-            timing: "each packet is its own BPF_PROG_TEST_RUN with repeat = 1 (repeat > 1 would re-run on the already encapsulated buffer), timed by the kernel's own duration (ktime_get_ns() around the program run, inside the kernel), not wall clock: the syscall, packet copy and page setup (~1.5-3 µs of noisy wall time per call here) stay outside it, and the floors are measured the same way and interleaved with each case, so case − floor is the program's own cost. Each run starts right after a syscall (caches, TLB and branch predictors disturbed), so these are upper bounds for a driver's NAPI loop; the warm column shows the same programs with repeat = 1000 where that is valid.",
+            timing: "each packet is its own BPF_PROG_TEST_RUN with repeat = 1 (repeat > 1 would re-run on the already encapsulated buffer), timed by the kernel's own duration (ktime_get_ns() around the program run, inside the kernel), not wall clock: the syscall, packet copy and page setup (~1.5-3 µs of noisy wall time per call here) stay outside it, and the floors are measured the same way and interleaved with each case, so case − floor is the program's own cost. Each run starts right after a syscall (caches, TLB and branch predictors disturbed), so these are upper bounds for a driver's NAPI loop. The loop columns time the same cases the other way: \(options.loopRepeat > 0 ? "one BPF_PROG_TEST_RUN with repeat = \(options.loopRepeat) of xdplb_bench_loop, which puts the original frame back before every run (head, first bytes, next flow) and tail-calls the program; floors go through the same loop, so loop net is the program's own cost with caches warm, as in a NAPI loop" : "off (--loop-repeat 0)").",
             setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack LRU \(options.lruSize) entries filled to capacity (\(prefilled) written: background flows, then \(3 * hot) hot and \(cold) cold established flows, re-written untimed before each block that uses them, since SYN blocks evict)",
             rounds: options.rounds, packetsPerRound: options.packets, lruSize: options.lruSize, lruPrefilled: prefilled,
             cpu: pinned, compareObject: builds.count > 1 ? builds[1].label : nil,

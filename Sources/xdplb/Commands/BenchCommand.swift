@@ -15,8 +15,11 @@ struct BenchCommand: ParsableCommand {
             too-big, ACK with cache-cold conntrack) one packet per BPF_PROG_TEST_RUN (repeat = 1), so \
             every timed run sees the original packet. Times are the kernel's own per-run duration; an \
             XDP_TX-only and a parse-only program (the floors) run interleaved with each case, and net = \
-            case − floor. Counters prove each case took its path; a failed check exits 1. Timings are \
-            never asserted. See BENCHMARKS.md. Needs root.
+            case − floor. The same cases also run in the restoring loop: one BPF_PROG_TEST_RUN with \
+            repeat = --loop-repeat of a harness that puts the original frame back before each run and \
+            tail-calls the program (caches warm, as in a driver's NAPI loop; floors through the same \
+            loop). Counters prove each case took its path; a failed check exits 1. Timings are never \
+            asserted. See BENCHMARKS.md. Needs root.
             """
     )
 
@@ -31,6 +34,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Untimed packets per case before the first round (default: min(20000, packets)).")
     var warmup: Int?
+
+    @Option(help: "Runs per call of the restoring loop (default: --packets, one call per case per round; 0: don't measure that way).")
+    var loopRepeat: Int?
 
     @Option(help: "Conntrack LRU entries (the config default is 1000000; --smoke uses 65536).")
     var lruSize: Int?
@@ -60,6 +66,9 @@ struct BenchCommand: ParsableCommand {
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
         if let packets, packets < 1 { throw ValidationError("--packets must be at least 1 (got \(packets))") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        if let loopRepeat, loopRepeat < 0 || loopRepeat > 1_000_000 {
+            throw ValidationError("--loop-repeat must be between 0 and 1000000 (got \(loopRepeat))")
+        }
         if let lruSize, lruSize < 4096 || lruSize > 100_000_000 {
             throw ValidationError("--lru-size must be between 4096 and 100000000 (got \(lruSize))")
         }
@@ -85,6 +94,7 @@ struct BenchCommand: ParsableCommand {
         o.packets = packets ?? (smoke ? 2000 : 200_000)
         o.lruSize = lruSize ?? (smoke ? 65_536 : 1_000_000)
         o.warmup = warmup ?? min(20_000, o.packets)
+        o.loopRepeat = loopRepeat ?? o.packets
         o.cpu = cpu
         o.objectPath = object
         o.comparePath = compare

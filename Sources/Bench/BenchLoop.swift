@@ -1,0 +1,131 @@
+import BPF
+import CXdplb
+
+/// What one loop block of a case measured: per-call averages of each program.
+struct LoopTiming {
+    /// 10 % trimmed mean over calls of the kernel's ns per run, for the case.
+    var case_: Double
+    /// The same for the floor (nil: none), run after every case call.
+    var floor: Double?
+    /// The same for the compared build (nil: no comparison).
+    var compared: Double?
+    /// Balancer runs made (every build's): they move the counters.
+    var balancerRuns: Int
+    var wrongVerdicts: Int
+}
+
+/// The restoring loop (bpf/bench.bpf.c `xdplb_bench_loop`, xdplb_abi.h section 8):
+/// one BPF_PROG_TEST_RUN with repeat = N runs a program N times, each on the
+/// original frame, with the CPU caches as warm as in a driver's NAPI loop.
+/// Floors run through the same loop, so their restore cost cancels out.
+final class BenchLoop {
+    /// Slots of the program array: the floors, then the balancer builds.
+    static let txSlot: UInt32 = 0
+    static let parseSlot: UInt32 = 1
+    static let firstBuildSlot: UInt32 = 2
+
+    let program: BPFProgram
+    private let state: BPFMap
+    private let flows: BPFMap
+    private let progs: BPFMap
+    /// The case whose flow order is in the flows map.
+    private var flowsOf: ObjectIdentifier?
+
+    /// Takes the loop program and its maps from the loaded bench object and
+    /// puts the floors and `builds` (main first) into its program array.
+    init(object: BPFObject, tx: BPFProgram, parse: BPFProgram, builds: [BPFProgram]) throws {
+        guard builds.count <= Int(XDPLB_BENCH_SLOTS) - Int(Self.firstBuildSlot) else {
+            throw BenchError("the bench loop has room for \(Int(XDPLB_BENCH_SLOTS) - Int(Self.firstBuildSlot)) balancer builds")
+        }
+        program = try object.program(XDPLB_PROG_BENCH_LOOP)
+        state = try object.map(XDPLB_MAP_BENCH_STATE)
+        flows = try object.map(XDPLB_MAP_BENCH_FLOWS)
+        progs = try object.map(XDPLB_MAP_BENCH_PROGS)
+        try progs.update(Self.txSlot, tx.fd)
+        try progs.update(Self.parseSlot, parse.fd)
+        for (i, b) in builds.enumerated() { try progs.update(Self.firstBuildSlot + UInt32(i), b.fd) }
+    }
+
+    /// The program array slot of balancer build `i` (0: main).
+    static func buildSlot(_ i: Int) -> UInt32 { firstBuildSlot + UInt32(i) }
+
+    /// Loop state that sends `c`'s frame (and its next flows) to `slot`.
+    private func loopState(_ c: BenchCase, slot: UInt32) -> xdplb_bench_state {
+        var st = xdplb_bench_state()
+        st.target = slot
+        st.frame_len = UInt32(c.frameLength)
+        st.prefix_len = UInt32(min(c.frameLength, Int(XDPLB_BENCH_PREFIX_MAX)))
+        withUnsafeMutableBytes(of: &st.prefix) { $0.copyMemory(from: UnsafeRawBufferPointer(start: c.frame, count: Int(st.prefix_len))) }
+        let flow = c.loopFlow
+        st.mode = flow.mode
+        st.next = flow.next
+        st.pos = flow.position
+        st.nflows = UInt32(max(1, c.flowOrder.count))
+        if let p = c.patch {
+            st.src_low_off = UInt32(p.srcLowOffset)
+            st.sport_off = UInt32(p.sportOffset)
+            st.base_low = p.space.sourceLow(0)
+        }
+        return st
+    }
+
+    /// Puts `c`'s flow order into the flows map (once per case in a row).
+    private func loadFlows(_ c: BenchCase) throws {
+        let id = ObjectIdentifier(c)
+        guard flowsOf != id, !c.flowOrder.isEmpty else { return }
+        let n = c.flowOrder.count
+        guard n <= Int(XDPLB_BENCH_FLOWS_MAX) else { throw BenchError("\(c.name): \(n) flows, the bench loop holds \(XDPLB_BENCH_FLOWS_MAX)") }
+        try flows.updateBatch(keys: (0..<UInt32(n)).map { $0 }, values: c.flowOrder.map { UInt32(bitPattern: $0) })
+        flowsOf = id
+    }
+
+    /// One call: `repeatCount` runs of the program in `slot` on `c`'s frame.
+    /// Returns the kernel's ns per run and the last run's verdict.
+    private func call(_ c: BenchCase, slot: UInt32, repeatCount: UInt32, out: UnsafeMutableRawPointer, cap: UInt32) throws -> (ns: Double, ret: UInt32) {
+        try state.update(UInt32(0), loopState(c, slot: slot))
+        var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
+        let rc = xdplb_test_run_xdp(program.fd, c.frame, UInt32(c.frameLength), out, cap, &outLen, repeatCount, 0, &ret, &dur)
+        if rc != 0 { throw BPFError("test run of \(XDPLB_PROG_BENCH_LOOP) → slot \(slot) (\(c.name), repeat \(repeatCount))", errno: rc) }
+        c.advanceLoop(by: Int(repeatCount))
+        return (Double(dur), ret)
+    }
+
+    /// `calls` loop calls of `c` on every build in `buildSlots` (the compared
+    /// build alternately before and after the main one), each followed by a
+    /// call of the floor in `floor.slot` on the same frame and flows, so the
+    /// floor pays exactly the case's restore work; it must return `floor.verdict`.
+    func time(_ c: BenchCase, buildSlots: [UInt32], floor: (slot: UInt32, verdict: XDPAction)?, calls: Int,
+              repeatCount: UInt32, out: UnsafeMutableRawPointer, cap: UInt32, trim: Double) throws -> LoopTiming {
+        try loadFlows(c)
+        var main: [Double] = [], other: [Double] = [], floors: [Double] = []
+        var wrong = 0
+        let want = c.verdict.rawValue
+        for i in 0..<calls {
+            let order = buildSlots.count > 1 && i & 1 == 1 ? buildSlots.reversed() : buildSlots
+            for slot in order {
+                let r = try call(c, slot: slot, repeatCount: repeatCount, out: out, cap: cap)
+                if r.ret != want { wrong += 1 }
+                if slot == buildSlots[0] { main.append(r.ns) } else { other.append(r.ns) }
+            }
+            if let floor {
+                let r = try call(c, slot: floor.slot, repeatCount: repeatCount, out: out, cap: cap)
+                if r.ret != floor.verdict.rawValue { wrong += 1 }
+                floors.append(r.ns)
+            }
+        }
+        let isBalancer = buildSlots[0] >= Self.firstBuildSlot
+        return LoopTiming(case_: trimmedMean(main, trim), floor: floor == nil ? nil : trimmedMean(floors, trim),
+                          compared: other.isEmpty ? nil : trimmedMean(other, trim),
+                          balancerRuns: isBalancer ? calls * buildSlots.count * Int(repeatCount) : 0,
+                          wrongVerdicts: wrong)
+    }
+}
+
+/// Mean of `xs` without the `trim` fraction at each end.
+func trimmedMean(_ xs: [Double], _ trim: Double) -> Double {
+    guard !xs.isEmpty else { return 0 }
+    let s = xs.sorted()
+    let cut = Int(Double(s.count) * trim)
+    let kept = s[cut..<(s.count - cut)]
+    return kept.reduce(0, +) / Double(kept.count)
+}
