@@ -10,6 +10,7 @@
 #include "maps.h"
 #include "counters.h"
 #include "flow_hash.h"
+#include "conntrack.h"
 
 /* The node config (array key 0). NULL only if the map is broken. */
 static __always_inline struct xdplb_node_cfg *config_get(void)
@@ -95,17 +96,15 @@ static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *
 	return bpf_map_lookup_elem(&xdplb_vips, &key);
 }
 
-/* The flow hash (flow_hash.h) of pkt->flow in the VIP's mode. */
-static __always_inline __u32 flow_hash_of(const struct xdplb_pkt *pkt,
-					  const struct xdplb_vip_meta *vip, __u32 seed)
+/* The flow hash (flow_hash.h) of pkt->flow: 5-tuple, or source address only. */
+static __always_inline __u32 flow_hash_mode(const struct xdplb_pkt *pkt, bool src_only, __u32 seed)
 {
 	__u32 ports;
 
 	/* sport then dport as on the wire, loaded as one little-endian word. */
 	__builtin_memcpy(&ports, &pkt->flow.sport, sizeof(ports));
 	return xdplb_flow_hash(pkt->flow.src, pkt->flow.dst, ports, pkt->flow.proto,
-			       pkt->flow.family == XDPLB_FAMILY_V6,
-			       vip->flags & XDPLB_VIP_F_SRC_IP_HASH, seed);
+			       pkt->flow.family == XDPLB_FAMILY_V6, src_only, seed);
 }
 
 /* A live backend by id: NULL when out of range or not PRESENT. */
@@ -119,17 +118,18 @@ static __always_inline struct xdplb_backend *backend_get(__u32 id)
 }
 
 /* The conntrack entry's backend, if it is still the backend the entry saw. */
-static __always_inline struct xdplb_backend *ct_lookup(const struct xdplb_pkt *pkt, __u32 *id)
+static __always_inline struct xdplb_backend *ct_lookup(struct xdplb_ct_bucket *bucket,
+							const struct xdplb_pkt *pkt, __u32 *id)
 {
-	struct xdplb_ct_entry *ct = bpf_map_lookup_elem(&xdplb_ct, &pkt->flow);
+	struct xdplb_ct_entry ct;
 	struct xdplb_backend *be;
 
-	if (!ct)
+	if (!bucket || !ct_get(bucket, &pkt->flow, &ct))
 		return NULL;
-	be = backend_get(ct->backend_id);
-	if (!be || be->gen != ct->gen)
+	be = backend_get(ct.backend_id);
+	if (!be || be->gen != ct.gen)
 		return NULL;
-	*id = ct->backend_id;
+	*id = ct.backend_id;
 	return be;
 }
 
@@ -160,35 +160,34 @@ static __always_inline struct xdplb_backend *ring_pick(__u32 vip_index, __u32 ha
 /*
  * The backend of pkt->flow. Non-SYN packets try conntrack first (CT_HIT /
  * CT_MISS); otherwise the ring decides (NEW_FLOW), and with `remember` the
- * choice is written to the LRU. Sets pkt->hash (flow hash, seed `seed`)
- * whenever the ring is used or the backend is IPv6 (its outer flow label);
- * a conntrack hit toward an IPv4 backend needs no hash and skips it.
- * NULL: no backend.
+ * choice is written to conntrack. Sets pkt->hash (flow hash in the VIP's
+ * mode, node seed) whenever the ring is used or the backend is IPv6 (its
+ * outer flow label). NULL: no backend.
  */
 static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 							  const struct xdplb_vip_meta *vip,
-							  bool remember, __u32 seed, __u32 *id)
+							  bool remember,
+							  const struct xdplb_node_cfg *cfg, __u32 *id)
 {
-	struct xdplb_ct_entry ct = {};
+	bool src_only = vip->flags & XDPLB_VIP_F_SRC_IP_HASH;
+	__u32 tuple = flow_hash_mode(pkt, false, cfg->hash_seed);
+	struct xdplb_ct_bucket *bucket = ct_bucket(cfg, tuple);
 	struct xdplb_backend *be = NULL;
 
 	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
-		be = ct_lookup(pkt, id);
+		be = ct_lookup(bucket, pkt, id);
 		count(be ? XDPLB_CNT_CT_HIT : XDPLB_CNT_CT_MISS, pkt->frame_len);
 	}
 	if (!be || (be->flags & XDPLB_BACKEND_F_IPV6))
-		pkt->hash = flow_hash_of(pkt, vip, seed);
+		pkt->hash = src_only ? flow_hash_mode(pkt, true, cfg->hash_seed) : tuple;
 	if (be)
 		return be;
 	be = ring_pick(vip->vip_index, pkt->hash, id);
 	if (!be)
 		return NULL;
 	count(XDPLB_CNT_NEW_FLOW, pkt->frame_len);
-	if (remember) {
-		ct.backend_id = *id;
-		ct.gen = be->gen;
-		bpf_map_update_elem(&xdplb_ct, &pkt->flow, &ct, BPF_ANY);
-	}
+	if (remember && bucket)
+		ct_put(bucket, &pkt->flow, tuple, *id, be->gen);
 	return be;
 }
 

@@ -67,7 +67,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 
 	if (!cfg)
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_ENCAP_FAIL, XDP_DROP);
-	be = backend_pick(pkt, vip, !is_icmp, cfg->hash_seed, &id);
+	be = backend_pick(pkt, vip, !is_icmp, cfg, &id);
 	if (!be)
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_NO_BACKEND, XDP_DROP);
 

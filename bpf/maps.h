@@ -13,9 +13,10 @@
 
 #include "xdplb_abi.h"
 
-/* Default conntrack size; the agent resizes xdplb_ct (lru_size) before load. */
-#ifndef XDPLB_CT_DEFAULT_SIZE
-#define XDPLB_CT_DEFAULT_SIZE 65536
+/* Default conntrack buckets (XDPLB_CT_WAYS flows each); the agent sizes
+ * xdplb_ct from lru_size before load and writes ct_mask to match. */
+#ifndef XDPLB_CT_DEFAULT_BUCKETS
+#define XDPLB_CT_DEFAULT_BUCKETS 16384
 #endif
 
 /* VIP (address, port or 0, protocol, family) -> ring index and hash mode. */
@@ -73,12 +74,12 @@ struct {
 	__type(value, struct xdplb_backend);
 } xdplb_backends SEC(".maps");
 
-/* Conntrack: client -> VIP flow -> backend id and generation; written by the program. */
+/* Conntrack: the flow table (xdplb_abi.h); written by the program. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XDPLB_CT_DEFAULT_SIZE);
-	__type(key, struct xdplb_flow_key);
-	__type(value, struct xdplb_ct_entry);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_CT_DEFAULT_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct xdplb_ct_bucket);
 } xdplb_ct SEC(".maps");
 
 /* The node's run-time settings (key 0): encap sources, hash seed, path MTU. */

@@ -81,8 +81,10 @@ struct xdplb_cursor {
 /* What the balancer knows about the packet in hand (BPF stack only). */
 struct xdplb_pkt {
 	/* The client -> VIP flow the backend is chosen for: the packet's own
-	 * 5-tuple, or for an ICMP error the quoted flow turned around. */
-	struct xdplb_flow_key flow;
+	 * 5-tuple, or for an ICMP error the quoted flow turned around.
+	 * 8-aligned: conntrack compares it 8 bytes at a time (stack access
+	 * must be aligned). */
+	struct xdplb_flow_key flow __attribute__((aligned(8)));
 	__u32 frame_len; /* bytes of the frame on entry: what every counter adds */
 	__u32 ip_len;    /* frame_len - l2_len: the inner packet encapsulated as is */
 	__u32 l4_len;    /* L4 bytes as the IP header says (tot_len - ihl*4 / payload_len) */

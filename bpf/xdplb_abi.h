@@ -19,7 +19,7 @@
 /* ---- 1. version ------------------------------------------------------- */
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define XDPLB_ABI_VERSION 1
+#define XDPLB_ABI_VERSION 2
 
 /* ---- 2. limits -------------------------------------------------------- */
 
@@ -112,7 +112,7 @@ struct xdplb_backend {
 };
 _Static_assert(sizeof(struct xdplb_backend) == 40, "xdplb_backend layout");
 
-/* Key of the conntrack LRU: the client -> VIP flow, addresses as above. */
+/* Key of a conntrack entry: the client -> VIP flow, addresses as above. */
 struct xdplb_flow_key {
 	__be32 src[4];
 	__be32 dst[4];
@@ -124,12 +124,46 @@ struct xdplb_flow_key {
 };
 _Static_assert(sizeof(struct xdplb_flow_key) == 40, "xdplb_flow_key layout");
 
-/* Value of the conntrack LRU. */
+/* What conntrack remembers of a flow. */
 struct xdplb_ct_entry {
 	__u32 backend_id;
 	__u32 gen; /* xdplb_backend.gen when the entry was written */
 };
 _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
+
+/*
+ * Conntrack is a set-associative flow table in an array map: bucket
+ * (flow hash & xdplb_node_cfg.ct_mask) holds XDPLB_CT_WAYS flows. Lookups are
+ * inlined array reads (no helper call, no lock); a new flow takes an empty
+ * way, else the first way not used since the bucket was last swept (CLOCK: a
+ * hit sets REF, an insert passing a way clears it), so the table keeps the
+ * recently used flows as an LRU does. The flow hash is the 5-tuple
+ * xdplb_flow_hash (bpf/flow_hash.h) with the node's hash_seed, whatever the
+ * VIP's hash mode.
+ *
+ * Writers (the program on any CPU) take a way with a compare-and-swap of seq
+ * from even to odd, write it, and make seq even again; readers use a way only
+ * if seq was even and unchanged around their reads, so a reader never sees
+ * half an entry (a torn read counts as a miss: the ring decides).
+ */
+#define XDPLB_CT_WAYS 4
+#define XDPLB_CT_F_USED (1U << 0) /* the way holds a flow */
+#define XDPLB_CT_F_REF (1U << 1)  /* used since the last CLOCK sweep */
+
+struct xdplb_ct_way {
+	struct xdplb_flow_key key;
+	struct xdplb_ct_entry entry;
+	__u32 seq;   /* even: stable; odd: being written */
+	__u32 flags; /* XDPLB_CT_F_* */
+	__u32 pad[2];
+};
+_Static_assert(sizeof(struct xdplb_ct_way) == 64, "xdplb_ct_way layout: one cache line");
+
+/* One conntrack bucket: the value of the conntrack array. */
+struct xdplb_ct_bucket {
+	struct xdplb_ct_way ways[XDPLB_CT_WAYS];
+};
+_Static_assert(sizeof(struct xdplb_ct_bucket) == 64 * XDPLB_CT_WAYS, "xdplb_ct_bucket layout");
 
 /* The node's run-time settings: one entry (key 0) of the config array. */
 struct xdplb_node_cfg {
@@ -139,8 +173,10 @@ struct xdplb_node_cfg {
 	__u16 path_mtu;  /* largest outer IP packet (bytes, IP header included) */
 	__u16 pad;
 	__u32 abi_version; /* XDPLB_ABI_VERSION of the agent that wrote it */
+	__u32 ct_mask;     /* conntrack buckets - 1 (their number is a power of two) */
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct xdplb_node_cfg) == 32, "xdplb_node_cfg layout");
+_Static_assert(sizeof(struct xdplb_node_cfg) == 40, "xdplb_node_cfg layout");
 
 /* Bits of the VIP address prefilter (a power of two) and the shift that maps a 32-bit hash onto them. */
 #define XDPLB_VIP_FILTER_BITS 4096

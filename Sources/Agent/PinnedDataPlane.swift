@@ -51,11 +51,12 @@ public final class PinnedDataPlane: @unchecked Sendable {
             reusing[name] = try BPFMap.openPinned("\(dir)/\(name)", name: name)
         }
         var lruSize = node.lruSize
-        if let ct = reusing[XDPLB_MAP_CT], Int(ct.info.maxEntries) != lruSize {
+        if let ct = reusing[XDPLB_MAP_CT], Int(ct.info.maxEntries) != Conntrack.buckets(forFlows: lruSize) {
+            let pinned = Int(ct.info.maxEntries) * Conntrack.ways
             logger.warning("pinned conntrack keeps its size; run 'xdplb down' and restart to resize", metadata: [
-                "lru.pinned": "\(ct.info.maxEntries)", "lru.config": "\(lruSize)",
+                "lru.pinned": "\(pinned)", "lru.config": "\(lruSize)",
             ])
-            lruSize = Int(ct.info.maxEntries)
+            lruSize = pinned
         }
         var elf: [UInt8]?
         if let objectPath {

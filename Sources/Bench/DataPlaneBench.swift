@@ -19,7 +19,7 @@ public struct DataPlaneBenchOptions: Sendable {
     public var packets = 200_000
     /// Untimed runs per case before the first round.
     public var warmup = 20_000
-    /// Conntrack LRU capacity (the config default, as in production).
+    /// Conntrack capacity in flows, lru_size (the config default, as in production).
     public var lruSize = 1_000_000
     /// CPU to pin the benchmark thread to (nil: the CPU it starts on; -1: don't pin).
     public var cpu: Int? = nil
@@ -165,7 +165,7 @@ final class BalancerBuild {
     init(elf: [UInt8], label: String, lruSize: Int, reusing other: BalancerBuild? = nil) throws {
         self.label = label
         object = try BPFObject(elf: elf, name: "xdplb")
-        try object.setMaxEntries(map: XDPLB_MAP_CT, UInt32(lruSize))
+        try object.setMaxEntries(map: XDPLB_MAP_CT, UInt32(Conntrack.buckets(forFlows: lruSize)))
         if let other {
             for (name, map) in other.maps.all { try object.reuse(map: name, map) }
         }
@@ -236,12 +236,11 @@ public final class DataPlaneBench {
     static let backends6 = (1...16).map { IPAddress("fd00:4::\(String($0, radix: 16))")! }
 
     /// Loads the balancer(s) and the floor programs and fills the maps.
-    /// - Parameter log: progress lines (setup takes seconds with a 1M LRU).
+    /// - Parameter log: progress lines (setup takes seconds with 1M flows).
     public init(options: DataPlaneBenchOptions, log: (String) -> Void = { _ in }) throws {
         self.options = options
         out = UnsafeMutableRawPointer.allocate(byteCount: outCapacity, alignment: 16)
-        // Pin before anything touches the maps: the LRU's per-CPU free lists
-        // are filled on the CPU that writes, and the timed runs use the same CPU.
+        // Pin before anything touches the maps: setup and timed runs share one CPU's caches.
         if options.cpu != -1 {
             let cpu = options.cpu ?? currentCPU()
             if pinToCPU(cpu) { pinned = cpu } else { log("could not pin to CPU \(cpu); running unpinned") }
@@ -265,7 +264,7 @@ public final class DataPlaneBench {
             guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("cannot read BPF object \(path)") }
             return [UInt8](data)
         }
-        log("loading the balancer (LRU \(options.lruSize) entries) and the floor programs")
+        log("loading the balancer (conntrack for \(options.lruSize) flows) and the floor programs")
         var builds = [try BalancerBuild(elf: try options.objectPath.map(read) ?? BPFObjects.balancer,
                                         label: options.objectPath ?? "embedded", lruSize: options.lruSize)]
         if let path = options.comparePath {
@@ -292,53 +291,55 @@ public final class DataPlaneBench {
 
     // MARK: setup
 
-    typealias CTEntries = (keys: [xdplb_flow_key], values: [xdplb_ct_entry])
+    /// Established flows of one case: their flow numbers (in FlowSpace) and conntrack buckets.
+    struct FlowPool {
+        var flows: [Int32] = []
+        var buckets: [UInt32] = []
+    }
 
-    /// Conntrack entries for flows 0..<count of `space` to `vip`, each with the
+    /// Establishes `count` flows of `space` to `vip` in `image`, each with the
     /// backend the Maglev ring gives it (what its SYN would have written).
-    private func poolEntries(_ b: BalancerBuild, _ space: FlowSpace, vip: VIPConfig, count: Int) throws -> CTEntries {
+    /// Flows whose bucket is already full are skipped, so every pool flow is held.
+    private func pool(_ image: inout ConntrackImage, _ b: BalancerBuild, _ space: FlowSpace, vip: VIPConfig,
+                      count: Int) throws -> FlowPool {
         guard let table = b.controller.vips[vip.name]?.table else { throw BenchError("VIP \(vip.name) has no ring") }
         var byAddress: [String: xdplb_ct_entry] = [:]
         for be in vip.backends { byAddress[be.address.description] = try b.backendEntry(be.address) }
-        var keys: [xdplb_flow_key] = []
-        var values: [xdplb_ct_entry] = []
-        keys.reserveCapacity(count)
-        values.reserveCapacity(count)
-        for k in 0..<count {
+        var p = FlowPool()
+        var k = 0
+        while p.flows.count < count {
+            guard k < 8 * count + 1024 else { throw BenchError("conntrack too small for \(count) flows of \(vip.name)") }
             let src = space.source(k)
             let flow = FlowTuple(src: src, dst: vip.address, sport: space.sport(k), dport: vip.port, proto: vip.proto.number)
             guard let be = FlowPicker.backend(for: flow, vip: vip, table: table, seed: config.node.hashSeed),
                   let entry = byAddress[be.identity] else { throw BenchError("no backend for a flow of \(vip.name)") }
-            keys.append(flowKey(src: src, dst: vip.address, sport: flow.sport, dport: vip.port, proto: flow.proto))
-            values.append(entry)
+            let key = flowKey(src: src, dst: vip.address, sport: flow.sport, dport: vip.port, proto: flow.proto)
+            if let bucket = image.insert(key, entry) {
+                p.flows.append(Int32(k))
+                p.buckets.append(bucket)
+            }
+            k += 1
         }
-        return (keys, values)
+        return p
     }
 
-    /// Fills the LRU with established flows of both TCP VIPs, as a busy node's
-    /// LRU is full (entries are only ever evicted, never expired).
-    private func prefill(_ b: BalancerBuild, count: Int) throws {
-        guard count > 0 else { return }
+    /// Fills every free way with established flows of both TCP VIPs, as a busy
+    /// node's table is full (flows are only ever replaced, never expired).
+    /// Stops when full or after 8 × capacity flows (a few ways may stay free).
+    private func fillBackground(_ image: inout ConntrackImage, _ b: BalancerBuild) throws {
         let vips = [config.vips[0], config.vips[2]]
         var entries: [[xdplb_ct_entry]] = []
         for v in vips { entries.append(try v.backends.map { try b.backendEntry($0.address) }) }
         let spaces = [FlowSpace(IPAddress("10.128.0.0")!), FlowSpace(IPAddress("2001:db8:bb::")!)]
-        let chunk = 65_536
-        var done = 0
-        while done < count {
-            let n = min(chunk, count - done)
-            var keys: [xdplb_flow_key] = []
-            var values: [xdplb_ct_entry] = []
-            keys.reserveCapacity(n)
-            values.reserveCapacity(n)
-            for i in done..<(done + n) {
-                let which = i & 1, k = i >> 1
-                let v = vips[which], s = spaces[which]
-                keys.append(flowKey(src: s.source(k), dst: v.address, sport: s.sport(k), dport: v.port, proto: v.proto.number))
-                values.append(entries[which][k % entries[which].count])
-            }
-            try b.maps.conntrack.updateBatch(keys: keys, values: values)
-            done += n
+        let capacity = image.buckets.count * Conntrack.ways
+        var held = image.count
+        var i = 0
+        while held < capacity && i < 8 * capacity {
+            let which = i & 1, k = i >> 1
+            let v = vips[which], s = spaces[which]
+            let key = flowKey(src: s.source(k), dst: v.address, sport: s.sport(k), dport: v.port, proto: v.proto.number)
+            if image.insert(key, entries[which][k % entries[which].count]) != nil { held += 1 }
+            i += 1
         }
     }
 
@@ -354,27 +355,25 @@ public final class DataPlaneBench {
         let udp4 = FlowSpace(IPAddress("192.0.2.0")!)
         let cold4 = FlowSpace(IPAddress("100.64.0.0")!)
 
-        // Background first, the pools last (newest), so nothing evicts them before the first block.
-        let pools = 3 * hot + cold
-        let background = max(0, options.lruSize - pools)
-        log("prefilling the conntrack LRU: \(background) background flows, then \(3 * hot) hot and \(cold) cold established flows the ACK, UDP and too-big cases use")
         let b = balancer
-        try prefill(b, count: background)
-        let ack4CT = try poolEntries(b, ack4, vip: vip4, count: hot)
-        let ack6CT = try poolEntries(b, ack6, vip: vip6, count: hot)
-        let udp4CT = try poolEntries(b, udp4, vip: vip4udp, count: hot)
-        let cold4CT = try poolEntries(b, cold4, vip: vip4, count: cold)
-        let conntrack = b.maps.conntrack
-        /// Writes a pool's conntrack entries into the LRU.
-        func establish(_ ct: CTEntries) -> () throws -> Void {
-            { try conntrack.updateBatch(keys: ct.keys, values: ct.values) }
+        var image = ConntrackImage(Conntrack(map: b.maps.conntrack, seed: config.node.hashSeed))
+        log("filling conntrack (\(image.buckets.count) buckets × \(Conntrack.ways) ways): \(3 * hot) hot and \(cold) cold established flows the ACK, UDP and too-big cases use, then background flows in every free way")
+        // The pools first, so each of their flows finds a free way in its bucket.
+        let ack4Pool = try pool(&image, b, ack4, vip: vip4, count: hot)
+        let ack6Pool = try pool(&image, b, ack6, vip: vip6, count: hot)
+        let udp4Pool = try pool(&image, b, udp4, vip: vip4udp, count: hot)
+        let cold4Pool = try pool(&image, b, cold4, vip: vip4, count: cold)
+        try fillBackground(&image, b)
+        try image.write()
+        prefilled = image.count
+        let finalImage = image
+        /// Puts a pool's buckets back as written (SYN blocks evict).
+        func establish(_ p: FlowPool) -> () throws -> Void {
+            { try finalImage.write(buckets: p.buckets) }
         }
-        for ct in [cold4CT, ack4CT, ack6CT, udp4CT] { try establish(ct)() }
-        prefilled = background + pools
 
-        let sequential = (0..<Int32(hot)).map { $0 }
         var rng = SplitMix64(state: 0x5eed)
-        let shuffled = (0..<Int32(cold)).shuffled(using: &rng)
+        let shuffled = cold4Pool.flows.shuffled(using: &rng)
 
         let ackFrame = BenchFrames.tcp(ack4.source(0), ack4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 64)
         let notVIPFrame = BenchFrames.tcp(ack4.source(0), ack4.sport(0), Self.notVIP, 80, flags: [.ack, .psh], payload: 64)
@@ -395,50 +394,50 @@ public final class DataPlaneBench {
                       perPacket: ["rx", "pass_not_vip"], never: ["fwd_tx"], outputLength: notVIPFrame.count,
                       loops: true),
             BenchCase(name: "v4_tcp_syn",
-                      description: "IPv4 TCP SYN of a new flow (a different flow every run): Maglev ring, LRU insert (evicts: the LRU is full), GRE v4, XDP_TX",
+                      description: "IPv4 TCP SYN of a new flow (a different flow every run): Maglev ring, conntrack insert (evicts: every way is taken), GRE v4, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(syn4.source(0), syn4.sport(0), vip4.address, 80, flags: .syn, payload: 0),
                       patch: tcpPatch(syn4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "new_flow"] + fwd4, never: ["ct_hit", "ct_miss"], outputLength: 54 + gre4),
             BenchCase(name: "v6_tcp_syn",
-                      description: "IPv6 TCP SYN of a new flow (a different flow every run): Maglev ring, LRU insert, GRE v6, XDP_TX",
+                      description: "IPv6 TCP SYN of a new flow (a different flow every run): Maglev ring, conntrack insert (evicts), GRE v6, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(syn6.source(0), syn6.sport(0), vip6.address, 443, flags: .syn, payload: 0),
                       patch: tcpPatch(syn6), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "new_flow"] + fwd6, never: ["ct_hit", "ct_miss"], outputLength: 74 + gre6),
             BenchCase(name: "v4_tcp_ack",
-                      description: "IPv4 TCP ACK of an established flow (\(hot) flows in turn): LRU hit, GRE v4, XDP_TX",
+                      description: "IPv4 TCP ACK of an established flow (\(hot) flows in turn): conntrack hit, GRE v4, XDP_TX",
                       programs: progs, verdict: .tx, frame: ackFrame,
-                      patch: tcpPatch(ack4), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
+                      patch: tcpPatch(ack4), order: .cycle(order: ack4Pool.flows, position: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
-                      outputLength: ackFrame.count + gre4, prepare: establish(ack4CT)),
+                      outputLength: ackFrame.count + gre4, prepare: establish(ack4Pool)),
             BenchCase(name: "v6_tcp_ack",
-                      description: "IPv6 TCP ACK of an established flow (\(hot) flows in turn): LRU hit, GRE v6, XDP_TX",
+                      description: "IPv6 TCP ACK of an established flow (\(hot) flows in turn): conntrack hit, GRE v6, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(ack6.source(0), ack6.sport(0), vip6.address, 443, flags: [.ack, .psh], payload: 64),
-                      patch: tcpPatch(ack6), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
+                      patch: tcpPatch(ack6), order: .cycle(order: ack6Pool.flows, position: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_hit"] + fwd6, never: ["ct_miss", "new_flow"],
-                      outputLength: 74 + 64 + gre6, prepare: establish(ack6CT)),
+                      outputLength: 74 + 64 + gre6, prepare: establish(ack6Pool)),
             BenchCase(name: "v4_udp",
-                      description: "IPv4 UDP datagram of an established flow (\(hot) flows in turn): LRU hit, GRE v4, XDP_TX",
+                      description: "IPv4 UDP datagram of an established flow (\(hot) flows in turn): conntrack hit, GRE v4, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.udp(udp4.source(0), udp4.sport(0), vip4udp.address, 53, payload: 64),
-                      patch: FramePatch(space: udp4, proto: PacketBuilder.udpProto), order: .cycle(order: sequential, position: 0),
+                      patch: FramePatch(space: udp4, proto: PacketBuilder.udpProto), order: .cycle(order: udp4Pool.flows, position: 0),
                       netOver: "floor_xdp_tx", perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
-                      outputLength: 42 + 64 + gre4, prepare: establish(udp4CT)),
+                      outputLength: 42 + 64 + gre4, prepare: establish(udp4Pool)),
             BenchCase(name: "v4_icmp_too_big",
-                      description: "IPv4 DF TCP segment, 1500-byte IP packet, established flow: LRU hit, 1524 > path MTU 1500, answered with ICMP frag-needed (XDP_TX)",
+                      description: "IPv4 DF TCP segment, 1500-byte IP packet, established flow: conntrack hit, 1524 > path MTU 1500, answered with ICMP frag-needed (XDP_TX)",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(ack4.source(0), ack4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 1460),
-                      patch: tcpPatch(ack4), order: .cycle(order: sequential, position: 0), netOver: "floor_xdp_tx",
+                      patch: tcpPatch(ack4), order: .cycle(order: ack4Pool.flows, position: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_hit", "tx_too_big"], never: ["fwd_tx", "drop_too_big"],
-                      outputLength: 14 + 20 + 8 + Int(XDPLB_ICMP_QUOTE_LEN), loops: false, prepare: establish(ack4CT)),
+                      outputLength: 14 + 20 + 8 + Int(XDPLB_ICMP_QUOTE_LEN), loops: false, prepare: establish(ack4Pool)),
             BenchCase(name: "v4_tcp_ack_cold",
-                      description: "IPv4 TCP ACK, LRU hit, \(cold) established flows in random order: conntrack lookups miss the CPU caches",
+                      description: "IPv4 TCP ACK, conntrack hit, \(cold) established flows in random order: conntrack lookups miss the CPU caches",
                       programs: progs, verdict: .tx, frame: ackFrame,
                       patch: tcpPatch(cold4), order: .cycle(order: shuffled, position: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
-                      outputLength: ackFrame.count + gre4, prepare: establish(cold4CT)),
+                      outputLength: ackFrame.count + gre4, prepare: establish(cold4Pool)),
         ]
         if let only = options.only { cases = cases.filter { $0.isFloor || only.contains($0.name) } }
     }
@@ -683,7 +682,7 @@ public final class DataPlaneBench {
         let hot = options.hotFlows, cold = options.coldFlows
         return DataPlaneReport(
             timing: "each packet is its own BPF_PROG_TEST_RUN with repeat = 1 (repeat > 1 would re-run on the already encapsulated buffer), timed by the kernel's own duration (ktime_get_ns() around the program run, inside the kernel), not wall clock: the syscall, packet copy and page setup (~1.5-3 µs of noisy wall time per call here) stay outside it, and the floors are measured the same way and interleaved with each case, so case − floor is the program's own cost. Each run starts right after a syscall (caches, TLB and branch predictors disturbed), so these are upper bounds for a driver's NAPI loop. The loop columns time the same cases the other way: \(options.loopRepeat > 0 ? "one BPF_PROG_TEST_RUN with repeat = \(options.loopRepeat) of xdplb_bench_loop, which puts the original frame back before every run (head, first bytes, next flow) and tail-calls the program; floors go through the same loop, so loop net is the program's own cost with caches warm, as in a NAPI loop" : "off (--loop-repeat 0)").",
-            setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack LRU \(options.lruSize) entries filled to capacity (\(prefilled) written: background flows, then \(3 * hot) hot and \(cold) cold established flows, re-written untimed before each block that uses them, since SYN blocks evict)",
+            setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack for \(options.lruSize) flows (\(Conntrack.buckets(forFlows: options.lruSize)) buckets × \(Conntrack.ways) ways) filled: \(prefilled) flows held (\(3 * hot) hot and \(cold) cold established flows, the rest background), the pools' buckets re-written untimed before each block that uses them, since SYN blocks evict",
             rounds: options.rounds, packetsPerRound: options.packets, lruSize: options.lruSize, lruPrefilled: prefilled,
             cpu: pinned, compareObject: builds.count > 1 ? builds[1].label : nil,
             order: cases.map(\.name), cases: results, programs: programs,

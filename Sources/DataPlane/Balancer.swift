@@ -14,7 +14,7 @@ public struct BalancerMaps: Sendable {
     public let rings: BPFMap
     /// Backend id → backend.
     public let backends: BPFMap
-    /// Conntrack LRU: flow → backend id.
+    /// Conntrack: the flow table (buckets of flow → backend id; see ``Conntrack``).
     public let conntrack: BPFMap
     /// Node config (one entry).
     public let config: BPFMap
@@ -71,13 +71,13 @@ public final class Balancer: @unchecked Sendable {
 
     /// Loads the embedded balancer object.
     /// - Parameters:
-    ///   - lruSize: conntrack LRU capacity.
+    ///   - lruSize: conntrack capacity in flows (rounded up to a power-of-two number of buckets).
     ///   - reusing: maps to take over instead of creating (e.g. pinned by an earlier agent), by name.
     ///   - elf: a balancer object to load instead of the embedded one (e.g. `xdplb run --object`).
     /// - Throws: `BPFError` (verifier rejection, no permission, bad size).
     public init(lruSize: Int = 65536, reusing: [String: BPFMap] = [:], elf: [UInt8]? = nil) throws(BPFError) {
         let obj = try BPFObject(elf: elf ?? BPFObjects.balancer, name: "xdplb")
-        try obj.setMaxEntries(map: XDPLB_MAP_CT, UInt32(lruSize))
+        try obj.setMaxEntries(map: XDPLB_MAP_CT, UInt32(Conntrack.buckets(forFlows: lruSize)))
         for (name, map) in reusing { try obj.reuse(map: name, map) }
         try obj.load()
         object = obj

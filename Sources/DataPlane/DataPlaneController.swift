@@ -84,6 +84,7 @@ public final class DataPlaneController: @unchecked Sendable {
         cfg.hash_seed = node.hashSeed
         cfg.path_mtu = UInt16(node.pathMTU)
         cfg.abi_version = UInt32(XDPLB_ABI_VERSION)
+        cfg.ct_mask = maps.conntrack.info.maxEntries - 1
         try maps.config.update(UInt32(0), cfg)
     }
 

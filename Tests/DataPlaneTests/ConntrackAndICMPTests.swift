@@ -43,15 +43,93 @@ struct ConntrackAndICMPTests {
         #expect(d["ct_miss"] == 1 && d["new_flow"] == 1)
     }
 
-    @Test("a conntrack entry is read back from the LRU map")
-    func lruEntryWritten() throws {
+    @Test("a new flow is written to the bucket the Swift twin computes, and read back")
+    func conntrackEntryWritten() throws {
         let bed = try TestBed()
         _ = try bed.run(Frames.tcp(Lab.client4, 40000, Lab.vip4, 80))
-        let keys = try bed.balancer.maps.conntrack.keys(as: xdplb_flow_key.self)
-        #expect(keys.count == 1)
-        let entry = try #require(try bed.balancer.maps.conntrack.lookup(keys[0], as: xdplb_ct_entry.self))
+        let ct = bed.conntrack
+        #expect(ct.buckets == 1024, "lru_size 4096 = 1024 buckets of 4")
+        let all = try ct.entries()
+        #expect(all.count == 1)
+        let key = ctKey(Lab.client4, 40000, Lab.vip4, 80)
+        #expect(ABIBytes.equal(all.first?.key, key))
+        let entry = try #require(try ct.lookup(key))
         let backend = try #require(bed.expectedBackend(flow))
         #expect(entry.backend_id == bed.controller.backendIDs[backend])
+        // The program put it in bucket hash & mask, as Conntrack.bucket(of:) says.
+        let bucket = try #require(try ct.map.lookup(ct.bucket(of: key), as: xdplb_ct_bucket.self))
+        #expect(Conntrack.entry(in: bucket, for: key) != nil)
+    }
+
+    /// Source ports of `n` flows Lab.client4 -> vip4:80 that share one conntrack bucket.
+    func collidingPorts(_ ct: Conntrack, _ n: Int) -> [UInt16] {
+        var byBucket: [UInt32: [UInt16]] = [:]
+        for p in UInt16(20000)...UInt16(60000) {
+            let b = ct.bucket(of: ctKey(Lab.client4, p, Lab.vip4, 80))
+            byBucket[b, default: []].append(p)
+            if byBucket[b]!.count == n { return byBucket[b]! }
+        }
+        return []
+    }
+
+    @Test("a full bucket evicts the flow not used since the last sweep; recently used flows stay")
+    func fullBucketEvictsUnusedFlow() throws {
+        let bed = try TestBed()
+        let ct = bed.conntrack
+        let ports = collidingPorts(ct, 6)
+        try #require(ports.count == 6)
+        func syn(_ p: UInt16) throws { _ = try bed.run(Frames.tcp(Lab.client4, p, Lab.vip4, 80)) }
+        func ackHits(_ p: UInt16) throws -> Bool {
+            let before = try bed.counters()
+            _ = try bed.run(Frames.tcp(Lab.client4, p, Lab.vip4, 80, flags: .ack))
+            return delta(before, try bed.counters())["ct_hit"] == 1
+        }
+        func held(_ p: UInt16) throws -> Bool { try ct.lookup(ctKey(Lab.client4, p, Lab.vip4, 80)) != nil }
+        // Four flows fill the bucket; a fifth sweeps it (clearing every used
+        // mark) and takes one way, so exactly one of the four is gone.
+        for p in ports[0..<4] { try syn(p) }
+        #expect(try ports[0..<4].allSatisfy(held))
+        try syn(ports[4])
+        #expect(try held(ports[4]))
+        let survivors = try ports[0..<4].filter(held)
+        #expect(survivors.count == 3)
+        // Two survivors are used again; the third is not: the next new flow takes its way.
+        #expect(try ackHits(survivors[0]))
+        #expect(try ackHits(survivors[1]))
+        try syn(ports[5])
+        #expect(try held(ports[5]) && held(ports[4]) && held(survivors[0]) && held(survivors[1]))
+        #expect(try !held(survivors[2]))
+        #expect(try !ackHits(survivors[2]), "the evicted flow misses and is re-hashed")
+    }
+
+    @Test("a way in the middle of a write (odd seq) is a miss, and is not written over")
+    func wayBeingWrittenIsAMiss() throws {
+        let bed = try TestBed()
+        let ct = bed.conntrack
+        let key = ctKey(Lab.client4, 40000, Lab.vip4, 80)
+        let backend = try #require(bed.expectedBackend(flow))
+        var way = xdplb_ct_way()
+        way.key = key
+        way.entry.backend_id = try #require(bed.controller.backendIDs[backend])
+        way.entry.gen = try #require(try bed.balancer.maps.backends.lookup(way.entry.backend_id, as: xdplb_backend.self)).gen
+        way.flags = XDPLB_CT_F_USED | XDPLB_CT_F_REF
+        way.seq = 7
+        var bucket = xdplb_ct_bucket()
+        bucket.ways.0 = way
+        try ct.map.update(ct.bucket(of: key), bucket)
+        let before = try bed.counters()
+        let r = try bed.run(Frames.tcp(Lab.client4, 40000, Lab.vip4, 80, flags: .ack))
+        #expect(r.action == .tx)
+        let d = delta(before, try bed.counters())
+        #expect(d["ct_miss"] == 1 && d["ct_hit"] == nil && d["new_flow"] == 1)
+        let after = try #require(try ct.map.lookup(ct.bucket(of: key), as: xdplb_ct_bucket.self))
+        #expect(ABIBytes.equal(after, bucket), "the writer left the way being written alone")
+        // Its seq even again (the write finished): now it is a hit.
+        bucket.ways.0.seq = 8
+        try ct.map.update(ct.bucket(of: key), bucket)
+        let before2 = try bed.counters()
+        _ = try bed.run(Frames.tcp(Lab.client4, 40000, Lab.vip4, 80, flags: .ack))
+        #expect(delta(before2, try bed.counters())["ct_hit"] == 1)
     }
 
     // MARK: MTU
@@ -167,5 +245,25 @@ struct ConntrackAndICMPTests {
                                        payload: PacketBuilder.ipv4(src: IPAddress("198.51.100.1")!, dst: Lab.vip4, proto: 1, payload: icmp))
         let r = try bed.run(f)
         #expect(r.action == .pass && r.output == f)
+    }
+}
+
+/// A conntrack key for a TCP flow, laid out as the program builds it.
+func ctKey(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16, proto: UInt8 = 6) -> xdplb_flow_key {
+    var k = xdplb_flow_key()
+    withUnsafeMutableBytes(of: &k.src) { $0.copyBytes(from: src.paddedBytes) }
+    withUnsafeMutableBytes(of: &k.dst) { $0.copyBytes(from: dst.paddedBytes) }
+    k.sport = sport.bigEndian
+    k.dport = dport.bigEndian
+    k.proto = proto
+    k.family = src.family
+    return k
+}
+
+/// Byte equality of two ABI values.
+enum ABIBytes {
+    static func equal<T>(_ a: T?, _ b: T) -> Bool {
+        guard let a else { return false }
+        return withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
     }
 }

@@ -76,6 +76,9 @@ final class TestBed {
 
     func counters() throws -> [String: CounterValue] { try CounterReader.global(balancer.maps) }
 
+    /// The conntrack table, with the config's seed.
+    var conntrack: Conntrack { Conntrack(map: balancer.maps.conntrack, seed: config.node.hashSeed) }
+
     /// The backend the Swift model picks for a new flow.
     func expectedBackend(_ flow: FlowTuple) -> IPAddress? {
         guard let vip = FlowPicker.vip(for: flow, in: config) else { return nil }

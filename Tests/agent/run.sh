@@ -208,7 +208,7 @@ check "the restarted agent kept the same program (adopted, id $prog_id)" \
 status_json | json "d['vips'][0]['digest']" >"$tmp/digest.kill"
 
 # ---- upgrade: a different program replaces the attached one atomically --------
-clang -O2 -g -target bpf -mcpu=v2 -I"/usr/include/$(uname -m)-linux-gnu" -I"$here/../../bpf" \
+clang -O2 -g -target bpf -mcpu=v4 -I"/usr/include/$(uname -m)-linux-gnu" -I"$here/../../bpf" \
 	-c "$here/../../bpf/balancer.bpf.c" -o "$tmp/variant.bpf.o"
 ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 6 --out "$tmp/upgrade.json" &
 recv_pid=$!

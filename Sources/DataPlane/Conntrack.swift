@@ -1,0 +1,134 @@
+import BPF
+import CXdplb
+import Maglev
+
+/// The conntrack flow table as user space sees it: an array map of buckets of
+/// `XDPLB_CT_WAYS` flows, a flow in bucket `hash & (buckets - 1)` where hash is
+/// the 5-tuple flow hash with the node's seed (layout and rules: xdplb_abi.h).
+/// The program owns the table; the agent only sizes it. Reading and writing it
+/// here serves tests, `xdplb bench` and diagnostics.
+public struct Conntrack: Sendable {
+    /// The `xdplb_ct` array map.
+    public let map: BPFMap
+    /// The node's hash_seed (the program's `xdplb_node_cfg.hash_seed`).
+    public let seed: UInt32
+
+    public init(map: BPFMap, seed: UInt32) {
+        self.map = map
+        self.seed = seed
+    }
+
+    /// Ways per bucket.
+    public static let ways = Int(XDPLB_CT_WAYS)
+
+    /// Buckets for a capacity of `flows` (the config's lru_size): the smallest
+    /// power of two that holds them all.
+    public static func buckets(forFlows flows: Int) -> Int {
+        var n = 1
+        while n * ways < flows { n <<= 1 }
+        return n
+    }
+
+    /// Buckets in the map.
+    public var buckets: Int { Int(map.info.maxEntries) }
+
+    /// The 5-tuple flow hash of a key, computed from its words as the program loads them.
+    public static func hash(_ key: xdplb_flow_key, seed: UInt32) -> UInt32 {
+        let v6 = key.family == UInt8(XDPLB_FAMILY_V6)
+        var h = seed
+        let words = v6 ? 4 : 1
+        withUnsafeBytes(of: key.src) { s in
+            for i in 0..<words { h = FlowHash.hashWord(h, s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
+        }
+        withUnsafeBytes(of: key.dst) { d in
+            for i in 0..<words { h = FlowHash.hashWord(h, d.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
+        }
+        h = FlowHash.hashWord(h, UInt32(key.sport) | UInt32(key.dport) << 16)
+        h = FlowHash.hashWord(h, UInt32(key.proto))
+        return FlowHash.finalize(h, wordCount: UInt32(2 * words + 2))
+    }
+
+    /// The bucket a key lives in.
+    public func bucket(of key: xdplb_flow_key) -> UInt32 {
+        Self.hash(key, seed: seed) & UInt32(buckets - 1)
+    }
+
+    /// The entry of `key`, if the table holds it.
+    public func lookup(_ key: xdplb_flow_key) throws(BPFError) -> xdplb_ct_entry? {
+        guard let b = try map.lookup(bucket(of: key), as: xdplb_ct_bucket.self) else { return nil }
+        return Self.entry(in: b, for: key)
+    }
+
+    /// The entry of `key` in bucket `b` (a used way with the same key).
+    public static func entry(in b: xdplb_ct_bucket, for key: xdplb_flow_key) -> xdplb_ct_entry? {
+        for w in ways(of: b) where w.flags & XDPLB_CT_F_USED != 0 && ABI.bytesEqual(w.key, key) {
+            return w.entry
+        }
+        return nil
+    }
+
+    /// The four ways of a bucket, in order.
+    public static func ways(of b: xdplb_ct_bucket) -> [xdplb_ct_way] {
+        [b.ways.0, b.ways.1, b.ways.2, b.ways.3]
+    }
+
+    /// Every flow the table holds, with its entry (reads every bucket).
+    public func entries() throws(BPFError) -> [(key: xdplb_flow_key, entry: xdplb_ct_entry)] {
+        var out: [(key: xdplb_flow_key, entry: xdplb_ct_entry)] = []
+        for i in 0..<UInt32(buckets) {
+            guard let b = try map.lookup(i, as: xdplb_ct_bucket.self) else { continue }
+            for w in Self.ways(of: b) where w.flags & XDPLB_CT_F_USED != 0 { out.append((w.key, w.entry)) }
+        }
+        return out
+    }
+}
+
+/// A whole conntrack table built in memory (for `xdplb bench` and tests) and
+/// written to the map in one batch, or bucket by bucket.
+public struct ConntrackImage {
+    public let conntrack: Conntrack
+    /// Every bucket, as it will be written.
+    public private(set) var buckets: [xdplb_ct_bucket]
+    /// Used ways per bucket.
+    private var used: [UInt8]
+
+    /// An empty table the size of `conntrack`'s map.
+    public init(_ conntrack: Conntrack) {
+        self.conntrack = conntrack
+        buckets = Array(repeating: xdplb_ct_bucket(), count: conntrack.buckets)
+        used = Array(repeating: 0, count: conntrack.buckets)
+    }
+
+    /// Ways in use in the whole table.
+    public var count: Int { used.reduce(0) { $0 + Int($1) } }
+
+    /// Puts `key` into a free way of its own bucket, as the program would
+    /// (marked used and referenced). Returns the bucket, or nil when the bucket is full.
+    @discardableResult
+    public mutating func insert(_ key: xdplb_flow_key, _ entry: xdplb_ct_entry) -> UInt32? {
+        let b = conntrack.bucket(of: key)
+        let i = Int(b)
+        let n = Int(used[i])
+        guard n < Conntrack.ways else { return nil }
+        var way = xdplb_ct_way()
+        way.key = key
+        way.entry = entry
+        way.flags = XDPLB_CT_F_USED | XDPLB_CT_F_REF
+        withUnsafeMutableBytes(of: &buckets[i].ways) { raw in
+            raw.storeBytes(of: way, toByteOffset: n * MemoryLayout<xdplb_ct_way>.stride, as: xdplb_ct_way.self)
+        }
+        used[i] += 1
+        return b
+    }
+
+    /// Writes every bucket to the map.
+    public func write() throws(BPFError) {
+        try conntrack.map.updateBatch(keys: (0..<UInt32(buckets.count)).map { $0 }, values: buckets)
+    }
+
+    /// Writes only these buckets (e.g. to put some flows back after others evicted them).
+    public func write(buckets indexes: [UInt32]) throws(BPFError) {
+        let unique = Array(Set(indexes)).sorted()
+        try conntrack.map.updateBatch(keys: unique, values: unique.map { buckets[Int($0)] })
+    }
+}
