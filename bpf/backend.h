@@ -63,16 +63,83 @@ static __always_inline struct xdplb_vip_addr *vip_addr_lookup(__u8 family, const
 	return bpf_map_lookup_elem(&xdplb_vip_addrs, &key);
 }
 
+/* The home slot of a VIP key in the VIP table (xdplb_abi.h). */
+static __always_inline __u32 vip_table_home(const struct xdplb_vip_key *key)
+{
+	const __u32 *w = (const __u32 *)key;
+	__u32 h = w[0] * 0x9E3779B1U ^ w[1] * 0x85EBCA77U ^ w[2] * 0xC2B2AE3DU ^ w[3] * 0x27D4EB2FU ^
+		  w[4] * 0x165667B1U;
+
+	h ^= h >> 15;
+	return (h * 0x2C1B3C6DU) >> (32 - XDPLB_VIP_TABLE_BITS);
+}
+
+static __always_inline bool vip_key_equal(const struct xdplb_vip_key *a, const struct xdplb_vip_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/* vip_table_find results */
+#define XDPLB_VIP_ABSENT 0
+#define XDPLB_VIP_FOUND 1
+#define XDPLB_VIP_UNSURE 2 /* a slot was being written: ask the hash map */
+
+/* The meta of `key` from the VIP table, copied to *out (slots may change under us). */
+static __always_inline int vip_table_find(const struct xdplb_vip_key *key, struct xdplb_vip_meta *out)
+{
+	__u32 home = vip_table_home(key);
+	int result = XDPLB_VIP_ABSENT;
+	struct xdplb_vip_slot *s;
+	__u32 i, idx, seq;
+
+#pragma unroll
+	for (i = 0; i < XDPLB_VIP_TABLE_PROBES; i++) {
+		idx = (home + i) & (XDPLB_VIP_TABLE_SLOTS - 1);
+		s = bpf_map_lookup_elem(&xdplb_vip_table, &idx);
+		if (!s)
+			return XDPLB_VIP_UNSURE;
+		seq = XDPLB_READ_ONCE(s->seq);
+		if (seq & 1) {
+			result = XDPLB_VIP_UNSURE;
+			continue;
+		}
+		xdplb_barrier();
+		if (!vip_key_equal(&s->key, key))
+			continue;
+		*out = s->meta;
+		xdplb_barrier();
+		return XDPLB_READ_ONCE(s->seq) == seq ? XDPLB_VIP_FOUND : XDPLB_VIP_UNSURE;
+	}
+	return result;
+}
+
+/* The VIP of `key`: the table, or the hash map when the table isn't sure. */
+static __always_inline bool vip_get(const struct xdplb_vip_key *key, struct xdplb_vip_meta *out)
+{
+	struct xdplb_vip_meta *m;
+	int found = vip_table_find(key, out);
+
+	if (found != XDPLB_VIP_UNSURE)
+		return found == XDPLB_VIP_FOUND;
+	m = bpf_map_lookup_elem(&xdplb_vips, key);
+	if (!m)
+		return false;
+	*out = *m;
+	return true;
+}
+
 /*
- * The VIP of the flow's destination: the exact (address, port, protocol) key
- * first, which is the one lookup most VIP packets pay; only on a miss the
- * address entry says whether a port-0 VIP of the protocol exists.
+ * The VIP of the flow's destination, copied to *vip: the exact (address,
+ * port, protocol) key first, which is the one lookup most VIP packets pay;
+ * only on a miss the address entry says whether a port-0 VIP of the protocol
+ * exists.
  */
-static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *pkt)
+static __always_inline bool vip_match(const struct xdplb_pkt *pkt, struct xdplb_vip_meta *vip)
 {
 	struct xdplb_vip_key key = {};
 	struct xdplb_vip_addr *vaddr;
-	struct xdplb_vip_meta *vip;
 	__u32 port0;
 
 	key.addr[0] = pkt->flow.dst[0];
@@ -82,18 +149,17 @@ static __always_inline struct xdplb_vip_meta *vip_match(const struct xdplb_pkt *
 	key.port = pkt->flow.dport;
 	key.proto = pkt->flow.proto;
 	key.family = pkt->flow.family;
-	vip = bpf_map_lookup_elem(&xdplb_vips, &key);
-	if (vip)
-		return vip;
+	if (vip_get(&key, vip))
+		return true;
 	vaddr = vip_addr_lookup(pkt->flow.family, pkt->flow.dst);
 	if (!vaddr)
-		return NULL;
+		return false;
 	port0 = pkt->flow.proto == IPPROTO_TCP ? XDPLB_VIP_ADDR_F_PORT0_TCP
 					       : XDPLB_VIP_ADDR_F_PORT0_UDP;
 	if (!(vaddr->flags & port0))
-		return NULL;
+		return false;
 	key.port = 0;
-	return bpf_map_lookup_elem(&xdplb_vips, &key);
+	return vip_get(&key, vip);
 }
 
 /* The flow hash (flow_hash.h) of pkt->flow: 5-tuple, or source address only. */

@@ -104,16 +104,15 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 static __always_inline int process_icmp(struct xdp_md *ctx, struct xdplb_cursor *c,
 					struct xdplb_pkt *pkt)
 {
-	struct xdplb_vip_meta *vip;
+	struct xdplb_vip_meta vip;
 	int action;
 
 	action = icmp_parse_error(c, pkt);
 	if (action >= 0)
 		return action;
-	vip = vip_match(pkt);
-	if (!vip)
+	if (!vip_match(pkt, &vip))
 		return pkt_verdict(pkt, XDPLB_CNT_PASS_ICMP_OTHER, XDP_PASS);
-	return balance(ctx, pkt, vip, true);
+	return balance(ctx, pkt, &vip, true);
 }
 
 static __always_inline int process_packet(struct xdp_md *ctx, struct xdplb_pkt *pkt)
@@ -122,7 +121,7 @@ static __always_inline int process_packet(struct xdp_md *ctx, struct xdplb_pkt *
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct xdplb_vip_meta *vip;
+	struct xdplb_vip_meta vip;
 	int action;
 
 	action = parse_eth(&c, pkt);
@@ -166,10 +165,9 @@ static __always_inline int process_packet(struct xdp_md *ctx, struct xdplb_pkt *
 			return pkt_verdict(pkt, XDPLB_CNT_PASS_NOT_VIP, XDP_PASS);
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_MALFORMED, XDP_DROP);
 	}
-	vip = vip_match(pkt);
-	if (!vip)
+	if (!vip_match(pkt, &vip))
 		return pkt_verdict(pkt, XDPLB_CNT_PASS_NOT_VIP, XDP_PASS);
-	return balance(ctx, pkt, vip, false);
+	return balance(ctx, pkt, &vip, false);
 }
 
 SEC("xdp")

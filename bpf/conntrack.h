@@ -10,10 +10,6 @@
 #include "parse.h"
 #include "maps.h"
 
-#define XDPLB_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
-/* Keep the compiler from moving loads across it (x86 keeps load order itself). */
-#define xdplb_barrier() asm volatile("" ::: "memory")
-
 /* The bucket of a flow whose 5-tuple hash is `hash`; NULL if ct_mask is past the map. */
 static __always_inline struct xdplb_ct_bucket *ct_bucket(const struct xdplb_node_cfg *cfg, __u32 hash)
 {

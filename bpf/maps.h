@@ -27,6 +27,15 @@ struct {
 	__type(value, struct xdplb_vip_meta);
 } xdplb_vips SEC(".maps");
 
+/* The VIP table (xdplb_abi.h): the VIPs of xdplb_vips, read without a helper call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_VIP_TABLE_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xdplb_vip_slot);
+} xdplb_vip_table SEC(".maps");
+
 /* Every address with a VIP: the one lookup non-VIP traffic pays, and its port-0 flags. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

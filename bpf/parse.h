@@ -47,6 +47,12 @@
 #define XDPLB_L2_LEN 14
 #define XDPLB_L2_VLAN_LEN 18
 
+/* One load the compiler must do, exactly where written (seqlock readers). */
+#define XDPLB_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+/* Keep the compiler from moving memory accesses across it (x86 keeps load
+ * order itself; the seqlock readers rely on that). */
+#define xdplb_barrier() asm volatile("" ::: "memory")
+
 /* struct xdplb_pkt.flags */
 #define XDPLB_PKT_F_FRAGMENT (1U << 0)   /* IPv4 MF/offset, or IPv6 fragment header */
 #define XDPLB_PKT_F_DF (1U << 1)         /* IPv4 don't-fragment */

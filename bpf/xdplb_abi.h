@@ -81,6 +81,32 @@ struct xdplb_vip_meta {
 };
 _Static_assert(sizeof(struct xdplb_vip_meta) == 8, "xdplb_vip_meta layout");
 
+/*
+ * The VIP table: every VIP key with its meta in an array map the program
+ * reads without a helper call (the xdplb_vips hash map stays the agent's
+ * record and the program's fallback). A key lives in one of the
+ * XDPLB_VIP_TABLE_PROBES slots from its home slot on (wrapping); an empty
+ * slot has family 0. Its home: the key as five little-endian u32 words w0..w4
+ * (w4 = port | proto << 16 | family << 24), h = w0 * 0x9E3779B1 ^ w1 *
+ * 0x85EBCA77 ^ w2 * 0xC2B2AE3D ^ w3 * 0x27D4EB2F ^ w4 * 0x165667B1,
+ * h ^= h >> 15, home = (h * 0x2C1B3C6D) >> (32 - XDPLB_VIP_TABLE_BITS).
+ * C in bpf/backend.h, Swift in Sources/DataPlane/VIPTable.swift.
+ *
+ * The agent writes slots through mmap (BPF_F_MMAPABLE): seq odd, then key
+ * and meta, then seq even; the program uses a slot only if seq was even and
+ * unchanged around its reads, and asks the hash map when it met an odd one.
+ */
+#define XDPLB_VIP_TABLE_BITS 12
+#define XDPLB_VIP_TABLE_SLOTS (1U << XDPLB_VIP_TABLE_BITS)
+#define XDPLB_VIP_TABLE_PROBES 8
+
+struct xdplb_vip_slot {
+	struct xdplb_vip_key key;
+	struct xdplb_vip_meta meta;
+	__u32 seq; /* even: stable; odd: being written */
+};
+_Static_assert(sizeof(struct xdplb_vip_slot) == 32, "xdplb_vip_slot layout");
+
 /* Key of the VIP address map: every address that has at least one VIP. */
 struct xdplb_vip_addr_key {
 	__be32 addr[4];
@@ -255,6 +281,7 @@ enum xdplb_counter_id {
 #define XDPLB_MAP_VIP_STATS "xdplb_vip_stats"
 #define XDPLB_MAP_BACKEND_STATS "xdplb_backend_stats"
 #define XDPLB_MAP_VIP_FILTER "xdplb_vip_filter"
+#define XDPLB_MAP_VIP_TABLE "xdplb_vip_table"
 #define XDPLB_PROG_BALANCER "xdplb_balancer"
 
 /* ==== 7. decap: the backend side (bpf/decap.bpf.c, tools/gre-decap) ====== */

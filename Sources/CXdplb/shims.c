@@ -157,3 +157,28 @@ int xdplb_ring_map_fill(int map_fd, const uint32_t *values, uint32_t count)
 	munmap(p, len);
 	return 0;
 }
+
+void *xdplb_map_mmap(int map_fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void xdplb_map_munmap(void *base, size_t len)
+{
+	munmap(base, len);
+}
+
+void xdplb_vip_slot_write(void *table, uint32_t index, const struct xdplb_vip_slot *value)
+{
+	struct xdplb_vip_slot *s = (struct xdplb_vip_slot *)table + index;
+	/* Odd while written, even after: readers skip a slot whose seq is odd or moved. */
+	uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED) | 1;
+
+	__atomic_store_n(&s->seq, seq, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	memcpy(&s->key, &value->key, sizeof(s->key));
+	memcpy(&s->meta, &value->meta, sizeof(s->meta));
+	__atomic_store_n(&s->seq, seq + 1, __ATOMIC_RELEASE);
+}

@@ -6,6 +6,8 @@ import CXdplb
 public struct BalancerMaps: Sendable {
     /// VIP key → meta (index, flags).
     public let vips: BPFMap
+    /// The VIP table: the VIPs again, in an mmap'able array the program reads without a call.
+    public let vipTable: BPFMap
     /// VIP address → which port-0 VIPs it has.
     public let vipAddrs: BPFMap
     /// The VIP address prefilter (one bitmap entry).
@@ -27,13 +29,13 @@ public struct BalancerMaps: Sendable {
 
     /// Every map name with its handle (for pinning and listing).
     public var all: [(name: String, map: BPFMap)] {
-        [(XDPLB_MAP_VIPS, vips), (XDPLB_MAP_VIP_ADDRS, vipAddrs), (XDPLB_MAP_VIP_FILTER, vipFilter), (XDPLB_MAP_RINGS, rings), (XDPLB_MAP_BACKENDS, backends),
+        [(XDPLB_MAP_VIPS, vips), (XDPLB_MAP_VIP_TABLE, vipTable), (XDPLB_MAP_VIP_ADDRS, vipAddrs), (XDPLB_MAP_VIP_FILTER, vipFilter), (XDPLB_MAP_RINGS, rings), (XDPLB_MAP_BACKENDS, backends),
          (XDPLB_MAP_CT, conntrack), (XDPLB_MAP_CONFIG, config), (XDPLB_MAP_COUNTERS, counters),
          (XDPLB_MAP_VIP_STATS, vipStats), (XDPLB_MAP_BACKEND_STATS, backendStats)]
     }
 
     /// Every map name the balancer object defines.
-    public static let names = [XDPLB_MAP_VIPS, XDPLB_MAP_VIP_ADDRS, XDPLB_MAP_VIP_FILTER, XDPLB_MAP_RINGS, XDPLB_MAP_BACKENDS, XDPLB_MAP_CT,
+    public static let names = [XDPLB_MAP_VIPS, XDPLB_MAP_VIP_TABLE, XDPLB_MAP_VIP_ADDRS, XDPLB_MAP_VIP_FILTER, XDPLB_MAP_RINGS, XDPLB_MAP_BACKENDS, XDPLB_MAP_CT,
                                XDPLB_MAP_CONFIG, XDPLB_MAP_COUNTERS, XDPLB_MAP_VIP_STATS, XDPLB_MAP_BACKEND_STATS]
 
     /// The maps of a loaded balancer object.
@@ -48,6 +50,7 @@ public struct BalancerMaps: Sendable {
 
     private init(_ open: (String) throws(BPFError) -> BPFMap) throws(BPFError) {
         vips = try open(XDPLB_MAP_VIPS)
+        vipTable = try open(XDPLB_MAP_VIP_TABLE)
         vipAddrs = try open(XDPLB_MAP_VIP_ADDRS)
         vipFilter = try open(XDPLB_MAP_VIP_FILTER)
         rings = try open(XDPLB_MAP_RINGS)

@@ -47,6 +47,9 @@ public final class DataPlaneController: @unchecked Sendable {
     private var generation: UInt32 = 1
     private var nextGeneration: UInt32 { generation &+= 1; return generation }
 
+    /// The VIP table, mapped on first use.
+    private var vipTable: VIPTable?
+
     /// A controller for `maps` (empty maps, or maps to be adopted with `adopt`).
     public init(maps: BalancerMaps) { self.maps = maps }
 
@@ -158,6 +161,8 @@ public final class DataPlaneController: @unchecked Sendable {
             adoptedVIPIndexes[key] = nil
             report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
         }
+        // Removed VIPs leave the table before anything else changes.
+        try writeVIPTable()
         for v in config.vips {
             let vipDown = (downByVIP[v.name] ?? []).intersection(v.backends.map(\.address))
             if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
@@ -165,6 +170,7 @@ public final class DataPlaneController: @unchecked Sendable {
             report.ringsReplaced.append(v.name)
         }
         try flushPending()
+        try writeVIPTable()
         try writeVIPAddrs()
 
         // 3. Backends no VIP uses any more: clear them (LRU entries stop matching).
@@ -241,11 +247,16 @@ public final class DataPlaneController: @unchecked Sendable {
         } else {
             try maps.rings.delete(index)
         }
+        pendingVIPs.append((key, Self.meta(v, index: index)))
+        vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
+    }
+
+    /// The map value of a VIP in slot `index`.
+    static func meta(_ v: VIPConfig, index: UInt32) -> xdplb_vip_meta {
         var meta = xdplb_vip_meta()
         meta.vip_index = index
         meta.flags = v.hash == .sourceIP ? UInt32(XDPLB_VIP_F_SRC_IP_HASH) : 0
-        pendingVIPs.append((key, meta))
-        vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
+        return meta
     }
 
     /// Rings built but not yet swapped in, and the VIP entries to write after them.
@@ -297,6 +308,17 @@ public final class DataPlaneController: @unchecked Sendable {
         try maps.vips.delete(xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number))
         try maps.rings.delete(s.index)
         try maps.vipStats.updatePerCPU(s.index, xdplb_counter())
+    }
+
+    /// Makes the VIP table hold exactly the VIPs written so far (their keys and metas).
+    private func writeVIPTable() throws(BPFError) {
+        if vipTable == nil { vipTable = try VIPTable(map: maps.vipTable) }
+        var want: [xdplb_vip_key: xdplb_vip_meta] = [:]
+        for s in vips.values {
+            want[xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number)] = Self.meta(s.config, index: s.index)
+        }
+        // Adopted VIPs not rewritten yet keep their slots (a restart changes nothing for them).
+        try vipTable!.sync(want, keep: Set(adoptedVIPIndexes.keys))
     }
 
     /// What the VIP address map holds (nil until first synced with the kernel).

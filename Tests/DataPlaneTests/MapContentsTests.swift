@@ -14,6 +14,7 @@ struct MapContentsTests {
         let maps = bed.balancer.maps
         let cfg = try #require(try maps.config.lookup(UInt32(0), as: xdplb_node_cfg.self))
         #expect(cfg.hash_seed == Lab.seed && Int(cfg.path_mtu) == Lab.pathMTU && cfg.abi_version == UInt32(XDPLB_ABI_VERSION))
+        #expect(cfg.ct_mask == maps.conntrack.info.maxEntries - 1, "ct_mask matches the conntrack map")
         // VIPs: one key per configured VIP, with the hash-mode flag.
         let keys = try maps.vips.keys(as: xdplb_vip_key.self)
         #expect(keys.count == Lab.config().vips.count)

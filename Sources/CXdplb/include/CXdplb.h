@@ -45,6 +45,14 @@ int xdplb_ring_map_create(uint32_t max_entries, const char *name);
 /* Write values[0..count) into a ring map through mmap (no syscall per slot). Returns 0 or -errno. */
 int xdplb_ring_map_fill(int map_fd, const uint32_t *values, uint32_t count);
 
+/* mmap a BPF_F_MMAPABLE array map's values (len bytes, page multiple), shared
+ * read/write. NULL on failure (errno set). */
+void *xdplb_map_mmap(int map_fd, size_t len);
+void xdplb_map_munmap(void *base, size_t len);
+/* Write one VIP table slot through the mapping with the seqlock protocol of
+ * xdplb_abi.h (seq odd, key and meta, seq even). */
+void xdplb_vip_slot_write(void *table, uint32_t index, const struct xdplb_vip_slot *value);
+
 /* BPF_MAP_UPDATE_BATCH: *count entries from keys/values; *count gets how many were written. */
 int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uint32_t *count);
 

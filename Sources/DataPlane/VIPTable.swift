@@ -1,0 +1,103 @@
+import BPF
+import CXdplb
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The VIP table (xdplb_abi.h): every VIP key with its meta in an mmap'ed
+/// array the program reads without a helper call. Keys stay in the slot they
+/// were given (within `probes` of their home) until removed, so a change only
+/// writes the slots of VIPs that came, went or changed; each slot is written
+/// with the seqlock protocol, so the program never uses half a slot.
+public final class VIPTable: @unchecked Sendable {
+    /// Slots in the table.
+    public static let slots = Int(XDPLB_VIP_TABLE_SLOTS)
+    /// How far past its home a key may sit.
+    public static let probes = Int(XDPLB_VIP_TABLE_PROBES)
+
+    /// The home slot of a key (the C twin is `vip_table_home` in bpf/backend.h).
+    public static func home(_ key: xdplb_vip_key) -> Int {
+        withUnsafeBytes(of: key) { raw -> Int in
+            let w = (0..<5).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) }
+            var h = w[0] &* 0x9E37_79B1 ^ w[1] &* 0x85EB_CA77 ^ w[2] &* 0xC2B2_AE3D ^ w[3] &* 0x27D4_EB2F
+            h ^= w[4] &* 0x1656_67B1
+            h ^= h >> 15
+            return Int((h &* 0x2C1B_3C6D) >> UInt32(32 - XDPLB_VIP_TABLE_BITS))
+        }
+    }
+
+    private let map: BPFMap
+    private let base: UnsafeMutableRawPointer
+    private let length: Int
+
+    /// Maps the table's values into this process.
+    public init(map: BPFMap) throws(BPFError) {
+        guard Int(map.info.maxEntries) == Self.slots, Int(map.info.valueSize) == MemoryLayout<xdplb_vip_slot>.stride else {
+            throw BPFError("map '\(map.name)' is not a VIP table of \(Self.slots) slots", errno: EINVAL,
+                           hint: "pins from an older xdplb: run 'xdplb down' first")
+        }
+        self.map = map
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        length = (Self.slots * MemoryLayout<xdplb_vip_slot>.stride + page - 1) / page * page
+        guard let p = xdplb_map_mmap(map.fd, length) else {
+            throw BPFError("mmap the VIP table '\(map.name)'", errno: errno)
+        }
+        base = p
+    }
+
+    deinit { xdplb_map_munmap(base, length) }
+
+    /// Slot `i` as it is now.
+    public func slot(_ i: Int) -> xdplb_vip_slot {
+        base.load(fromByteOffset: i * MemoryLayout<xdplb_vip_slot>.stride, as: xdplb_vip_slot.self)
+    }
+
+    /// Every key the table holds, with its slot and meta.
+    public func contents() -> [(slot: Int, key: xdplb_vip_key, meta: xdplb_vip_meta)] {
+        (0..<Self.slots).compactMap { i in
+            let s = slot(i)
+            return s.key.family == 0 ? nil : (i, s.key, s.meta)
+        }
+    }
+
+    private func write(_ i: Int, key: xdplb_vip_key, meta: xdplb_vip_meta) {
+        var v = xdplb_vip_slot()
+        v.key = key
+        v.meta = meta
+        xdplb_vip_slot_write(base, UInt32(i), &v)
+    }
+
+    /// Makes the table hold exactly `want` (and whatever it holds for the keys
+    /// in `keep`): removed keys' slots cleared first,
+    /// changed metas rewritten in place, new keys put in the first free slot
+    /// of their probe window. Returns the number of slots written.
+    /// - Throws: ENOSPC when a new key's window is full (the change is
+    ///   then half applied: the hash map still answers for that key).
+    @discardableResult
+    public func sync(_ want: [xdplb_vip_key: xdplb_vip_meta], keep: Set<xdplb_vip_key> = []) throws(BPFError) -> Int {
+        var have: [xdplb_vip_key: (slot: Int, meta: xdplb_vip_meta)] = [:]
+        for c in contents() { have[c.key] = (c.slot, c.meta) }
+        var written = 0
+        for (key, cur) in have where want[key] == nil && !keep.contains(key) {
+            write(cur.slot, key: xdplb_vip_key(), meta: xdplb_vip_meta())
+            written += 1
+        }
+        for (key, meta) in want.sorted(by: { Self.home($0.key) < Self.home($1.key) }) {
+            if let cur = have[key] {
+                if !ABI.bytesEqual(cur.meta, meta) {
+                    write(cur.slot, key: key, meta: meta)
+                    written += 1
+                }
+                continue
+            }
+            let h = Self.home(key)
+            guard let free = (0..<Self.probes).lazy.map({ (h + $0) % Self.slots }).first(where: { slot($0).key.family == 0 }) else {
+                throw BPFError("place VIP \(ABI.address(key.addr, family: key.family)) in the VIP table", errno: ENOSPC,
+                               hint: "\(Self.probes) slots from its home \(h) are taken")
+            }
+            write(free, key: key, meta: meta)
+            written += 1
+        }
+        return written
+    }
+}

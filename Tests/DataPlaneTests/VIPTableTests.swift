@@ -1,0 +1,120 @@
+import BPF
+import Config
+import CXdplb
+import DataPlane
+import Maglev
+import NetAddress
+import Packets
+import Testing
+
+/// The VIP key of a configured VIP, laid out as the program builds it.
+func vipKey(_ v: VIPConfig) -> xdplb_vip_key {
+    var k = xdplb_vip_key()
+    withUnsafeMutableBytes(of: &k.addr) { $0.copyBytes(from: v.address.paddedBytes) }
+    k.port = v.port.bigEndian
+    k.proto = v.proto.number
+    k.family = v.address.family
+    return k
+}
+
+@Suite("the VIP table", .serialized)
+struct VIPTableTests {
+    func table(_ bed: TestBed) throws -> VIPTable { try VIPTable(map: bed.balancer.maps.vipTable) }
+
+    /// Every configured VIP is in the table once, within its probe window, with the hash map's meta.
+    func expectTableMatches(_ bed: TestBed, _ config: XdplbConfig) throws {
+        let contents = try table(bed).contents()
+        #expect(contents.count == config.vips.count)
+        for v in config.vips {
+            let key = vipKey(v)
+            let found = contents.filter { ABIBytes.equal($0.key, key) }
+            #expect(found.count == 1, "\(v.name) once in the table")
+            guard let slot = found.first else { continue }
+            let distance = (slot.slot - VIPTable.home(key) + VIPTable.slots) % VIPTable.slots
+            #expect(distance < VIPTable.probes, "\(v.name) sits \(distance) slots past its home")
+            let meta = try #require(try bed.balancer.maps.vips.lookup(key, as: xdplb_vip_meta.self))
+            #expect(ABIBytes.equal(slot.meta, meta))
+        }
+    }
+
+    @Test("every VIP is in the table within its probe window, with the hash map's meta")
+    func roundTrip() throws {
+        let bed = try TestBed()
+        try expectTableMatches(bed, Lab.config())
+    }
+
+    @Test("removed VIPs leave the table; the others keep their slots")
+    func removal() throws {
+        let bed = try TestBed()
+        let before = try table(bed).contents()
+        var c = Lab.config()
+        c.vips.removeAll { $0.address == Lab.vip6 }
+        c.vips[0].backends.removeAll { $0.address.isV6 }
+        try bed.apply(c)
+        try expectTableMatches(bed, c)
+        for s in try table(bed).contents() {
+            #expect(before.contains { $0.slot == s.slot && ABIBytes.equal($0.key, s.key) }, "a kept VIP moved")
+        }
+        // A removed VIP is no VIP any more: its packets pass.
+        let r = try bed.run(Frames.tcp(Lab.client6, 40000, Lab.vip6, 443))
+        #expect(r.action == .pass)
+    }
+
+    @Test("the program takes a stable slot's meta, and asks the hash map about a slot being written")
+    func stableSlotIsUsedOddSlotFallsBack() throws {
+        let bed = try TestBed()
+        let config = Lab.config()
+        let a = try #require(config.vips.first { $0.address == Lab.vip4 && $0.port == 80 })
+        let b = try #require(config.vips.first { $0.address == Lab.vip4src })
+        let aKey = vipKey(a)
+        let slot = try #require(try table(bed).contents().first { ABIBytes.equal($0.key, aKey) })
+        let bMeta = try #require(try bed.balancer.maps.vips.lookup(vipKey(b), as: xdplb_vip_meta.self))
+        // A flow of A whose backend differs between A's ring and B's (source-ip) ring.
+        let bTable = bed.controller.vips[b.name]?.table
+        var chosen: (FlowTuple, IPAddress, IPAddress)?
+        for sport in UInt16(40000)..<UInt16(40200) {
+            let f = FlowTuple(src: Lab.client4, dst: Lab.vip4, sport: sport, dport: 80, proto: 6)
+            guard let viaA = bed.expectedBackend(f),
+                  let viaB = FlowPicker.backend(for: f, vip: b, table: bTable, seed: Lab.seed).flatMap({ IPAddress($0.identity) })
+            else { continue }
+            if viaA != viaB { chosen = (f, viaA, viaB); break }
+        }
+        let (flow, viaA, viaB) = try #require(chosen)
+        let syn = Frames.tcp(Lab.client4, flow.sport, Lab.vip4, 80)
+        func forge(seq: UInt32) throws {
+            var s = xdplb_vip_slot()
+            s.key = aKey
+            s.meta = bMeta
+            s.seq = seq
+            try bed.balancer.maps.vipTable.update(UInt32(slot.slot), s)
+        }
+        try forge(seq: 2)
+        #expect(Frames.outerDestination(try bed.run(syn).output) == viaB, "a stable slot is what the program believes")
+        try forge(seq: 3)
+        #expect(Frames.outerDestination(try bed.run(syn).output) == viaA, "a slot being written sends the program to the hash map")
+    }
+
+    @Test("512 VIPs: every one placed and forwarded; half removed: those pass, the rest still forward")
+    func manyVIPs() throws {
+        var c = Lab.config()
+        let backends = Lab.backends4.map { BackendConfig(address: $0, weight: 100) }
+        c.vips = (0..<Int(XDPLB_MAX_VIPS)).map { i in
+            VIPConfig(address: IPAddress("10.200.\(i / 200).\(i % 200 + 1)")!, port: UInt16(80 + i % 3), proto: .tcp,
+                      ringSize: 251, backends: backends)
+        }
+        let bed = try TestBed(config: c)
+        try expectTableMatches(bed, c)
+        for v in c.vips {
+            let r = try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port))
+            #expect(r.action == .tx, "\(v.name)")
+        }
+        let kept = Array(c.vips.enumerated().filter { $0.offset % 2 == 0 }.map(\.element))
+        let gone = Array(c.vips.enumerated().filter { $0.offset % 2 == 1 }.map(\.element))
+        var half = c
+        half.vips = kept
+        try bed.apply(half)
+        try expectTableMatches(bed, half)
+        for v in kept { #expect(try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port)).action == .tx, "\(v.name)") }
+        for v in gone { #expect(try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port)).action == .pass, "\(v.name)") }
+    }
+}
