@@ -46,8 +46,10 @@ static __always_inline bool ct_way_get(struct xdplb_ct_way *w, const struct xdpl
 	xdplb_barrier();
 	if (XDPLB_READ_ONCE(w->seq) != seq)
 		return false;
+	/* A plain store: losing a REF mark to a racing writer only makes the
+	 * CLOCK sweep a little less exact, and USED is never cleared. */
 	if (!(flags & XDPLB_CT_F_REF))
-		__sync_fetch_and_or(&w->flags, XDPLB_CT_F_REF);
+		w->flags = flags | XDPLB_CT_F_REF;
 	return true;
 }
 
@@ -85,10 +87,13 @@ static __always_inline struct xdplb_ct_way *ct_victim(struct xdplb_ct_bucket *b,
 		return empty;
 #pragma unroll
 	for (i = 0; i < XDPLB_CT_WAYS; i++) {
+		__u32 flags;
+
 		w = &b->ways[(start + i) & (XDPLB_CT_WAYS - 1)];
-		if (!(w->flags & XDPLB_CT_F_REF))
+		flags = w->flags;
+		if (!(flags & XDPLB_CT_F_REF))
 			return w;
-		__sync_fetch_and_and(&w->flags, ~XDPLB_CT_F_REF);
+		w->flags = flags & ~XDPLB_CT_F_REF; /* plain store, as in ct_way_get */
 	}
 	return &b->ways[start & (XDPLB_CT_WAYS - 1)];
 }

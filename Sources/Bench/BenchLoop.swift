@@ -30,6 +30,8 @@ final class BenchLoop {
     private let progs: BPFMap
     /// The case whose flow order is in the flows map.
     private var flowsOf: ObjectIdentifier?
+    /// Blocks timed so far: the compared build goes first in every other one.
+    private var blocks = 0
 
     /// Takes the loop program and its maps from the loaded bench object and
     /// puts the floors and `builds` (main first) into its program array.
@@ -100,8 +102,9 @@ final class BenchLoop {
         var main: [Double] = [], other: [Double] = [], floors: [Double] = []
         var wrong = 0
         let want = c.verdict.rawValue
+        blocks += 1
         for i in 0..<calls {
-            let order = buildSlots.count > 1 && i & 1 == 1 ? buildSlots.reversed() : buildSlots
+            let order = buildSlots.count > 1 && (i + blocks) & 1 == 1 ? buildSlots.reversed() : buildSlots
             for slot in order {
                 let r = try call(c, slot: slot, repeatCount: repeatCount, out: out, cap: cap)
                 if r.ret != want { wrong += 1 }
