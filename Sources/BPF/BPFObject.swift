@@ -68,8 +68,17 @@ public final class BPFObject {
     }
 
     /// Makes the object use an existing map (e.g. one pinned by a previous agent) instead of creating it.
+    /// - Throws: `BPFError` (EINVAL) when the existing map's type, key or value
+    ///   size differs from this object's definition (e.g. pins of an older xdplb).
     public func reuse(map mapName: String, _ existing: BPFMap) throws(BPFError) {
-        try check(bpf_map__reuse_fd(try mapPointer(mapName), existing.fd), "reuse pinned map '\(mapName)'",
+        let m = try mapPointer(mapName)
+        let want = (type: UInt32(bpf_map__type(m).rawValue), key: bpf_map__key_size(m), value: bpf_map__value_size(m))
+        let have = existing.info
+        if have.type != want.type || have.keySize != want.key || have.valueSize != want.value {
+            throw BPFError("reuse pinned map '\(mapName)': it has map type \(have.type), \(have.keySize)-byte keys and \(have.valueSize)-byte values; this program needs type \(want.type), \(want.key) and \(want.value)",
+                           errno: EINVAL, hint: "the pins come from another xdplb version: run 'xdplb down' first (this drops conntrack)")
+        }
+        try check(bpf_map__reuse_fd(m, existing.fd), "reuse pinned map '\(mapName)'",
                   hint: "the pinned map's type or size differs from this program's; run 'xdplb down' first")
     }
 

@@ -34,7 +34,7 @@ public struct NodeConfig: Sendable, Equatable {
     public var pathMTU: Int = 1500
     /// Cluster-wide flow-hash seed: must be equal on every LB node.
     public var hashSeed: UInt32 = 0x5eed
-    /// Conntrack LRU entries.
+    /// Conntrack capacity in flows (`lru_size`; rounded up to a power-of-two number of 4-way buckets).
     public var lruSize: Int = 1_000_000
     /// bpffs directory holding the pinned program, link and maps.
     public var bpffs: String = "/sys/fs/bpf/xdplb"

@@ -83,4 +83,17 @@ struct MapContentsTests {
         #expect(other.backendIDs == bed.controller.backendIDs)
         for (name, s) in bed.controller.vips { #expect(other.vips[name]?.index == s.index) }
     }
+
+    @Test("maps of another layout (pins of an older xdplb) are refused with what differs, before anything loads")
+    func incompatiblePinsRefused() throws {
+        let bed = try TestBed()
+        // The VIP hash map where the conntrack array belongs: type and sizes differ.
+        do {
+            _ = try Balancer(lruSize: 4096, reusing: [XDPLB_MAP_CT: bed.balancer.maps.vips])
+            Issue.record("a conntrack map of the wrong layout was accepted")
+        } catch {
+            #expect(error.description.contains("reuse pinned map 'xdplb_ct'"))
+            #expect(error.description.contains("xdplb down"))
+        }
+    }
 }

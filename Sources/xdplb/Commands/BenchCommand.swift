@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Per-packet cost of the real XDP program on a packet mix (BPF_PROG_TEST_RUN).",
         discussion: """
             Loads the balancer privately (nothing is attached or pinned) with IPv4 and IPv6 VIPs of 16 \
-            backends each (ring 65537, next hops set: XDP_TX), fills the conntrack LRU to capacity, and \
+            backends each (ring 65537, next hops set: XDP_TX), fills conntrack (1M flows) to capacity, and \
             times each case (SYN of a new flow, ACK/UDP of established flows, non-VIP pass, ICMP \
             too-big, ACK with cache-cold conntrack) one packet per BPF_PROG_TEST_RUN (repeat = 1), so \
             every timed run sees the original packet. Times are the kernel's own per-run duration; an \
@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Runs per call of the restoring loop (default: --packets, one call per case per round; 0: don't measure that way).")
     var loopRepeat: Int?
 
-    @Option(help: "Conntrack LRU entries (the config default is 1000000; --smoke uses 65536).")
+    @Option(help: "Conntrack capacity in flows, as lru_size (the config default is 1000000; --smoke uses 65536).")
     var lruSize: Int?
 
     @Option(help: "Pin to this CPU (default: the CPU the command starts on; -1: don't pin).")
@@ -53,7 +53,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also run this balancer ELF object on every frame, on the same maps, alternately before and after the main one, and report the paired difference (before/after of a data-plane change; map definitions must match).", valueName: "file.bpf.o"))
     var compare: String?
 
-    @Flag(help: "Tiny run for tests: 1 round × 2000 packets, 65536-entry LRU (explicit options still win).")
+    @Flag(help: "Tiny run for tests: 1 round × 2000 packets, conntrack for 65536 flows (explicit options still win).")
     var smoke = false
 
     @Flag(help: "Also time Maglev builds (M 65537/655373 × 10/100/1000 backends) and a full apply of 512 VIPs × 100 backends.")
