@@ -199,28 +199,48 @@ static __always_inline struct xdplb_backend *ct_lookup(struct xdplb_ct_bucket *b
 	return be;
 }
 
-/*
- * Maglev: slot 1 + hash % M of the VIP's ring. NULL when the VIP has no ring,
- * the ring is empty, the slot holds 0, or its backend isn't PRESENT.
- */
-static __always_inline struct xdplb_backend *ring_pick(__u32 vip_index, __u32 hash, __u32 *id)
+/* The live backend of a ring value (xdplb_abi.h), or NULL for an empty slot. */
+static __always_inline struct xdplb_backend *ring_backend(__u32 value, __u32 *id)
 {
-	__u32 key = 0;
-	__u32 *size, *slot;
+	__u32 bid = value & XDPLB_RING_ID_MASK;
+
+	if (bid == 0)
+		return NULL;
+	*id = bid;
+	return backend_get(bid);
+}
+
+/*
+ * Maglev: slot hash % M of the VIP's ring. M comes from the VIP meta, and the
+ * slot's tag proves the ring has that size (one inner-map lookup, not two);
+ * on a mismatch (a ring of another size swapped in since) M is read from the
+ * ring itself. NULL when the VIP has no ring, the ring is empty, the slot
+ * holds 0, or its backend isn't PRESENT.
+ */
+static __always_inline struct xdplb_backend *ring_pick(const struct xdplb_vip_meta *vip, __u32 hash, __u32 *id)
+{
+	__u32 size = vip->ring_size, key;
+	__u32 *value;
 	void *ring;
 
-	ring = bpf_map_lookup_elem(&xdplb_rings, &vip_index);
+	ring = bpf_map_lookup_elem(&xdplb_rings, &vip->vip_index);
 	if (!ring)
 		return NULL;
-	size = bpf_map_lookup_elem(ring, &key);
-	if (!size || *size == 0)
+	if (size) {
+		key = 1 + hash % size;
+		value = bpf_map_lookup_elem(ring, &key);
+		if (value && (*value >> XDPLB_RING_ID_BITS) == size)
+			return ring_backend(*value, id);
+	}
+	key = 0;
+	value = bpf_map_lookup_elem(ring, &key);
+	if (!value || *value == 0)
 		return NULL;
-	key = 1 + hash % *size;
-	slot = bpf_map_lookup_elem(ring, &key);
-	if (!slot || *slot == 0)
+	key = 1 + hash % *value;
+	value = bpf_map_lookup_elem(ring, &key);
+	if (!value)
 		return NULL;
-	*id = *slot;
-	return backend_get(*slot);
+	return ring_backend(*value, id);
 }
 
 /*
@@ -248,7 +268,7 @@ static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 		pkt->hash = src_only ? flow_hash_mode(pkt, true, cfg->hash_seed) : tuple;
 	if (be)
 		return be;
-	be = ring_pick(vip->vip_index, pkt->hash, id);
+	be = ring_pick(vip, pkt->hash, id);
 	if (!be)
 		return NULL;
 	count(XDPLB_CNT_NEW_FLOW, pkt->frame_len);

@@ -19,7 +19,7 @@
 /* ---- 1. version ------------------------------------------------------- */
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define XDPLB_ABI_VERSION 2
+#define XDPLB_ABI_VERSION 3
 
 /* ---- 2. limits -------------------------------------------------------- */
 
@@ -78,8 +78,22 @@ _Static_assert(sizeof(struct xdplb_vip_key) == 20, "xdplb_vip_key layout");
 struct xdplb_vip_meta {
 	__u32 vip_index; /* slot in the ring table and the per-VIP stats */
 	__u32 flags;     /* XDPLB_VIP_F_* */
+	__u32 ring_size; /* M of the ring written with this entry (0: none) */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct xdplb_vip_meta) == 8, "xdplb_vip_meta layout");
+_Static_assert(sizeof(struct xdplb_vip_meta) == 16, "xdplb_vip_meta layout");
+
+/*
+ * A Maglev ring (inner map of the ring table) holds 1 + M u32 values:
+ * [0] = M, [1 + s] = backend id of slot s | M << XDPLB_RING_ID_BITS (id 0 =
+ * empty). The tag lets the program take M from the VIP meta and still know
+ * the slot came from a ring of that size; a ring swapped in with another M
+ * since the meta was read shows another tag, and the program reads [0].
+ */
+#define XDPLB_RING_ID_BITS 12
+#define XDPLB_RING_ID_MASK ((1U << XDPLB_RING_ID_BITS) - 1)
+_Static_assert(XDPLB_MAX_BACKENDS <= (1U << XDPLB_RING_ID_BITS), "backend ids fit the ring id bits");
+_Static_assert(XDPLB_RING_MAX < (1U << (32 - XDPLB_RING_ID_BITS)), "ring sizes fit the ring tag bits");
 
 /*
  * The VIP table: every VIP key with its meta in an array map the program
@@ -105,7 +119,7 @@ struct xdplb_vip_slot {
 	struct xdplb_vip_meta meta;
 	__u32 seq; /* even: stable; odd: being written */
 };
-_Static_assert(sizeof(struct xdplb_vip_slot) == 32, "xdplb_vip_slot layout");
+_Static_assert(sizeof(struct xdplb_vip_slot) == 40, "xdplb_vip_slot layout");
 
 /* Key of the VIP address map: every address that has at least one VIP. */
 struct xdplb_vip_addr_key {

@@ -247,14 +247,15 @@ public final class DataPlaneController: @unchecked Sendable {
         } else {
             try maps.rings.delete(index)
         }
-        pendingVIPs.append((key, Self.meta(v, index: index)))
+        pendingVIPs.append((key, Self.meta(v, index: index, table: table)))
         vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
     }
 
     /// The map value of a VIP in slot `index`.
-    static func meta(_ v: VIPConfig, index: UInt32) -> xdplb_vip_meta {
+    static func meta(_ v: VIPConfig, index: UInt32, table: MaglevTable?) -> xdplb_vip_meta {
         var meta = xdplb_vip_meta()
         meta.vip_index = index
+        meta.ring_size = UInt32(table?.size ?? 0)
         meta.flags = v.hash == .sourceIP ? UInt32(XDPLB_VIP_F_SRC_IP_HASH) : 0
         return meta
     }
@@ -288,12 +289,14 @@ public final class DataPlaneController: @unchecked Sendable {
             IPAddress(b.identity).flatMap { backendIDs[$0] } ?? 0
         }
         let values = [UInt32](unsafeUninitializedCapacity: table.size + 1) { buf, count in
+            // [0] = M; then each slot's backend id tagged with M (xdplb_abi.h).
+            let tag = UInt32(table.size) << UInt32(XDPLB_RING_ID_BITS)
             buf[0] = UInt32(table.size)
             table.slots.withUnsafeBufferPointer { slots in
                 ids.withUnsafeBufferPointer { ids in
                     for i in 0..<slots.count {
                         let s = slots[i]
-                        buf[i + 1] = s >= 0 ? ids[Int(s)] : 0
+                        buf[i + 1] = tag | (s >= 0 ? ids[Int(s)] : 0)
                     }
                 }
             }
@@ -315,7 +318,7 @@ public final class DataPlaneController: @unchecked Sendable {
         if vipTable == nil { vipTable = try VIPTable(map: maps.vipTable) }
         var want: [xdplb_vip_key: xdplb_vip_meta] = [:]
         for s in vips.values {
-            want[xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number)] = Self.meta(s.config, index: s.index)
+            want[xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number)] = Self.meta(s.config, index: s.index, table: s.table)
         }
         // Adopted VIPs not rewritten yet keep their slots (a restart changes nothing for them).
         try vipTable!.sync(want, keep: Set(adoptedVIPIndexes.keys))

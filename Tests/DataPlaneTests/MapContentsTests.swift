@@ -29,6 +29,7 @@ struct MapContentsTests {
             // The ring: element 0 = size, then backend ids equal to the Swift table's.
             let state = try #require(bed.controller.vips[v.name])
             #expect(state.index == meta.vip_index)
+            #expect(meta.ring_size == UInt32(state.table?.size ?? 0), "the meta carries the ring's size")
             guard let table = state.table else {
                 #expect(try maps.rings.lookup(meta.vip_index, as: UInt32.self) == nil, "empty VIP must have no ring")
                 continue
@@ -38,9 +39,10 @@ struct MapContentsTests {
             #expect(ring.info.maxEntries == UInt32(v.ringSize + 1))
             #expect(try ring.lookup(UInt32(0), as: UInt32.self) == UInt32(v.ringSize))
             for slot in [0, 1, v.ringSize / 2, v.ringSize - 1] {
-                let id = try #require(try ring.lookup(UInt32(slot + 1), as: UInt32.self))
+                let value = try #require(try ring.lookup(UInt32(slot + 1), as: UInt32.self))
+                #expect(value >> UInt32(XDPLB_RING_ID_BITS) == UInt32(v.ringSize), "each slot is tagged with M")
                 let want = table.backends[Int(table.slots[slot])].identity
-                #expect(bed.controller.backendIDs[IPAddress(want)!] == id)
+                #expect(bed.controller.backendIDs[IPAddress(want)!] == value & ((1 << UInt32(XDPLB_RING_ID_BITS)) - 1))
             }
         }
         // Backends: address, family flag, present, next hop.

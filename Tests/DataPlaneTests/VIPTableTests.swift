@@ -94,6 +94,29 @@ struct VIPTableTests {
         #expect(Frames.outerDestination(try bed.run(syn).output) == viaA, "a slot being written sends the program to the hash map")
     }
 
+    @Test("a meta whose ring size is not the ring's (another ring swapped in since) still picks from the ring as it is")
+    func staleRingSizeReadsTheRing() throws {
+        let bed = try TestBed()
+        let a = try #require(Lab.config().vips.first { $0.address == Lab.vip4 && $0.port == 80 })
+        let key = vipKey(a)
+        let slot = try #require(try table(bed).contents().first { ABIBytes.equal($0.key, key) })
+        #expect(slot.meta.ring_size == UInt32(a.ringSize))
+        for stale in [UInt32(65521), 0] {
+            var s = xdplb_vip_slot()
+            s.key = key
+            s.meta = slot.meta
+            s.meta.ring_size = stale
+            try bed.balancer.maps.vipTable.update(UInt32(slot.slot), s)
+            var wrong = 0
+            for sport in UInt16(41000)..<UInt16(41200) {
+                let flow = FlowTuple(src: Lab.client4, dst: Lab.vip4, sport: sport, dport: 80, proto: 6)
+                let got = Frames.outerDestination(try bed.run(Frames.tcp(Lab.client4, sport, Lab.vip4, 80)).output)
+                if got == nil || got != bed.expectedBackend(flow) { wrong += 1 }
+            }
+            #expect(wrong == 0, "meta ring size \(stale): \(wrong) of 200 new flows left the model")
+        }
+    }
+
     @Test("512 VIPs: every one placed and forwarded; half removed: those pass, the rest still forward")
     func manyVIPs() throws {
         var c = Lab.config()
