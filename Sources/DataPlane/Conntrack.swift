@@ -32,20 +32,15 @@ public struct Conntrack: Sendable {
     /// Buckets in the map.
     public var buckets: Int { Int(map.info.maxEntries) }
 
-    /// The 5-tuple flow hash of a key, computed from its words as the program loads them.
+    /// The 5-tuple flow hash of a key (``FlowHash``, the program's `xdplb_flow_hash`).
     public static func hash(_ key: xdplb_flow_key, seed: UInt32) -> UInt32 {
-        let v6 = key.family == UInt8(XDPLB_FAMILY_V6)
-        var h = seed
-        let words = v6 ? 4 : 1
-        withUnsafeBytes(of: key.src) { s in
-            for i in 0..<words { h = FlowHash.hashWord(h, s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
+        withUnsafeBytes(of: key.src) { src in
+            withUnsafeBytes(of: key.dst) { dst in
+                FlowHash.hash(src: src, dst: dst, isV6: key.family == UInt8(XDPLB_FAMILY_V6),
+                              ports: FlowHash.portsWord(sport: UInt16(bigEndian: key.sport), dport: UInt16(bigEndian: key.dport)),
+                              proto: key.proto, sourceOnly: false, seed: seed)
+            }
         }
-        withUnsafeBytes(of: key.dst) { d in
-            for i in 0..<words { h = FlowHash.hashWord(h, d.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
-        }
-        h = FlowHash.hashWord(h, UInt32(key.sport) | UInt32(key.dport) << 16)
-        h = FlowHash.hashWord(h, UInt32(key.proto))
-        return FlowHash.finalize(h, wordCount: UInt32(2 * words + 2))
     }
 
     /// The bucket a key lives in.

@@ -120,27 +120,36 @@ public enum FlowHash {
     ///   - seed: The cluster-wide `hash_seed`.
     /// - Returns: The 32-bit flow hash.
     public static func hash(_ flow: FlowTuple, sourceOnly: Bool, seed: UInt32) -> UInt32 {
-        let isV6 = flow.src.isV6
+        hash(src: flow.src.paddedBytes, dst: flow.dst.paddedBytes, isV6: flow.src.isV6,
+             ports: portsWord(sport: flow.sport, dport: flow.dport), proto: flow.proto,
+             sourceOnly: sourceOnly, seed: seed)
+    }
+
+    /// The same hash from a flow key's fields as laid out in memory: `src` and
+    /// `dst` are the 16-byte key forms of the addresses, `ports` the port word.
+    /// - Returns: The 32-bit flow hash.
+    @inlinable
+    public static func hash<A: RandomAccessCollection>(src: A, dst: A, isV6: Bool, ports: UInt32, proto: UInt8,
+                                                      sourceOnly: Bool, seed: UInt32) -> UInt32
+    where A.Element == UInt8, A.Index == Int {
         let addrWords = isV6 ? 4 : 1
         var h = seed
         var n: UInt32 = 0
 
-        let src = flow.src.paddedBytes
         for i in 0 ..< addrWords {
-            h = hashWord(h, word(src, at: 4 * i))
+            h = hashWord(h, word(src, at: src.startIndex + 4 * i))
         }
         n += UInt32(addrWords)
         if sourceOnly {
             return finalize(h, wordCount: n)
         }
 
-        let dst = flow.dst.paddedBytes
         for i in 0 ..< addrWords {
-            h = hashWord(h, word(dst, at: 4 * i))
+            h = hashWord(h, word(dst, at: dst.startIndex + 4 * i))
         }
         n += UInt32(addrWords)
-        h = hashWord(h, portsWord(sport: flow.sport, dport: flow.dport))
-        h = hashWord(h, UInt32(flow.proto))
+        h = hashWord(h, ports)
+        h = hashWord(h, UInt32(proto))
         return finalize(h, wordCount: n + 2)
     }
 
