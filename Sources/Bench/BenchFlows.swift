@@ -127,18 +127,6 @@ enum BenchFrames {
     }
 }
 
-/// A conntrack key for a client -> VIP flow, laid out as the program builds it.
-func flowKey(src: IPAddress, dst: IPAddress, sport: UInt16, dport: UInt16, proto: UInt8) -> xdplb_flow_key {
-    var k = xdplb_flow_key()
-    withUnsafeMutableBytes(of: &k.src) { $0.copyBytes(from: src.paddedBytes) }
-    withUnsafeMutableBytes(of: &k.dst) { $0.copyBytes(from: dst.paddedBytes) }
-    k.sport = sport.bigEndian
-    k.dport = dport.bigEndian
-    k.proto = proto
-    k.family = src.family
-    return k
-}
-
 /// SplitMix64, for a reproducible shuffle.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64

@@ -313,7 +313,7 @@ public final class DataPlaneBench {
             let flow = FlowTuple(src: src, dst: vip.address, sport: space.sport(k), dport: vip.port, proto: vip.proto.number)
             guard let be = FlowPicker.backend(for: flow, vip: vip, table: table, seed: config.node.hashSeed),
                   let entry = byAddress[be.identity] else { throw BenchError("no backend for a flow of \(vip.name)") }
-            let key = flowKey(src: src, dst: vip.address, sport: flow.sport, dport: vip.port, proto: flow.proto)
+            let key = xdplb_flow_key(src: src, dst: vip.address, sport: flow.sport, dport: vip.port, proto: flow.proto)
             if let bucket = image.insert(key, entry) {
                 p.flows.append(Int32(k))
                 p.buckets.append(bucket)
@@ -337,7 +337,7 @@ public final class DataPlaneBench {
         while held < capacity && i < 8 * capacity {
             let which = i & 1, k = i >> 1
             let v = vips[which], s = spaces[which]
-            let key = flowKey(src: s.source(k), dst: v.address, sport: s.sport(k), dport: v.port, proto: v.proto.number)
+            let key = xdplb_flow_key(src: s.source(k), dst: v.address, sport: s.sport(k), dport: v.port, proto: v.proto.number)
             if image.insert(key, entries[which][k % entries[which].count]) != nil { held += 1 }
             i += 1
         }

@@ -2,7 +2,7 @@ import CXdplb
 import NetAddress
 
 /// Conversions between Swift values and the ABI structs of bpf/xdplb_abi.h.
-enum ABI {
+public enum ABI {
     /// Writes the 16-byte padded form of `address` into a `__be32[4]` tuple.
     static func addr(_ address: IPAddress) -> (UInt32, UInt32, UInt32, UInt32) {
         var t: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
@@ -17,7 +17,7 @@ enum ABI {
     }
 
     /// Byte-for-byte equality of two ABI structs (what the kernel compares).
-    static func bytesEqual<T>(_ a: T, _ b: T) -> Bool {
+    public static func bytesEqual<T>(_ a: T, _ b: T) -> Bool {
         withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
     }
 
@@ -26,8 +26,8 @@ enum ABI {
 }
 
 extension xdplb_vip_key: @retroactive Hashable {
-    /// A VIP key for `address:port/proto`.
-    init(address: IPAddress, port: UInt16, proto: UInt8) {
+    /// A VIP key for `address:port/proto` (port and proto as configured, host order).
+    public init(address: IPAddress, port: UInt16, proto: UInt8) {
         self.init()
         addr = ABI.addr(address)
         self.port = ABI.port(port)
@@ -49,5 +49,19 @@ extension xdplb_vip_addr_key {
         self.init()
         addr = ABI.addr(address)
         family = address.family
+    }
+}
+
+extension xdplb_flow_key {
+    /// The key of the client -> VIP flow `src:sport -> dst:dport/proto`, laid
+    /// out as the program builds it (ports host order here, network order in the key).
+    public init(src: IPAddress, dst: IPAddress, sport: UInt16, dport: UInt16, proto: UInt8) {
+        self.init()
+        self.src = ABI.addr(src)
+        self.dst = ABI.addr(dst)
+        self.sport = ABI.port(sport)
+        self.dport = ABI.port(dport)
+        self.proto = proto
+        family = src.family
     }
 }

@@ -52,7 +52,7 @@ struct ConntrackAndICMPTests {
         let all = try ct.entries()
         #expect(all.count == 1)
         let key = ctKey(Lab.client4, 40000, Lab.vip4, 80)
-        #expect(ABIBytes.equal(all.first?.key, key))
+        #expect(ABI.bytesEqual(try #require(all.first).key, key))
         let entry = try #require(try ct.lookup(key))
         let backend = try #require(bed.expectedBackend(flow))
         #expect(entry.backend_id == bed.controller.backendIDs[backend])
@@ -123,7 +123,7 @@ struct ConntrackAndICMPTests {
         let d = delta(before, try bed.counters())
         #expect(d["ct_miss"] == 1 && d["ct_hit"] == nil && d["new_flow"] == 1)
         let after = try #require(try ct.map.lookup(ct.bucket(of: key), as: xdplb_ct_bucket.self))
-        #expect(ABIBytes.equal(after, bucket), "the writer left the way being written alone")
+        #expect(ABI.bytesEqual(after, bucket), "the writer left the way being written alone")
         // Its seq even again (the write finished): now it is a hit.
         bucket.ways.0.seq = 8
         try ct.map.update(ct.bucket(of: key), bucket)
@@ -248,22 +248,7 @@ struct ConntrackAndICMPTests {
     }
 }
 
-/// A conntrack key for a TCP flow, laid out as the program builds it.
-func ctKey(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16, proto: UInt8 = 6) -> xdplb_flow_key {
-    var k = xdplb_flow_key()
-    withUnsafeMutableBytes(of: &k.src) { $0.copyBytes(from: src.paddedBytes) }
-    withUnsafeMutableBytes(of: &k.dst) { $0.copyBytes(from: dst.paddedBytes) }
-    k.sport = sport.bigEndian
-    k.dport = dport.bigEndian
-    k.proto = proto
-    k.family = src.family
-    return k
-}
-
-/// Byte equality of two ABI values.
-enum ABIBytes {
-    static func equal<T>(_ a: T?, _ b: T) -> Bool {
-        guard let a else { return false }
-        return withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
-    }
+/// The conntrack key of a TCP flow.
+func ctKey(_ src: IPAddress, _ sport: UInt16, _ dst: IPAddress, _ dport: UInt16) -> xdplb_flow_key {
+    xdplb_flow_key(src: src, dst: dst, sport: sport, dport: dport, proto: 6)
 }

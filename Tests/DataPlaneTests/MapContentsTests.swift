@@ -19,11 +19,7 @@ struct MapContentsTests {
         let keys = try maps.vips.keys(as: xdplb_vip_key.self)
         #expect(keys.count == Lab.config().vips.count)
         for v in Lab.config().vips {
-            var k = xdplb_vip_key()
-            withUnsafeMutableBytes(of: &k.addr) { $0.copyBytes(from: v.address.paddedBytes) }
-            k.port = v.port.bigEndian
-            k.proto = v.proto.number
-            k.family = v.address.family
+            let k = vipKey(v)
             let meta = try #require(try maps.vips.lookup(k, as: xdplb_vip_meta.self), "\(v.name) missing")
             #expect((meta.flags & UInt32(XDPLB_VIP_F_SRC_IP_HASH) != 0) == (v.hash == .sourceIP))
             // The ring: element 0 = size, then backend ids equal to the Swift table's.

@@ -7,14 +7,9 @@ import NetAddress
 import Packets
 import Testing
 
-/// The VIP key of a configured VIP, laid out as the program builds it.
+/// The VIP key of a configured VIP.
 func vipKey(_ v: VIPConfig) -> xdplb_vip_key {
-    var k = xdplb_vip_key()
-    withUnsafeMutableBytes(of: &k.addr) { $0.copyBytes(from: v.address.paddedBytes) }
-    k.port = v.port.bigEndian
-    k.proto = v.proto.number
-    k.family = v.address.family
-    return k
+    xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)
 }
 
 @Suite("the VIP table", .serialized)
@@ -27,13 +22,13 @@ struct VIPTableTests {
         #expect(contents.count == config.vips.count)
         for v in config.vips {
             let key = vipKey(v)
-            let found = contents.filter { ABIBytes.equal($0.key, key) }
+            let found = contents.filter { ABI.bytesEqual($0.key, key) }
             #expect(found.count == 1, "\(v.name) once in the table")
             guard let slot = found.first else { continue }
             let distance = (slot.slot - VIPTable.home(key) + VIPTable.slots) % VIPTable.slots
             #expect(distance < VIPTable.probes, "\(v.name) sits \(distance) slots past its home")
             let meta = try #require(try bed.balancer.maps.vips.lookup(key, as: xdplb_vip_meta.self))
-            #expect(ABIBytes.equal(slot.meta, meta))
+            #expect(ABI.bytesEqual(slot.meta, meta))
         }
     }
 
@@ -53,7 +48,7 @@ struct VIPTableTests {
         try bed.apply(c)
         try expectTableMatches(bed, c)
         for s in try table(bed).contents() {
-            #expect(before.contains { $0.slot == s.slot && ABIBytes.equal($0.key, s.key) }, "a kept VIP moved")
+            #expect(before.contains { $0.slot == s.slot && ABI.bytesEqual($0.key, s.key) }, "a kept VIP moved")
         }
         // A removed VIP is no VIP any more: its packets pass.
         let r = try bed.run(Frames.tcp(Lab.client6, 40000, Lab.vip6, 443))
@@ -67,7 +62,7 @@ struct VIPTableTests {
         let a = try #require(config.vips.first { $0.address == Lab.vip4 && $0.port == 80 })
         let b = try #require(config.vips.first { $0.address == Lab.vip4src })
         let aKey = vipKey(a)
-        let slot = try #require(try table(bed).contents().first { ABIBytes.equal($0.key, aKey) })
+        let slot = try #require(try table(bed).contents().first { ABI.bytesEqual($0.key, aKey) })
         let bMeta = try #require(try bed.balancer.maps.vips.lookup(vipKey(b), as: xdplb_vip_meta.self))
         // A flow of A whose backend differs between A's ring and B's (source-ip) ring.
         let bTable = bed.controller.vips[b.name]?.table
@@ -99,7 +94,7 @@ struct VIPTableTests {
         let bed = try TestBed()
         let a = try #require(Lab.config().vips.first { $0.address == Lab.vip4 && $0.port == 80 })
         let key = vipKey(a)
-        let slot = try #require(try table(bed).contents().first { ABIBytes.equal($0.key, key) })
+        let slot = try #require(try table(bed).contents().first { ABI.bytesEqual($0.key, key) })
         #expect(slot.meta.ring_size == UInt32(a.ringSize))
         for stale in [UInt32(65521), 0] {
             var s = xdplb_vip_slot()
