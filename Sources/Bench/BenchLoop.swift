@@ -62,7 +62,7 @@ final class BenchLoop {
         st.mode = flow.mode
         st.next = flow.next
         st.pos = flow.position
-        st.nflows = UInt32(max(1, c.flowOrder.count))
+        st.nflows = UInt32(max(1, c.flows.count))
         if let p = c.patch {
             st.src_low_off = UInt32(p.srcLowOffset)
             st.sport_off = UInt32(p.sportOffset)
@@ -74,10 +74,10 @@ final class BenchLoop {
     /// Puts `c`'s flow order into the flows map (once per case in a row).
     private func loadFlows(_ c: BenchCase) throws {
         let id = ObjectIdentifier(c)
-        guard flowsOf != id, !c.flowOrder.isEmpty else { return }
-        let n = c.flowOrder.count
+        guard flowsOf != id, !c.flows.isEmpty else { return }
+        let n = c.flows.count
         guard n <= Int(XDPLB_BENCH_FLOWS_MAX) else { throw BenchError("\(c.name): \(n) flows, the bench loop holds \(XDPLB_BENCH_FLOWS_MAX)") }
-        try flows.updateBatch(keys: (0..<UInt32(n)).map { $0 }, values: c.flowOrder.map { UInt32(bitPattern: $0) })
+        try flows.updateBatch(keys: (0..<UInt32(n)).map { $0 }, values: c.flows.map { UInt32(bitPattern: $0) })
         flowsOf = id
     }
 

@@ -68,7 +68,8 @@ final class BenchCase {
     /// (the XDPLB_BENCH_* modes of the bench loop).
     private let mode: Int
     private var next = 0
-    private let flows: [Int32]
+    /// Flow numbers of a cycling case, in order (empty otherwise).
+    let flows: [Int32]
     private var position = 0
     /// The floor whose time is subtracted for the net cost.
     let netOver: String?
@@ -127,9 +128,6 @@ final class BenchCase {
             position = position + 1 == flows.count ? 0 : position + 1
         }
     }
-
-    /// Flow numbers of a cycling case, in order (empty otherwise).
-    var flowOrder: [Int32] { flows }
 
     /// Where the bench loop starts: its mode and the next flow (distinct) or position (cycle).
     var loopFlow: (mode: UInt32, next: UInt32, position: UInt32) {

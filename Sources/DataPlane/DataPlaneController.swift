@@ -162,7 +162,7 @@ public final class DataPlaneController: @unchecked Sendable {
             report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
         }
         // Removed VIPs leave the table before anything else changes.
-        try writeVIPTable()
+        if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         for v in config.vips {
             let vipDown = (downByVIP[v.name] ?? []).intersection(v.backends.map(\.address))
             if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
