@@ -47,8 +47,10 @@ let package = Package(
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
                                                .product(name: "Logging", package: "swift-log")]),
+        // BGP announcements: the gate, the kernel announcement table, bird's config and control socket.
+        .target(name: "Routing", dependencies: ["Config", "NetAddress", .product(name: "Logging", package: "swift-log")]),
         // The agent: pinned data plane, reconcile loop, admin API, metrics.
-        .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb",
+        .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing",
                                               .product(name: "Hummingbird", package: "hummingbird"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
                                               .product(name: "Logging", package: "swift-log")]),
@@ -56,12 +58,13 @@ let package = Package(
         .target(name: "Bench", dependencies: ["DataPlane", "BPF", "BPFObjects", "CXdplb", "Config", "Maglev", "NetAddress", "Packets"]),
         .executableTarget(
             name: "xdplb",
-            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench",
+            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench", "Routing",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Config", "NetAddress"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["DataPlane", "BPF", "Packets", "Maglev", "Config", "CXdplb"]),
     ],
     swiftLanguageModes: [.v6]

@@ -14,6 +14,8 @@ import Logging
 /// | POST | `/drain?backend=A[&vip=V]` | weight 0 |
 /// | POST | `/undrain?backend=A[&vip=V]` | back to the config's weight |
 /// | POST | `/weight?backend=A&weight=W[&vip=V]` | set a weight |
+/// | POST | `/node/drain` | withdraw every VIP of this node (node.bgp) |
+/// | POST | `/node/undrain` | announce again what the gate allows |
 /// | GET | `/healthz` | 200 while the agent runs |
 public enum AdminServer {
     /// Builds the Hummingbird application serving `agent` on `address` (`host:port`).
@@ -49,6 +51,8 @@ public enum AdminServer {
                 return try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: w)
             }
         }
+        router.post("/node/drain") { _, _ in try await run { try await agent.setNodeDrained(true) } }
+        router.post("/node/undrain") { _, _ in try await run { try await agent.setNodeDrained(false) } }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "xdplb"), logger: logger)
     }
 

@@ -7,6 +7,7 @@ import Health
 import Logging
 import Maglev
 import NetAddress
+import Routing
 
 /// An error from an agent operation, in words an operator can act on.
 public struct AgentError: Error, CustomStringConvertible, Sendable {
@@ -27,7 +28,7 @@ public actor Agent {
     private var configLoadedAt = Date()
     let dataPlane: PinnedDataPlane
     let controller: DataPlaneController
-    private var health: HealthChecker!
+    var health: HealthChecker!
     /// Admin weight overrides: (VIP name or "*", backend) → weight.
     private var weightOverrides: [String: [IPAddress: UInt32]] = [:]
     private var nextHops: [IPAddress: NextHop] = [:]
@@ -38,6 +39,16 @@ public actor Agent {
     /// Counters of agent events (for metrics).
     public private(set) var events: [String: Int] = [:]
     private var pendingReconcile = false
+    /// BGP announcements (nil without `node.bgp`).
+    let announcer: Announcer?
+    /// The last reconcile's error (nil: it succeeded); the announcement gate reads it.
+    var lastReconcileError: String?
+    /// SIGTERM received: everything is withdrawn.
+    var stopping = false
+    /// Health checks have converged since start (or announcements were adopted).
+    var healthConverged = false
+    /// When a failed reconcile was last retried.
+    var lastRetry = Date.distantPast
 
     /// Brings up the data plane for the config at `configPath` (load or adopt) and fills it.
     /// - Parameter objectPath: a balancer ELF object to run instead of the embedded one (upgrades, tests).
@@ -49,6 +60,7 @@ public actor Agent {
         config = cfg
         dataPlane = try PinnedDataPlane.up(node: cfg.node, objectPath: objectPath, logger: logger)
         controller = DataPlaneController(maps: dataPlane.maps)
+        announcer = try Self.makeAnnouncer(cfg.node, logger: logger)
         let adopted = try controller.adopt()
         if adopted.backends > 0 || adopted.vips > 0 {
             logger.info("adopted pinned state", metadata: ["backends": "\(adopted.backends)", "vips": "\(adopted.vips)"])
@@ -105,7 +117,7 @@ public actor Agent {
         }
     }
 
-    private func reconcileWithHealth(reason: String) async throws {
+    func reconcileWithHealth(reason: String) async throws {
         let targets = probeTargets()
         // One hop to the checker for every state, not one per target (1,000 backends = 1,000 awaits).
         let probed = await health.states
@@ -142,7 +154,18 @@ public actor Agent {
             logger.notice("backends healthy again: fail-open ended", metadata: ["vip": "\(name)"])
         }
         failOpen = nowFailOpen
-        let report = try controller.apply(c, downByVIP: down, nextHops: nextHops)
+        let report: ApplyReport
+        do {
+            try FaultInjection.check(c)
+            report = try controller.apply(c, downByVIP: down, nextHops: nextHops)
+            lastReconcileError = nil
+        } catch {
+            lastReconcileError = "\(error)"
+            events["reconcile_failed", default: 0] += 1
+            updateAnnouncements()
+            throw error
+        }
+        defer { updateAnnouncements() }
         reconciles += 1
         lastReconcileMs = report.milliseconds
         events["reconcile", default: 0] += 1
@@ -174,6 +197,8 @@ public actor Agent {
         if o.bpffs != n.bpffs { fixed.append("node.bpffs") }
         if o.lruSize != n.lruSize { fixed.append("node.lru_size") }
         if o.admin != n.admin { fixed.append("node.admin") }
+        if o.bgp != n.bgp { fixed.append("node.bgp") }
+        if o.stateDir != n.stateDir { fixed.append("node.state_dir") }
         if !fixed.isEmpty {
             events["reload_failed", default: 0] += 1
             let msg = "\(configPath): \(fixed.joined(separator: ", ")) can't change on reload; restart the agent (state is kept)"
@@ -241,14 +266,15 @@ public actor Agent {
                                            lastLatencyMs: s?.lastLatencyMs ?? 0, lastCheck: s?.lastCheck.map { iso.string(from: $0) })
             }
             vips.append(AgentStatus.VIP(name: v.name, hash: v.hash.rawValue, ringSize: v.ringSize, digest: state?.table?.digest ?? "",
-                                        failOpen: failOpen.contains(v.name), backends: backends))
+                                        failOpen: failOpen.contains(v.name), announcement: announcer?.states[v.name]?.description,
+                                        backends: backends))
         }
         let node = AgentStatus.Node(interface: c.node.interface, xdpMode: c.node.xdpMode.rawValue, bpffs: c.node.bpffs,
                                     programId: dataPlane.programInfo.id, programTag: dataPlane.programInfo.tag,
                                     upMode: dataPlane.mode.rawValue, configFile: configPath,
                                     configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
-                                    reconciles: reconciles, hashSeed: c.node.hashSeed)
-        return AgentStatus(node: node, vips: vips)
+                                    reconciles: reconciles, hashSeed: c.node.hashSeed, lastReconcileError: lastReconcileError)
+        return AgentStatus(node: node, vips: vips, announcements: announcementStatus())
     }
 
     /// Counters read from the maps, with names.

@@ -4,6 +4,47 @@ public struct AgentStatus: Codable, Sendable {
     public var node: Node
     /// VIPs in config order.
     public var vips: [VIP]
+    /// BGP announcements (absent without `node.bgp`).
+    public var announcements: Announcements?
+
+    /// What this node announces, and the daemon's sessions.
+    public struct Announcements: Codable, Sendable {
+        /// The kernel table the agent writes and the daemon exports.
+        public var table: UInt32
+        /// `xdplb node drain` in effect.
+        public var drained: Bool
+        /// Addresses announced now.
+        public var announced: [String]
+        /// `running`, or why the daemon cannot be asked (not running, timeout …).
+        public var daemon: String
+        /// The daemon's BGP sessions as it reports them.
+        public var sessions: [Session]
+        /// The last route-table write error.
+        public var routeError: String?
+        /// Health checks converged since start (a fresh node announces only after).
+        public var healthConverged: Bool
+        /// Nothing announced and no VIP packet for `bgp.quiet_time`.
+        public var trafficStopped: Bool
+        /// Seconds since the last VIP packet reached this node.
+        public var secondsSinceVipTraffic: Double
+        /// An agent silent for this long is withdrawn by `xdplb bgp run`.
+        public var graceTimeSeconds: Double
+        /// `announce` or `withdraw` for VIPs failing open.
+        public var failOpenPolicy: String
+    }
+
+    /// One BGP session.
+    public struct Session: Codable, Sendable {
+        public var name: String
+        public var peer: String
+        /// bird's protocol state (`up`, `start` …).
+        public var state: String
+        public var since: String
+        /// `Established`, `Active`, `Connect` … with bird's details.
+        public var info: String
+        /// The BFD session state (`Up`, `Down`, `Init`), `off`, or `no session`.
+        public var bfd: String
+    }
 
     /// Node summary.
     public struct Node: Codable, Sendable {
@@ -18,6 +59,8 @@ public struct AgentStatus: Codable, Sendable {
         public var lastReconcileMs: Double
         public var reconciles: Int
         public var hashSeed: UInt32
+        /// The last reconcile's error (nil: it succeeded).
+        public var lastReconcileError: String?
     }
 
     /// One VIP.
@@ -29,6 +72,8 @@ public struct AgentStatus: Codable, Sendable {
         public var digest: String
         /// True when every backend is down and the VIP fails open to all of them.
         public var failOpen: Bool
+        /// `announced`, `withdrawn: <reason>` (absent without `node.bgp`).
+        public var announcement: String?
         public var backends: [Backend]
     }
 

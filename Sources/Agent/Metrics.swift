@@ -64,6 +64,9 @@ public final class Metrics: @unchecked Sendable {
             setCounter("xdplb_backend_bytes", "Bytes forwarded per backend.", [("backend", b)], Double(v.bytes))
         }
         for v in status.vips {
+            if let a = v.announcement {
+                setGauge("xdplb_vip_announced", "1 while this node announces the VIP's address for it (BGP gate).", [("vip", v.name)], a == "announced" ? 1 : 0)
+            }
             setGauge("xdplb_vip_fail_open", "1 when every backend of the VIP is down and it fails open.", [("vip", v.name)], v.failOpen ? 1 : 0)
             for b in v.backends {
                 let l = [("vip", v.name), ("backend", b.address)]
@@ -72,6 +75,14 @@ public final class Metrics: @unchecked Sendable {
                 setGauge("xdplb_backend_slots", "Slots the backend holds in the VIP's Maglev ring.", l, Double(b.slots))
                 setGauge("xdplb_backend_check_latency_seconds", "Latency of the last health check.", l, b.lastLatencyMs / 1000)
             }
+        }
+        if let a = status.announcements {
+            setGauge("xdplb_node_drained", "1 while 'xdplb node drain' is in effect.", [], a.drained ? 1 : 0)
+            for s in a.sessions {
+                setGauge("xdplb_bgp_session_established", "1 while the daemon reports the BGP session Established.", [("session", s.name), ("peer", s.peer)],
+                         s.info.hasPrefix("Established") ? 1 : 0)
+            }
+            setGauge("xdplb_bgp_daemon_up", "1 while the BGP daemon answers on its control socket.", [], a.daemon == "running" ? 1 : 0)
         }
         setGauge("xdplb_reconcile_last_seconds", "Duration of the last reconcile.", [], status.node.lastReconcileMs / 1000)
         for (e, n) in events {

@@ -106,6 +106,12 @@ public final class PinnedDataPlane: @unchecked Sendable {
         return PinnedDataPlane(maps: balancer.maps, link: link, programInfo: newInfo, mode: .fresh, directory: dir)
     }
 
+    /// True while our link is attached to an interface (false after `xdplb down` detached it).
+    public func isAttached() -> Bool {
+        guard let li = try? link.info() else { return false }
+        return li.ifindex != 0
+    }
+
     /// Detaches the program and removes every pin under `directory`.
     /// - Returns: the pins removed.
     @discardableResult

@@ -190,7 +190,7 @@ struct Reader {
 
     mutating func nodeSection(_ e: (Node, String)) -> NodeConfig? {
         guard let m = mapping(e.0, e.1, allowed: ["interface", "xdp_mode", "encap_source", "path_mtu", "hash_seed",
-                                                   "lru_size", "bpffs", "admin", "admin_allow_remote"]) else { return nil }
+                                                   "lru_size", "bpffs", "admin", "admin_allow_remote", "state_dir", "bgp"]) else { return nil }
         guard let ifname = string(m["interface"]) else {
             if m["interface"] == nil { fail("\(e.1).interface", "missing (the interface to attach to)") }
             return nil
@@ -218,6 +218,12 @@ struct Reader {
             }
         }
         if let v = bool(m["admin_allow_remote"]) { n.adminAllowRemote = v }
+        if let (v, p) = scalar(m["state_dir"]) {
+            if v.hasPrefix("/") && !v.contains("..") && v.utf8.count <= 200 { n.stateDir = v } else {
+                fail(p, "'\(v.prefix(60))' must be an absolute path of at most 200 bytes without '..'")
+            }
+        }
+        if let b = m["bgp"] { n.bgp = bgpSection(b) }
         if let v = string(m["admin"]) {
             n.admin = v
             if let host = adminHost(v) {

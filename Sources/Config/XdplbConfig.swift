@@ -42,6 +42,10 @@ public struct NodeConfig: Sendable, Equatable {
     public var admin: String = "127.0.0.1:9180"
     /// Allow a non-loopback admin address.
     public var adminAllowRemote: Bool = false
+    /// Node-local agent state (heartbeat, drain flag).
+    public var stateDir: String = "/run/xdplb"
+    /// BGP announcement of the VIPs (nil: this node announces nothing itself).
+    public var bgp: BGPConfig?
 
     /// Settings with defaults for everything but the interface.
     public init(interface: String) { self.interface = interface }

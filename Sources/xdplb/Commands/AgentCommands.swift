@@ -13,8 +13,10 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the agent: load or adopt the pinned balancer, attach it, keep it equal to config ∩ health.",
         discussion: """
             SIGHUP or 'xdplb reload' re-reads the config (an invalid file is refused and the running \
-            config keeps forwarding). SIGTERM/SIGINT stop the agent; the data plane keeps forwarding \
-            from its pins. 'xdplb down' detaches and unpins.
+            config keeps forwarding). SIGTERM/SIGINT withdraw this node's BGP announcements (node.bgp), \
+            wait until VIP traffic stops or node.bgp.drain_timeout passes, and stop the agent. SIGUSR2 stops \
+            it at once and keeps the announcements (restarts, upgrades; node.bgp.grace_time bounds them). \
+            The data plane keeps forwarding from its pins either way; 'xdplb down' detaches and unpins.
             """
     )
 
@@ -36,6 +38,8 @@ struct RunCommand: AsyncParsableCommand {
         log.logLevel = verbose ? .debug : .info
         let logger = log
         configureLibbpfLogging(verbose: verbose)
+        // Signals first: a SIGHUP or SIGTERM during a long start is queued, never fatal.
+        let signals = SignalQueue([SIGHUP, SIGTERM, SIGINT, SIGUSR2])
         let agent: Agent
         do {
             agent = try await Agent(configPath: config, objectPath: object, logger: logger)
@@ -48,32 +52,72 @@ struct RunCommand: AsyncParsableCommand {
             "interface": "\(status.node.interface)", "prog.id": "\(status.node.programId)", "up": "\(status.node.upMode)",
             "admin": "\(ConfigAddress.admin(config) ?? "")",
         ])
-        signal(SIGHUP, SIG_IGN)
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP)
-        hup.setEventHandler {
-            Task {
-                logger.info("SIGHUP: reloading")
-                _ = try? await agent.reload()
-            }
-        }
-        hup.resume()
         let refresher = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(nexthopRefresh * 1e9))
                 await agent.refreshNextHops()
             }
         }
-        let app = try AdminServer.application(agent: agent, metrics: Metrics(), address: ConfigAddress.admin(config) ?? "127.0.0.1:9180", logger: logger)
-        do {
-            try await app.runService()
-        } catch {
-            printError("xdplb run: admin API: \(error)")
+        let ticker = Task {
+            while !Task.isCancelled {
+                await agent.announcementTick()
+                try? await Task.sleep(nanoseconds: 250_000_000)
+            }
         }
+        let app = try AdminServer.application(agent: agent, metrics: Metrics(), address: ConfigAddress.admin(config) ?? "127.0.0.1:9180", logger: logger)
+        let server = Task {
+            do { try await app.runService(gracefulShutdownSignals: []) } catch {
+                printError("xdplb run: admin API: \(error)")
+            }
+            signals.post(0)   // the server ended: stop
+        }
+        for await sig in signals.stream {
+            if sig == SIGHUP {
+                logger.info("SIGHUP: reloading")
+                _ = try? await agent.reload()
+                continue
+            }
+            if sig == SIGUSR2 {
+                logger.notice("SIGUSR2: exiting for a restart; announcements stay (bgp.grace_time bounds them)")
+            } else if sig != 0 {
+                let (secs, stopped) = await agent.withdrawForShutdown()
+                logger.notice("withdrawn for shutdown", metadata: [
+                    "signal": "\(sig)", "waited_s": "\(String(format: "%.2f", secs))",
+                    "traffic": "\(stopped ? "stopped" : "still arriving (drain_timeout passed)")",
+                ])
+            }
+            break
+        }
+        ticker.cancel()
+        server.cancel()
+        _ = await server.value
         refresher.cancel()
-        hup.cancel()
         await agent.stop()
         logger.notice("agent stopped; the data plane keeps forwarding from its pins")
     }
+}
+
+/// Signals as an async stream: installed before anything else starts, so none is
+/// lost or fatal while the agent comes up.
+final class SignalQueue: @unchecked Sendable {
+    let stream: AsyncStream<Int32>
+    private let continuation: AsyncStream<Int32>.Continuation
+    private var sources: [DispatchSourceSignal] = []
+
+    init(_ signals: [Int32]) {
+        (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        for s in signals {
+            signal(s, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: s)
+            let c = continuation
+            src.setEventHandler { c.yield(s) }
+            src.resume()
+            sources.append(src)
+        }
+    }
+
+    /// Queues a value as if it were a signal (0: the server ended).
+    func post(_ v: Int32) { continuation.yield(v) }
 }
 
 /// Reads node.admin from a config file without the agent.
@@ -101,8 +145,10 @@ struct StatusCommand: ParsableCommand {
         let s = try AdminClient.get("/status", address: admin.admin, as: AgentStatus.self)
         print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programId) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs)")
         print("config \(s.node.configFile) loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed 0x\(String(s.node.hashSeed, radix: 16))")
+        if let e = s.node.lastReconcileError { print("LAST RECONCILE FAILED: \(e)") }
+        if let a = s.announcements { printAnnouncements(a) }
         for v in s.vips {
-            print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")")
+            print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")\(v.announcement.map { "  [\($0)]" } ?? "")")
             print("  " + "backend".padding(toLength: 28, withPad: " ", startingAt: 0) + "health  weight   slots  last check")
             for b in v.backends {
                 let w = b.drained ? "drain" : (b.weight == b.configuredWeight ? "\(b.weight)" : "\(b.weight)*")
@@ -111,6 +157,19 @@ struct StatusCommand: ParsableCommand {
                       + "  \(b.lastResult) \(String(format: "%.1f", b.lastLatencyMs))ms (\(b.check))")
             }
         }
+    }
+}
+
+/// The BGP part of `xdplb status`.
+func printAnnouncements(_ a: AgentStatus.Announcements) {
+    let traffic = a.trafficStopped ? "traffic to this node has stopped (no VIP packet for \(String(format: "%.1f", a.secondsSinceVipTraffic)) s)"
+        : "last VIP packet \(String(format: "%.1f", a.secondsSinceVipTraffic)) s ago"
+    print("bgp: \(a.drained ? "NODE DRAINED, " : "")announcing \(a.announced.isEmpty ? "nothing" : a.announced.joined(separator: ", ")) (table \(a.table)); \(traffic)")
+    if !a.healthConverged { print("bgp: waiting for health checks to converge before the first announcement") }
+    if let e = a.routeError { print("bgp: ROUTE TABLE WRITE FAILED: \(e)") }
+    if a.daemon != "running" { print("bgp: daemon \(a.daemon)") }
+    for s in a.sessions {
+        print("bgp: session \(s.name) peer \(s.peer): \(s.state) \(s.info) since \(s.since), bfd \(s.bfd)")
     }
 }
 

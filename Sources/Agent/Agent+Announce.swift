@@ -1,0 +1,118 @@
+import Config
+import DataPlane
+import Foundation
+import Logging
+import NetAddress
+import Routing
+
+/// Test-only fault injection: with `XDPLB_FAULT_FILE` set, a reconcile fails while
+/// that file names one of the config's VIPs (`addr:port/proto`, one per line). The
+/// tests use it to prove that a failed reconcile withdraws the announcements.
+enum FaultInjection {
+    static let file = ProcessInfo.processInfo.environment["XDPLB_FAULT_FILE"]
+
+    static func check(_ c: XdplbConfig) throws {
+        guard let file, let d = FileManager.default.contents(atPath: file) else { return }
+        let names = Set(String(decoding: d.prefix(4096), as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init))
+        if let v = c.vips.first(where: { names.contains($0.name) }) {
+            throw AgentError("injected reconcile fault for VIP \(v.name) (XDPLB_FAULT_FILE=\(file))")
+        }
+    }
+}
+
+extension Agent {
+    static func makeAnnouncer(_ node: NodeConfig, logger: Logger) throws -> Announcer? {
+        guard let bgp = node.bgp else { return nil }
+        do {
+            return try Announcer(bgp: bgp, stateDir: node.stateDir, table: KernelGateTable(table: bgp.table), logger: logger)
+        } catch {
+            throw AgentError("node.bgp: announcement table \(bgp.table) or state_dir \(node.stateDir): \(error)")
+        }
+    }
+
+    /// Runs the announcement gate over every VIP and applies the result.
+    func updateAnnouncements() {
+        guard let announcer else { return }
+        let node = NodeGateInput(stopping: stopping, attached: dataPlane.isAttached(), converged: healthConverged,
+                                 reconcileError: lastReconcileError)
+        let inputs = effectiveConfig().vips.map { v in
+            let usable = (controller.vips[v.name]?.table?.slotCounts().values.contains { $0 > 0 }) ?? false
+            return VIPGateInput(name: v.name, address: v.address, ringUsable: usable, failOpen: failingOpen().contains(v.name))
+        }
+        announcer.update(vips: inputs, node: node)
+    }
+
+    /// The periodic part of the gate (every 250 ms from `xdplb run`): heartbeat,
+    /// traffic observation, health convergence, attachment.
+    public func announcementTick() async {
+        guard let announcer else { return }
+        announcer.heartbeat()
+        // A failed reconcile is retried every 2 s: the gate re-announces once it succeeds.
+        if lastReconcileError != nil, Date().timeIntervalSince(lastRetry) >= 2 {
+            lastRetry = Date()
+            try? await reconcileWithHealth(reason: "retry")
+        }
+        if let total = try? controller.vips.values.reduce(UInt64(0), { $0 &+ (try CounterReader.sum(dataPlane.maps.vipStats, index: $1.index)).packets }) {
+            announcer.observeTraffic(vipPackets: total)
+        }
+        if !healthConverged {
+            let states = await health.states
+            let targets = probeTargets().values.flatMap { $0.values }
+            healthConverged = targets.allSatisfy { t in
+                t.check.type == .none || states[t].map { !$0.healthy || $0.probes >= t.check.fall } ?? false
+            }
+            if healthConverged { logger.info("health checks converged: the gate may announce") }
+        }
+        updateAnnouncements()
+    }
+
+    /// `xdplb node drain|undrain`: withdraw or restore every VIP of this node.
+    public func setNodeDrained(_ on: Bool) throws -> String {
+        guard let announcer else { throw AgentError("this node has no node.bgp section: it announces nothing to drain") }
+        do { try announcer.setDrained(on) } catch { throw AgentError("drain flag in \(config.node.stateDir): \(error.localizedDescription)") }
+        updateAnnouncements()
+        if let e = announcer.routeError { throw AgentError("route table \(announcer.bgp.table): \(e)") }
+        return on ? "node drained: every VIP withdrawn; forwarding continues for what still arrives ('xdplb status' shows when traffic stopped)"
+            : "node undrained: \(announcer.announced.count) addresses announced"
+    }
+
+    /// SIGTERM: withdraws every VIP, then waits until no VIP packet arrived for
+    /// `bgp.quiet_time` or `bgp.drain_timeout` passed.
+    /// - Returns: seconds waited and whether traffic stopped.
+    public func withdrawForShutdown() async -> (seconds: Double, stopped: Bool) {
+        guard let announcer else { return (0, true) }
+        stopping = true
+        updateAnnouncements()
+        let start = Date()
+        let deadline = start.addingTimeInterval(Double(announcer.bgp.drainTimeoutMs) / 1000)
+        while Date() < deadline {
+            await announcementTick()
+            if announcer.trafficStoppedSince() != nil { return (Date().timeIntervalSince(start), true) }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return (Date().timeIntervalSince(start), false)
+    }
+
+    /// The announcement part of `xdplb status`.
+    func announcementStatus() -> AgentStatus.Announcements? {
+        guard let announcer else { return nil }
+        let bird = BirdControl(socketPath: announcer.bgp.controlSocket)
+        var sessions: [AgentStatus.Session] = []
+        var daemon = "running"
+        do {
+            let bfd = (try? bird.bfdSessions()) ?? []
+            for p in try bird.protocols() where p.proto == "BGP" {
+                let peer = announcer.bgp.peers.first { $0.name == p.name }
+                let b = peer.flatMap { pr in bfd.first { $0.address == pr.address.description } }
+                sessions.append(.init(name: p.name, peer: peer?.address.description ?? "", state: p.state, since: p.since,
+                                      info: p.info, bfd: b?.state ?? (peer?.bfd == true ? "no session" : "off")))
+            }
+        } catch { daemon = error.description }
+        let stopped = announcer.trafficStoppedSince()
+        return .init(table: announcer.bgp.table, drained: announcer.drained,
+                     announced: announcer.announced.map(\.description).sorted(), daemon: daemon, sessions: sessions,
+                     routeError: announcer.routeError, healthConverged: healthConverged,
+                     trafficStopped: stopped != nil, secondsSinceVipTraffic: announcer.secondsSinceTraffic(),
+                     graceTimeSeconds: Double(announcer.bgp.graceTimeMs) / 1000, failOpenPolicy: announcer.bgp.failOpen.rawValue)
+    }
+}
