@@ -36,7 +36,8 @@ extension Agent {
         let node = NodeGateInput(stopping: stopping, attached: dataPlane.isAttached(), converged: healthConverged,
                                  reconcileError: lastReconcileError)
         let inputs = effectiveConfig().vips.map { v in
-            let usable = (controller.vips[v.name]?.table?.slotCounts().values.contains { $0 > 0 }) ?? false
+            // The controller keeps a table only when some backend with weight > 0 is in the ring.
+            let usable = controller.vips[v.name]?.table != nil
             return VIPGateInput(name: v.name, address: v.address, ringUsable: usable, failOpen: failingOpen().contains(v.name))
         }
         announcer.update(vips: inputs, node: node)
