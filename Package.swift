@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "BPF", dependencies: ["CXdplb"]),
         // IPv4/IPv6 address values (parse, format, key bytes).
         .target(name: "NetAddress"),
+        // rtnetlink (NETLINK_ROUTE) from Glibc: routes, neighbours, links; no processes, bounded waits.
+        .target(name: "Netlink", dependencies: ["NetAddress"]),
         // Maglev tables and the flow hash (pure Swift, no kernel).
         .target(name: "Maglev", dependencies: ["NetAddress"]),
         // libpcap (Debian's libpcap-dev), for reading and writing captures.
@@ -63,6 +65,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NetAddress"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Config", "NetAddress"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["DataPlane", "BPF", "Packets", "Maglev", "Config", "CXdplb"]),
