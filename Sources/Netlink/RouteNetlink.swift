@@ -195,7 +195,7 @@ public final class RouteNetlink {
             throw NetlinkError(operation: "route get \(destination)", code: 0, detail: "the route has no output interface")
         }
         return RouteLookup(interfaceIndex: oif, gateway: attrs[NL.rtaGateway].flatMap(Self.address),
-                           preferredSource: attrs[NL.rtaPrefsrc].flatMap(Self.address), type: RouteType(rawValue: m.payload[3]))
+                           preferredSource: attrs[NL.rtaPrefsrc].flatMap(Self.address), type: RouteType(rawValue: m.payload[7]))
     }
 
     // MARK: neighbours and links

@@ -121,6 +121,10 @@ struct RouteNetlinkTests {
             let hit = try nl.lookup(destination: IPAddress("10.43.0.5")!)
             #expect(hit.interfaceIndex == lo)
             #expect(hit.gateway == nil)
+            #expect(hit.type == .unicast)
+            try nl.add(KernelRoute(destination: IPAddress("10.44.0.0")!, prefixLength: 16, table: 254, type: .blackhole))
+            #expect(netlinkError { () throws(NetlinkError) in _ = try nl.lookup(destination: IPAddress("10.44.1.1")!) } != nil,
+                    "a blackhole route has no output interface")
 
             for r in [b4, b6, u4] { try nl.delete(r) }
             #expect(netlinkError { () throws(NetlinkError) in try nl.delete(b4) }?.isNotFound == true, "second delete")
