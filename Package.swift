@@ -50,7 +50,7 @@ let package = Package(
                                                .product(name: "NIOPosix", package: "swift-nio"),
                                                .product(name: "Logging", package: "swift-log")]),
         // BGP announcements: the gate, the kernel announcement table, bird's config and control socket.
-        .target(name: "Routing", dependencies: ["Config", "NetAddress", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Routing", dependencies: ["Config", "NetAddress", "Netlink", .product(name: "Logging", package: "swift-log")]),
         // The agent: pinned data plane, reconcile loop, admin API, metrics.
         .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing",
                                               .product(name: "Hummingbird", package: "hummingbird"),

@@ -70,7 +70,7 @@ public struct BirdSupervisor {
                     _ = try BirdControl(socketPath: bgp.controlSocket).command("configure")
                 } catch { logger.error("reconfigure failed", metadata: ["error": "\(error)"]) }
             } else if sig == SIGTERM || sig == SIGINT {
-                logger.notice("stopping bird", metadata: ["signal": "\(sig)"])
+                logger.notice("stopping bird", metadata: ["signal": "\(sig ?? 0)"])
                 kill(pid, SIGTERM)
                 for _ in 0..<50 {
                     if waitpid(pid, &status, WNOHANG) == pid { return }
