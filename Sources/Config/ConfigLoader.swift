@@ -68,7 +68,7 @@ public enum ConfigLoader {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "not valid YAML: \(Echo.clip("\(error)", 300))")])
+            throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "not valid YAML: \(Echo.clip(Echo.escaped("\(error)".replacingOccurrences(of: "\n", with: "; ")), 300))")])
         }
         var r = Reader(file: file)
         let config = r.document(root)
