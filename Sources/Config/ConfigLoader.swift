@@ -227,7 +227,7 @@ struct Reader {
             break
         }
         guard let value else {
-            fail(path, "\(Echo.quoted(s)) is not a duration (a number and ms, s or m: 500ms, 1s, 2m)")
+            fail(path, "\(Echo.quoted(s)) is not a duration (like 500ms, 1s, 2m)")
             return nil
         }
         // Compare as Double first: Int(value) traps when value is beyond Int.
