@@ -86,11 +86,18 @@ static __always_inline bool vip_key_equal(const struct xdplb_vip_key *a, const s
 #define XDPLB_VIP_FOUND 1
 #define XDPLB_VIP_UNSURE 2 /* a slot was being written: ask the hash map */
 
-/* The meta of `key` from the VIP table, copied to *out (slots may change under us). */
+/*
+ * The meta of `key` from the VIP table, copied to *out (slots may change under
+ * us). A window whose every slot holds another key is UNSURE, not ABSENT: the
+ * agent places a key in its window whenever a slot there is free, so a key
+ * missing from a full window is a VIP that overflowed it and lives only in the
+ * hash map.
+ */
 static __always_inline int vip_table_find(const struct xdplb_vip_key *key, struct xdplb_vip_meta *out)
 {
 	__u32 home = vip_table_home(key);
 	int result = XDPLB_VIP_ABSENT;
+	__u32 full = 1;
 	struct xdplb_vip_slot *s;
 	__u32 i, idx, seq;
 
@@ -106,13 +113,15 @@ static __always_inline int vip_table_find(const struct xdplb_vip_key *key, struc
 			continue;
 		}
 		xdplb_barrier();
-		if (!vip_key_equal(&s->key, key))
+		if (!vip_key_equal(&s->key, key)) {
+			full &= s->key.family != 0;
 			continue;
+		}
 		*out = s->meta;
 		xdplb_barrier();
 		return XDPLB_READ_ONCE(s->seq) == seq ? XDPLB_VIP_FOUND : XDPLB_VIP_UNSURE;
 	}
-	return result;
+	return full ? XDPLB_VIP_UNSURE : result;
 }
 
 /* The VIP of `key`: the table, or the hash map when the table isn't sure. */

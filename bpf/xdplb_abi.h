@@ -100,7 +100,10 @@ _Static_assert(XDPLB_RING_MAX < (1U << (32 - XDPLB_RING_ID_BITS)), "ring sizes f
  * reads without a helper call (the xdplb_vips hash map stays the agent's
  * record and the program's fallback). A key lives in one of the
  * XDPLB_VIP_TABLE_PROBES slots from its home slot on (wrapping); an empty
- * slot has family 0. Its home: the key as five little-endian u32 words w0..w4
+ * slot has family 0. A key whose window is full of other keys is not placed:
+ * it lives only in the hash map, which the program asks when a window holds
+ * no empty slot and not the key (the agent keeps that true: a key is placed
+ * as soon as a slot of its window is free). Its home: the key as five little-endian u32 words w0..w4
  * (w4 = port | proto << 16 | family << 24), h = w0 * 0x9E3779B1 ^ w1 *
  * 0x85EBCA77 ^ w2 * 0xC2B2AE3D ^ w3 * 0x27D4EB2F ^ w4 * 0x165667B1,
  * h ^= h >> 15, home = (h * 0x2C1B3C6D) >> (32 - XDPLB_VIP_TABLE_BITS).

@@ -89,6 +89,12 @@ public final class BPFProgram: @unchecked Sendable {
         return i
     }
 
+    /// The longest frame BPF_PROG_TEST_RUN hands an XDP program whole: one page less
+    /// XDP_PACKET_HEADROOM (256) and the skb_shared_info tail (320 on 64-bit). Longer
+    /// frames are split into fragments and a program that is not frags-aware sees only
+    /// the first part (3,520 bytes on 4 KiB pages).
+    public static var testRunLinearLimit: Int { Int(sysconf(Int32(_SC_PAGESIZE))) - 256 - 320 }
+
     /// Runs the program once (or `repeat` times on the same buffer) on `packet` with BPF_PROG_TEST_RUN.
     /// - Parameters:
     ///   - packet: the frame, starting at the Ethernet header.

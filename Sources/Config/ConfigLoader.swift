@@ -10,6 +10,40 @@ public enum ConfigLoader {
     public static let maxLRUSize = 100_000_000
     /// Largest backend weight.
     public static let maxWeight: UInt32 = 1000
+    /// Most distinct backend addresses across all VIPs: one backend id each, ids are
+    /// 1 ..< `XDPLB_MAX_BACKENDS` (bpf/xdplb_abi.h), the same bound as a Maglev table's.
+    public static let maxBackends = MaglevTable.maxBackends
+    /// Deepest nesting of YAML collections accepted (a valid config needs about 7).
+    public static let maxNesting = 64
+    /// Largest configuration file accepted, in bytes.
+    public static let maxFileBytes = 16 << 20
+    /// Longest bpffs directory path accepted (pin names are appended to it).
+    public static let maxBPFFSPathBytes = 200
+    /// Smallest IPv6 packet every IPv6 link must carry (RFC 8200).
+    public static let ipv6MinimumMTU = 1280
+    /// Outer header bytes GRE adds (`XDPLB_GRE_OVERHEAD_V4`/`_V6` in bpf/xdplb_abi.h).
+    public static let greOverheadV4 = 24, greOverheadV6 = 44
+
+    /// Why `path` cannot be the bpffs directory of the pins, or nil if it can: it must be a
+    /// directory strictly under /sys/fs/bpf/ (not the mount itself), with plain components
+    /// (no `.`, `..`, empty ones or control characters) and at most ``maxBPFFSPathBytes`` bytes.
+    public static func bpffsProblem(_ path: String) -> String? {
+        let shown = Echo.quoted(path)
+        guard path.hasPrefix("/sys/fs/bpf/") else { return "\(shown) must be a directory under /sys/fs/bpf/" }
+        guard path.utf8.count <= maxBPFFSPathBytes else {
+            return "\(shown) is \(path.utf8.count) bytes; at most \(maxBPFFSPathBytes) (pin names are appended to it)"
+        }
+        var rest = path.dropFirst("/sys/fs/bpf/".count)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.isEmpty else { return "\(shown) is the bpffs mount itself; name a directory under it, e.g. /sys/fs/bpf/xdplb" }
+        for c in rest.split(separator: "/", omittingEmptySubsequences: false) {
+            if c.isEmpty || c == "." || c == ".." {
+                return "\(shown) has an empty, '.' or '..' component; write a plain path under /sys/fs/bpf/"
+            }
+        }
+        if Echo.hasControlOrSpace(String(rest)) { return "\(shown) contains a space or a control character" }
+        return nil
+    }
 
     /// Loads and validates the file at `path`.
     /// - Throws: `ConfigError` listing every problem found.
@@ -22,11 +56,19 @@ public enum ConfigLoader {
 
     /// Parses and validates YAML text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> XdplbConfig {
+        if text.utf8.count > maxFileBytes {
+            throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "\(text.utf8.count) bytes; at most \(maxFileBytes) are accepted")])
+        }
+        // Yams builds its tree recursively: bound the depth before it sees the text.
+        if let line = YAMLDepth.firstLineDeeper(than: maxNesting, in: text) {
+            throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason:
+                "line \(line): nested deeper than \(maxNesting) levels (lists and mappings inside each other); a config needs fewer than 10")])
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "not valid YAML: \(error)")])
+            throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "not valid YAML: \(Echo.clip(Echo.escaped("\(error)".replacingOccurrences(of: "\n", with: "; ")), 300))")])
         }
         var r = Reader(file: file)
         let config = r.document(root)
@@ -44,8 +86,26 @@ struct Reader {
 
     init(file: String) { self.file = file }
 
+    /// Issues kept in full; past this only the count grows (bounded output for any file).
+    static let maxIssues = 100
+    var dropped = 0
+
     mutating func fail(_ path: String, _ reason: String) {
-        issues.append(ConfigIssue(file: file, keyPath: path, reason: reason))
+        if issues.count < Self.maxIssues {
+            issues.append(ConfigIssue(file: file, keyPath: path, reason: reason))
+        } else if issues.count == Self.maxIssues && dropped == 0 {
+            dropped = 1
+            issues.append(ConfigIssue(file: file, keyPath: "", reason: "more problems not listed (fix the ones above first)"))
+        }
+    }
+
+    /// A mapping key as text: a scalar's value (clipped), or a short word for a list or mapping used as a key.
+    static func keyText(_ k: Node) -> String {
+        switch k {
+        case .scalar(let s): return Echo.clip(Echo.escaped(s.string), 64)
+        case .mapping: return "<a mapping>"
+        case .sequence: return "<a list>"
+        }
     }
 
     /// The mapping at `path` as ordered (key, value) pairs, reporting unknown keys.
@@ -57,12 +117,18 @@ struct Reader {
         }
         var out: [String: (Node, String)] = [:]
         for (k, v) in m {
-            let key = k.string ?? "\(k)"
-            let sub = path.isEmpty ? key : "\(path).\(key)"
-            if !allowed.contains(key) {
-                fail(sub, "unknown key (allowed here: \(allowed.joined(separator: ", ")))")
+            guard case .scalar(let ks) = k else {
+                let sub = path.isEmpty ? Self.keyText(k) : "\(path).\(Self.keyText(k))"
+                fail(sub, "a key must be a plain name, not a list or mapping (allowed here: \(allowed.joined(separator: ", ")))")
                 continue
             }
+            let key = ks.string
+            guard allowed.contains(key) else {
+                let shown = Self.keyText(k)
+                fail(path.isEmpty ? shown : "\(path).\(shown)", "unknown key (allowed here: \(allowed.joined(separator: ", ")))")
+                continue
+            }
+            let sub = path.isEmpty ? key : "\(path).\(key)"
             if out[key] != nil { fail(sub, "duplicate key") }
             out[key] = (v, sub)
         }
@@ -80,12 +146,24 @@ struct Reader {
 
     mutating func string(_ e: (Node, String)?) -> String? { scalar(e)?.0 }
 
+    /// An integer written in decimal (`-12`, `65_537`) or hex (`0x5eed`), the same for every key.
+    static func parseInteger(_ s: String) -> Int? {
+        let t = s.replacingOccurrences(of: "_", with: "")
+        let lower = t.lowercased()
+        if lower.hasPrefix("0x") {
+            let digits = t.dropFirst(2)
+            guard !digits.isEmpty, digits.allSatisfy(\.isHexDigit) else { return nil }
+            return Int(digits, radix: 16)
+        }
+        let body = t.hasPrefix("-") || t.hasPrefix("+") ? t.dropFirst() : Substring(t)
+        guard !body.isEmpty, body.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(t)
+    }
+
     mutating func integer(_ e: (Node, String)?, _ range: ClosedRange<Int>) -> Int? {
         guard let (s, path) = scalar(e) else { return nil }
-        let t = s.replacingOccurrences(of: "_", with: "")
-        let v = t.lowercased().hasPrefix("0x") ? Int(t.dropFirst(2), radix: 16) : Int(t)
-        guard let v else {
-            fail(path, "'\(s)' is not an integer")
+        guard let v = Self.parseInteger(s) else {
+            fail(path, "\(Echo.quoted(s)) is not an integer (decimal, or hex like 0x1f)")
             return nil
         }
         guard range.contains(v) else {
@@ -101,7 +179,7 @@ struct Reader {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
         default:
-            fail(path, "'\(s)' is not true or false")
+            fail(path, "\(Echo.quoted(s)) is not true or false")
             return nil
         }
     }
@@ -109,7 +187,17 @@ struct Reader {
     mutating func address(_ e: (Node, String)?) -> IPAddress? {
         guard let (s, path) = scalar(e) else { return nil }
         guard let a = IPAddress(s) else {
-            fail(path, "'\(s)' is not an IPv4 or IPv6 address")
+            fail(path, "\(Echo.quoted(s)) is not an IPv4 or IPv6 address")
+            return nil
+        }
+        return a
+    }
+
+    /// An address that must be unicast (a VIP, a backend, an encap source).
+    mutating func unicast(_ e: (Node, String)?, what: String) -> IPAddress? {
+        guard let a = address(e) else { return nil }
+        if let why = a.notUnicastReason {
+            fail(e!.1, "\(a) is \(why); a \(what) must be a unicast address")
             return nil
         }
         return a
@@ -118,7 +206,7 @@ struct Reader {
     mutating func choice<T: RawRepresentable & CaseIterable>(_ e: (Node, String)?, _: T.Type) -> T? where T.RawValue == String {
         guard let (s, path) = scalar(e) else { return nil }
         guard let v = T(rawValue: s) else {
-            fail(path, "'\(s)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            fail(path, "\(Echo.quoted(s)) is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
             return nil
         }
         return v
@@ -127,21 +215,27 @@ struct Reader {
     /// Durations like `1s`, `500ms`, `2m`; returns milliseconds.
     mutating func duration(_ e: (Node, String)?, _ range: ClosedRange<Int>) -> Int? {
         guard let (s, path) = scalar(e) else { return nil }
-        let units: [(String, Int)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
-        var ms: Int?
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+        var value: Double?
         for (suffix, factor) in units where s.hasSuffix(suffix) {
-            if let n = Double(s.dropLast(suffix.count)), n >= 0 { ms = Int((n * Double(factor)).rounded()) }
+            let number = s.dropLast(suffix.count)
+            // Digits, one point, an exponent: no "inf", "nan" or hex floats.
+            if !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || ".eE+-".contains($0)) }),
+               let n = Double(number), n.isFinite, n >= 0 {
+                value = n * factor
+            }
             break
         }
-        guard let ms else {
-            fail(path, "'\(s)' is not a duration (like 500ms, 1s, 2m)")
+        guard let value else {
+            fail(path, "\(Echo.quoted(s)) is not a duration (like 500ms, 1s, 2m)")
             return nil
         }
-        guard range.contains(ms) else {
-            fail(path, "\(s) is out of range \(range.lowerBound)ms...\(range.upperBound)ms")
+        // Compare as Double first: Int(value) traps when value is beyond Int.
+        guard value.isFinite, value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
+            fail(path, "\(Echo.clip(s, 64)) is out of range \(range.lowerBound)ms...\(range.upperBound)ms")
             return nil
         }
-        return ms
+        return Int(value.rounded())
     }
 
     mutating func sequence(_ e: (Node, String)?) -> [(Node, String)]? {
@@ -185,7 +279,52 @@ struct Reader {
             }
         }
         if vips.count > 512 { fail("vips", "\(vips.count) VIPs; at most 512 are supported") }
+        let distinct = Set(vips.flatMap { $0.backends.map(\.address) })
+        if distinct.count > ConfigLoader.maxBackends {
+            fail("vips", "\(distinct.count) distinct backends across VIPs; at most \(ConfigLoader.maxBackends) (one backend id each) are supported")
+        }
+        // A VIP's address must not be a backend: GRE to it would come back to the balancer.
+        var vipPaths: [IPAddress: String] = [:]
+        for (i, v) in vips.enumerated() where vipPaths[v.address] == nil { vipPaths[v.address] = "vips[\(i)]" }
+        for (i, v) in vips.enumerated() {
+            for (j, b) in v.backends.enumerated() {
+                if let at = vipPaths[b.address] {
+                    fail("vips[\(i)].backends[\(j)].address", "\(b.address) is a VIP address (\(at)); a backend must be another host")
+                }
+            }
+        }
+        pathMTUFits(node, vips)
         return XdplbConfig(node: node, vips: vips)
+    }
+
+    /// Where node.path_mtu is (for errors found once the VIPs are known).
+    var pathMTUKey = "node.path_mtu"
+
+    /// Refuses a path MTU that cannot carry a minimum-size (1280-byte) IPv6 packet plus the
+    /// GRE overhead towards an IPv6 VIP's backends: the ICMPv6 Packet Too Big the program
+    /// would send would name an MTU below IPv6's minimum, which hosts ignore (a blackhole).
+    mutating func pathMTUFits(_ node: NodeConfig, _ vips: [VIPConfig]) {
+        var need = 0, because = ""
+        for v in vips where v.address.isV6 {
+            for b in v.backends {
+                let n = ConfigLoader.ipv6MinimumMTU + (b.address.isV6 ? ConfigLoader.greOverheadV6 : ConfigLoader.greOverheadV4)
+                if n > need { need = n; because = "IPv6 VIP \(v.name) with \(b.address.isV6 ? "IPv6" : "IPv4") backend \(b.address)" }
+            }
+        }
+        if node.pathMTU < need {
+            fail(pathMTUKey, "\(node.pathMTU) cannot carry a 1280-byte IPv6 packet plus GRE (\(because)); use at least \(need)")
+        }
+    }
+
+    /// Why `name` is not a Linux interface name (the kernel's dev_valid_name, plus no control characters), or nil.
+    static func interfaceNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "is empty" }
+        if name.utf8.count > 15 { return "is longer than 15 bytes (IFNAMSIZ - 1)" }
+        if name == "." || name == ".." { return "is not allowed as a name" }
+        if name.unicodeScalars.contains(where: { $0 == "/" || $0 == ":" || $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7f }) {
+            return "contains '/', ':', a space or a control character"
+        }
+        return nil
     }
 
     mutating func nodeSection(_ e: (Node, String)) -> NodeConfig? {
@@ -195,27 +334,26 @@ struct Reader {
             if m["interface"] == nil { fail("\(e.1).interface", "missing (the interface to attach to)") }
             return nil
         }
-        if ifname.isEmpty || ifname.utf8.count > 15 || ifname.contains("/") || ifname.contains(" ") {
-            fail("\(e.1).interface", "'\(ifname)' is not a valid interface name")
+        if let why = Self.interfaceNameProblem(ifname) {
+            fail("\(e.1).interface", "\(Echo.quoted(ifname)) is not a valid interface name: it \(why)")
         }
         var n = NodeConfig(interface: ifname)
         if let v = choice(m["xdp_mode"], XDPModeSetting.self) { n.xdpMode = v }
         if let es = mapping(m["encap_source"]?.0, m["encap_source"]?.1 ?? "", allowed: ["ipv4", "ipv6"]) {
-            if let a = address(es["ipv4"]) {
+            if let a = unicast(es["ipv4"], what: "GRE source") {
                 if a.isV6 { fail(es["ipv4"]!.1, "\(a) is IPv6; expected an IPv4 address") } else { n.encapSourceV4 = a }
             }
-            if let a = address(es["ipv6"]) {
+            if let a = unicast(es["ipv6"], what: "GRE source") {
                 if !a.isV6 { fail(es["ipv6"]!.1, "\(a) is IPv4; expected an IPv6 address") } else { n.encapSourceV6 = a }
             }
         }
         if m["encap_source"] == nil { fail("\(e.1).encap_source", "missing (outer source addresses: ipv4 and/or ipv6)") }
         if let v = integer(m["path_mtu"], 1280...9000) { n.pathMTU = v }
+        pathMTUKey = m["path_mtu"]?.1 ?? "\(e.1).path_mtu"
         if let v = integer(m["hash_seed"], 0...Int(UInt32.max)) { n.hashSeed = UInt32(v) }
         if let v = integer(m["lru_size"], 1024...ConfigLoader.maxLRUSize) { n.lruSize = v }
         if let v = string(m["bpffs"]) {
-            if v.hasPrefix("/sys/fs/bpf/") && !v.contains("..") { n.bpffs = v } else {
-                fail(m["bpffs"]!.1, "'\(v)' must be a directory under /sys/fs/bpf/")
-            }
+            if let why = ConfigLoader.bpffsProblem(v) { fail(m["bpffs"]!.1, why) } else { n.bpffs = v }
         }
         if let v = bool(m["admin_allow_remote"]) { n.adminAllowRemote = v }
         if let (v, p) = scalar(m["state_dir"]) {
@@ -229,10 +367,10 @@ struct Reader {
             if let host = adminHost(v) {
                 let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1"
                 if !loopback && !n.adminAllowRemote {
-                    fail(m["admin"]!.1, "'\(v)' is not a loopback address; set node.admin_allow_remote: true to allow it")
+                    fail(m["admin"]!.1, "\(Echo.quoted(v)) is not a loopback address; set node.admin_allow_remote: true to allow it")
                 }
             } else {
-                fail(m["admin"]!.1, "'\(v)' is not host:port")
+                fail(m["admin"]!.1, "\(Echo.quoted(v)) is not host:port")
             }
         }
         return n
@@ -248,23 +386,13 @@ struct Reader {
 
     mutating func vip(_ node: Node, _ path: String) -> VIPConfig? {
         guard let m = mapping(node, path, allowed: ["address", "port", "protocol", "hash", "ring_size", "health", "backends"]) else { return nil }
-        let addr = address(m["address"])
+        let addr = unicast(m["address"], what: "VIP")
         if m["address"] == nil { fail("\(path).address", "missing") }
         let port = m["port"] == nil ? 0 : integer(m["port"], 0...65535)
         let proto = m["protocol"] == nil ? L4Protocol.tcp : choice(m["protocol"], L4Protocol.self)
         var ring = 65537
-        if let (s, p) = scalar(m["ring_size"]) {
-            if let v = Int(s.replacingOccurrences(of: "_", with: "")) {
-                if v < 3 || v > 655_373 {
-                    fail(p, "\(v) is out of range 3...655373")
-                } else if !isPrime(v) {
-                    fail(p, "\(v) is not prime (try \(nextPrime(after: v)))")
-                } else {
-                    ring = v
-                }
-            } else {
-                fail(p, "'\(s)' is not an integer")
-            }
+        if let v = integer(m["ring_size"], MaglevTable.sizeRange) {
+            if !isPrime(v) { fail(m["ring_size"]!.1, "\(v) is not prime (try \(nextPrime(after: v)))") } else { ring = v }
         }
         var health = HealthCheckConfig()
         if let h = m["health"], let hc = healthCheck(h, base: health) { health = hc }
@@ -274,7 +402,7 @@ struct Reader {
         if m["backends"] == nil { fail("\(path).backends", "missing (a list of {address, weight})") }
         for (bn, bpath) in list {
             guard let bm = mapping(bn, bpath, allowed: ["address", "weight", "health"]) else { continue }
-            guard let ba = address(bm["address"]) else {
+            guard let ba = unicast(bm["address"], what: "backend") else {
                 if bm["address"] == nil { fail("\(bpath).address", "missing") }
                 continue
             }
@@ -290,6 +418,16 @@ struct Reader {
         }
         if list.count > 4000 { fail("\(path).backends", "\(list.count) backends; at most 4000 per VIP") }
         guard let addr, let port, let proto else { return nil }
+        // A port-0 VIP has no port to probe: the check must name one (unless it does not probe).
+        if port == 0 {
+            if health.type != .none && health.port == nil {
+                fail("\(path).health.port", "missing: VIP \(addr) serves every port (port 0), so its \(health.type.rawValue) check needs a port")
+            } else {
+                for (j, b) in backends.enumerated() where b.health.map({ $0.type != .none && $0.port == nil }) == true {
+                    fail("\(path).backends[\(j)].health.port", "missing: the VIP serves every port (port 0), so the check needs a port")
+                }
+            }
+        }
         var v = VIPConfig(address: addr, port: UInt16(port), proto: proto, ringSize: ring, backends: backends)
         if let h = choice(m["hash"], HashMode.self) { v.hash = h }
         v.health = health
@@ -302,20 +440,38 @@ struct Reader {
         var h = base
         if let v = choice(m["type"], HealthCheckConfig.Kind.self) { h.type = v }
         if let v = string(m["path"]) {
-            if v.hasPrefix("/") { h.path = v } else { fail(m["path"]!.1, "'\(v)' must start with /") }
+            if !v.hasPrefix("/") {
+                fail(m["path"]!.1, "\(Echo.quoted(v)) must start with /")
+            } else if Echo.hasControlOrSpace(v) {
+                fail(m["path"]!.1, "\(Echo.quoted(v)) contains a space or a control character (CR, LF, ...); percent-encode it")
+            } else if v.utf8.count > 1024 {
+                fail(m["path"]!.1, "is \(v.utf8.count) bytes; at most 1024")
+            } else {
+                h.path = v
+            }
         }
         if let v = string(m["method"]) {
-            if ["GET", "HEAD", "POST", "OPTIONS"].contains(v) { h.method = v } else { fail(m["method"]!.1, "'\(v)' is not one of GET, HEAD, POST, OPTIONS") }
+            if ["GET", "HEAD", "POST", "OPTIONS"].contains(v) { h.method = v } else { fail(m["method"]!.1, "\(Echo.quoted(v)) is not one of GET, HEAD, POST, OPTIONS") }
         }
-        if let v = string(m["host"]) { h.host = v }
+        if let v = string(m["host"]) {
+            if v.isEmpty || Echo.hasControlOrSpace(v) || v.utf8.count > 255 {
+                fail(m["host"]!.1, "\(Echo.quoted(v)) is not a host name (1 to 255 bytes, no spaces or control characters such as CR, LF)")
+            } else {
+                h.host = v
+            }
+        }
         if let (s, p) = scalar(m["expect_status"]) {
-            let parts = s.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            // "200" or "200-399": digits only around one dash ("-200" and "200-" are refused).
+            let parts = s.split(separator: "-", omittingEmptySubsequences: false).map { part -> Int? in
+                let t = part.trimmingCharacters(in: .whitespaces)
+                return !t.isEmpty && t.allSatisfy({ $0.isASCII && $0.isNumber }) ? Int(t) : nil
+            }
             if parts.count == 1, let a = parts[0], (100...599).contains(a) {
                 h.expectStatus = a...a
             } else if parts.count == 2, let a = parts[0], let b = parts[1], (100...599).contains(a), (a...599).contains(b) {
                 h.expectStatus = a...b
             } else {
-                fail(p, "'\(s)' is not a status or range like 200-399")
+                fail(p, "\(Echo.quoted(s)) is not a status or range like 200-399")
             }
         }
         if let v = duration(m["interval"], 100...600_000) { h.intervalMs = v }

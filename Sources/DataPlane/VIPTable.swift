@@ -67,21 +67,25 @@ public final class VIPTable: @unchecked Sendable {
         xdplb_vip_slot_write(base, UInt32(i), &v)
     }
 
+    /// Keys of the last `sync` that found their window full: they live only in
+    /// the hash map, which the program asks for a key missing from a full window.
+    public private(set) var unplaced: [xdplb_vip_key] = []
+
     /// Makes the table hold exactly `want` (and whatever it holds for the keys
-    /// in `keep`): removed keys' slots cleared first,
-    /// changed metas rewritten in place, new keys put in the first free slot
-    /// of their probe window. Returns the number of slots written.
-    /// - Throws: ENOSPC when a new key's window is full (the change is
-    ///   then half applied: the hash map still answers for that key).
+    /// in `keep`): changed metas rewritten in place, new keys put in the first
+    /// free slot of their probe window (a removed key's slot counts as free and
+    /// is overwritten in one write, so a window never shows a free slot while a
+    /// key that could go there is missing), then the remaining removed keys'
+    /// slots cleared. A new key whose window is full is not placed (see
+    /// ``unplaced``); the program then reads it from the hash map. Never fails
+    /// for lack of space. Returns the number of slots written.
     @discardableResult
     public func sync(_ want: [xdplb_vip_key: xdplb_vip_meta], keep: Set<xdplb_vip_key> = []) throws(BPFError) -> Int {
         var have: [xdplb_vip_key: (slot: Int, meta: xdplb_vip_meta)] = [:]
         for c in contents() { have[c.key] = (c.slot, c.meta) }
         var written = 0
-        for (key, cur) in have where want[key] == nil && !keep.contains(key) {
-            write(cur.slot, key: xdplb_vip_key(), meta: xdplb_vip_meta())
-            written += 1
-        }
+        var freed = Set(have.filter { want[$0.key] == nil && !keep.contains($0.key) }.map(\.value.slot))
+        unplaced = []
         for (key, meta) in want.sorted(by: { Self.home($0.key) < Self.home($1.key) }) {
             if let cur = have[key] {
                 if !ABI.bytesEqual(cur.meta, meta) {
@@ -91,11 +95,17 @@ public final class VIPTable: @unchecked Sendable {
                 continue
             }
             let h = Self.home(key)
-            guard let free = (0..<Self.probes).lazy.map({ (h + $0) % Self.slots }).first(where: { slot($0).key.family == 0 }) else {
-                throw BPFError("place VIP \(ABI.address(key.addr, family: key.family)) in the VIP table", errno: ENOSPC,
-                               hint: "\(Self.probes) slots from its home \(h) are taken")
+            guard let free = (0..<Self.probes).lazy.map({ (h + $0) % Self.slots })
+                .first(where: { freed.contains($0) || slot($0).key.family == 0 }) else {
+                unplaced.append(key)
+                continue
             }
+            freed.remove(free)
             write(free, key: key, meta: meta)
+            written += 1
+        }
+        for i in freed.sorted() {
+            write(i, key: xdplb_vip_key(), meta: xdplb_vip_meta())
             written += 1
         }
         return written

@@ -12,7 +12,11 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
     case v6([UInt8])
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (brackets allowed); nil if neither.
+    /// The whole text must be the address: a NUL byte (e.g. a decoded `%00`) or anything
+    /// after the address makes it nil, never a prefix that happens to parse.
     public init?(_ text: String) {
+        // inet_pton reads a C string, which ends at the first NUL: "10.0.9.2\0junk" would pass.
+        guard !text.utf8.contains(0), text.utf8.count <= 64 else { return nil }
         var s = text
         if s.hasPrefix("["), s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
         var v4 = in_addr()
@@ -62,6 +66,31 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
             _ = b.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &buf, socklen_t(buf.count)) }
         }
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Why this address cannot be a unicast service or tunnel endpoint, or nil if it can:
+    /// unspecified (`0.0.0.0`, `::`), loopback, multicast, the IPv4 limited broadcast,
+    /// or IPv4-mapped IPv6 (`::ffff:a.b.c.d`, which is the IPv4 address in disguise).
+    public var notUnicastReason: String? {
+        let b = bytes
+        switch self {
+        case .v4:
+            if b == [0, 0, 0, 0] { return "the unspecified address" }
+            if b[0] == 0 { return "in 0.0.0.0/8 (\"this network\", not routable)" }
+            if b[0] == 127 { return "a loopback address (127.0.0.0/8)" }
+            if b[0] >= 224 && b[0] <= 239 { return "a multicast address (224.0.0.0/4)" }
+            if b == [255, 255, 255, 255] { return "the broadcast address" }
+            if b[0] >= 240 { return "in the reserved range 240.0.0.0/4" }
+            return nil
+        case .v6:
+            if b.allSatisfy({ $0 == 0 }) { return "the unspecified address" }
+            if b.prefix(15).allSatisfy({ $0 == 0 }) && b[15] == 1 { return "the loopback address" }
+            if b[0] == 0xff { return "a multicast address (ff00::/8)" }
+            if b.prefix(10).allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff {
+                return "an IPv4-mapped IPv6 address (write it as the IPv4 address \(b[12]).\(b[13]).\(b[14]).\(b[15]))"
+            }
+            return nil
+        }
     }
 
     /// IPv4 sorts before IPv6; within a family, by bytes.

@@ -90,6 +90,7 @@ struct ConfigLoaderTests {
                   - { address: "fd00:4::2", weight: 0, health: { type: tcp, port: 8080 } }
               - address: "fd00:100::1"
                 protocol: udp
+                health: { type: none }
                 backends: []
             """
         let c = try ConfigLoader.parse(yaml, file: "f.yaml")

@@ -135,4 +135,37 @@ struct VIPTableTests {
         for v in kept { #expect(try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port)).action == .tx, "\(v.name)") }
         for v in gone { #expect(try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port)).action == .pass, "\(v.name)") }
     }
+
+    // Issue #11, finding 8: these nine ports of one address share a probe window; the ninth
+    // used to fail the apply with ENOSPC ("place VIP ... No space left on device").
+    @Test("nine VIPs whose home slots collide all forward: the one that overflows its window is read from the hash map")
+    func collidingVIPs() throws {
+        let ports: [UInt16] = [494, 2013, 4400, 8152, 9769, 9880, 10265, 11802, 12292]
+        var c = Lab.config()
+        let backends = Lab.backends4.map { BackendConfig(address: $0, weight: 100) }
+        let vip = IPAddress("10.100.0.1")!   // the issue's address (also Lab.vip4, on port 80)
+        let colliding = ports.map { VIPConfig(address: vip, port: $0, proto: .tcp, ringSize: 251, backends: backends) }
+        let homes = colliding.map { VIPTable.home(vipKey($0)) }
+        let span = (homes.max()! - homes.min()!)
+        // Nine keys whose homes lie within one window of 8 slots cannot all sit in their windows.
+        try #require(span < VIPTable.probes, "homes \(homes) do not share a window")
+        c.vips += colliding
+        let bed = try TestBed(config: c)
+        let inTable = try table(bed).contents().filter { s in colliding.contains { ABI.bytesEqual(vipKey($0), s.key) } }
+        #expect(inTable.count < colliding.count, "all nine placed: they did not collide")
+        for v in colliding + [c.vips[0]] {
+            let r = try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port))
+            #expect(r.action == .tx, "\(v.name)")
+        }
+        // A placed one removed: the overflowed one takes its slot, and all still forward.
+        let placed = try #require(colliding.first { v in inTable.contains { ABI.bytesEqual($0.key, vipKey(v)) } })
+        var fewer = c
+        fewer.vips.removeAll { $0 == placed }
+        try bed.apply(fewer)
+        try expectTableMatches(bed, fewer)
+        for v in colliding where v != placed {
+            #expect(try bed.run(Frames.tcp(Lab.client4, 40000, v.address, v.port)).action == .tx, "\(v.name)")
+        }
+        #expect(try bed.run(Frames.tcp(Lab.client4, 40000, placed.address, placed.port)).action == .pass)
+    }
 }

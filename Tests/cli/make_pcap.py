@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Writes a small Ethernet pcap for the replay tests (stdlib only).
 
-Usage: make_pcap.py OUT.pcap
+Usage: make_pcap.py OUT.pcap [--hostile]
 Packets, in order: v4 TCP SYN to 10.100.0.1:80, the same flow's ACK, a
 non-VIP v4 TCP SYN, an ARP request, a v6 TCP SYN to [fd00:100::1]:443,
 a VIP packet whose TCP header is cut short (IP length consistent).
+With --hostile: a v4 SYN to the VIP, a 10-byte frame, a 3520-byte v4 SYN to
+the VIP (the most a test run passes whole on 4 KiB pages), a 4000-byte one,
+and the first SYN again.
 """
 import socket
 import struct
@@ -65,6 +68,11 @@ frames = [
     eth(0x86DD, ipv6(c6, v6, tcp(c6, v6, 40000, 443, 0x02, v6=True))),
     eth(0x0800, ipv4(client, vip, tcp(client, vip, 40001, 80, 0x02)[:10])),
 ]
+if sys.argv[2:] == ["--hostile"]:
+    def syn_of(total):
+        seg = tcp(client, vip, 40002, 80, 0x02)
+        return eth(0x0800, ipv4(client, vip, seg + b"x" * (total - 14 - 20 - len(seg))))
+    frames = [frames[0], b"\x02" * 10, syn_of(3520), syn_of(4000), frames[0]]
 with open(sys.argv[1], "wb") as f:
     f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
     for i, fr in enumerate(frames):

@@ -85,6 +85,38 @@ bad_config "remote admin refused" "node.admin: '0.0.0.0:9180' is not a loopback 
 	"node: { interface: eth0, admin: '0.0.0.0:9180', encap_source: { ipv4: 10.0.2.2 } }
 vips: []"
 expect_fail_with "config check: missing file" "cannot read the file" "$XDPLB" config check "$tmp/none.yaml"
+# Issue #11: hostile configs get a short, precise refusal (more cases in Tests/ConfigTests).
+bad_config "overflowing duration (#11.1)" "vips[0].health.interval: 1e300s is out of range 100ms...600000ms" \
+	"$node
+vips: [ { address: 10.100.0.1, port: 80, health: { interval: 1e300s }, backends: [] } ]"
+printf '%s\nvips: %s%s\n' "$node" "$(printf '[%.0s' $(seq 5000))" "$(printf ']%.0s' $(seq 5000))" >"$tmp/deep.yaml"
+expect_fail_with "config check: 5000 nested lists (#11.2)" "$tmp/deep.yaml: line 2: nested deeper than 64 levels" "$XDPLB" config check "$tmp/deep.yaml"
+bad_config "a list as a key is named shortly (#11.3, #11.21)" "vips[0].<a list>: a key must be a plain name, not a list or mapping" \
+	"$node
+vips: [ { address: 10.100.0.1, port: 80, backends: [], [a, b]: 1 } ]"
+bad_config "expect_status -200 (#11.21)" "vips[0].health.expect_status: '-200' is not a status or range like 200-399" \
+	"$node
+vips: [ { address: 10.100.0.1, port: 80, health: { expect_status: '-200' }, backends: [] } ]"
+bad_config "interface eth0:1 (#11.21)" "node.interface: 'eth0:1' is not a valid interface name" \
+	"node: { interface: 'eth0:1', encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+bad_config "health port for a port-0 VIP (#11.21)" "vips[0].health.port: missing: VIP 10.100.0.1 serves every port (port 0)" \
+	"$node
+vips: [ { address: 10.100.0.1, port: 0, backends: [ { address: 10.0.4.2 } ] } ]"
+
+# ---- numeric options: refused before anything starts (#11.4) -----------------
+for v in -1 nan 1e20 0 inf; do
+	expect_fail_with "run: --nexthop-refresh $v refused" "--nexthop-refresh must be a number of seconds from 0.1 to 3600" \
+		"$XDPLB" run --config "$here/lab.yaml" --nexthop-refresh="$v"
+done
+expect_fail_with "stats: --interval nan refused" "--interval must be in (0, 3600] seconds" "$XDPLB" stats --interval nan
+expect_fail_with "bench: --rounds 0 refused" "--rounds must be between 1 and 1000" "$XDPLB" bench --rounds 0
+expect_fail_with "bench: --packets 10^12 refused" "--packets must be between 1 and 100000000" "$XDPLB" bench --packets 1000000000000
+expect_fail_with "maglev: --size out of range refused" "ring size 700001 is out of range" "$XDPLB" maglev --backends a --size 700001
+expect_fail_with "replay: --ingress-ifindex 0 refused" "--ingress-ifindex must be 1 or more" \
+	"$XDPLB" replay --config "$here/lab.yaml" --ingress-ifindex 0 "$tmp/none.pcap" "$tmp/none-out.pcap"
+expect_fail_with "down: the bpffs mount itself refused (#11.21)" "--bpffs '/sys/fs/bpf/' is the bpffs mount itself" "$XDPLB" down --bpffs /sys/fs/bpf/
+expect_fail_with "down: a 5000-character bpffs refused (#11.21)" "bytes; at most 200" "$XDPLB" down --bpffs "/sys/fs/bpf/$(printf 'a%.0s' $(seq 4988))"
 
 # ---- pick ------------------------------------------------------------------
 pick4=$("$XDPLB" pick --config "$here/lab.yaml" --flow '192.0.2.10:40000 -> 10.100.0.1:80/tcp' | awk '{print $1}')
@@ -125,6 +157,27 @@ for mode in resolver fib; do
 		grep -q "> $pick6: GREv0.*2001:db8::10.40000 > fd00:100::1.443" "$tmp/dump-$mode.txt"
 done
 check "replay: FIB lookup and resolved next hops write identical bytes" cmp "$tmp/out-resolver.pcap" "$tmp/out-fib.pcap"
+
+# Issue #11.20 and #11.14: a short frame and a frame a test run would split are
+# named, counted and skipped; the rest run and are written.
+python3 "$here/make_pcap.py" "$tmp/hostile.pcap" --hostile
+if nsx "$XDPLB" replay --config "$here/lab.yaml" --ingress-ifindex "$ifx" "$tmp/hostile.pcap" "$tmp/hostile-out.pcap" >"$tmp/hostile.txt" 2>"$tmp/hostile.err"; then
+	ok "replay: a capture with short and oversized frames replays (exit 0)"
+else
+	bad "replay: a capture with short and oversized frames replays (exit 0)"; sed 's/^/    /' "$tmp/hostile.err"
+fi
+check "replay: 'packet 2: shorter than an Ethernet header (10 of 14 bytes)'" grep -qF "packet 2: shorter than an Ethernet header (10 of 14 bytes); skipped" "$tmp/hostile.err"
+check "replay: 'packet 4: longer than a test run passes whole (4000 bytes'" grep -qF "packet 4: longer than a test run passes whole (4000 bytes, at most 3520" "$tmp/hostile.err"
+check "replay: verdicts tx skipped tx skipped tx" test "$(awk '/^[0-9]+ ([a-z0-9]+ in|skipped|error): /{sub(/:$/, "", $2); print $2}' "$tmp/hostile.txt" | tr '\n' ' ')" = "tx skipped tx skipped tx "
+check "replay: summary counts 2 skipped" grep -q "^5 packets: skipped 2, tx 3; 3 written to" "$tmp/hostile.txt"
+check "replay: the 3 transmitted packets are written" test "$(tcpdump -nn -r "$tmp/hostile-out.pcap" 2>/dev/null | wc -l)" = 3
+cp "$tmp/hostile.pcap" "$tmp/hostile-copy.pcap"
+expect_fail_with "replay: refuses to overwrite its input" "is the input capture; choose another file" \
+	nsx "$XDPLB" replay --config "$here/lab.yaml" "$tmp/hostile.pcap" "$tmp/hostile.pcap"
+ln -s "$tmp/hostile.pcap" "$tmp/hostile-link.pcap"
+expect_fail_with "replay: refuses to overwrite its input through a symlink" "is the input capture; choose another file" \
+	nsx "$XDPLB" replay --config "$here/lab.yaml" "$tmp/hostile.pcap" "$tmp/hostile-link.pcap"
+check "replay: the input is unchanged" cmp "$tmp/hostile.pcap" "$tmp/hostile-copy.pcap"
 
 echo
 echo "cli: $pass passed, $fail failed"

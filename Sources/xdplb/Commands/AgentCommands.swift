@@ -33,6 +33,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds between next-hop refreshes from the kernel's route and neighbour tables.")
     var nexthopRefresh: Double = 5
 
+    func validate() throws {
+        guard nexthopRefresh.isFinite, (0.1...3600).contains(nexthopRefresh) else {
+            throw ValidationError("--nexthop-refresh must be a number of seconds from 0.1 to 3600 (got \(nexthopRefresh))")
+        }
+    }
+
     func run() async throws {
         var log = Logger(label: "xdplb")
         log.logLevel = verbose ? .debug : .info
@@ -316,6 +322,10 @@ struct DownCommand: ParsableCommand {
     )
     @Option(help: "The bpffs directory (node.bpffs).") var bpffs: String = "/sys/fs/bpf/xdplb"
     @Option(help: "Take node.bpffs from this config file instead.") var config: String?
+
+    func validate() throws {
+        if config == nil, let why = ConfigLoader.bpffsProblem(bpffs) { throw ValidationError("--bpffs \(why)") }
+    }
 
     func run() throws {
         let dir = try config.map { try ConfigLoader.load(path: $0).node.bpffs } ?? bpffs

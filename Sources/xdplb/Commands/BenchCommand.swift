@@ -63,9 +63,13 @@ struct BenchCommand: ParsableCommand {
     var noDataPlane = false
 
     func validate() throws {
-        if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
-        if let packets, packets < 1 { throw ValidationError("--packets must be at least 1 (got \(packets))") }
-        if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        if let rounds, rounds < 1 || rounds > 1000 { throw ValidationError("--rounds must be between 1 and 1000 (got \(rounds))") }
+        if let packets, packets < 1 || packets > 100_000_000 {
+            throw ValidationError("--packets must be between 1 and 100000000 (got \(packets))")
+        }
+        if let warmup, warmup < 0 || warmup > 100_000_000 {
+            throw ValidationError("--warmup must be between 0 and 100000000 (got \(warmup))")
+        }
         if let loopRepeat, loopRepeat < 0 || loopRepeat > 1_000_000 {
             throw ValidationError("--loop-repeat must be between 0 and 1000000 (got \(loopRepeat))")
         }

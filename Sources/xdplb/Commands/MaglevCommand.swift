@@ -22,6 +22,13 @@ struct MaglevCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
+        guard MaglevTable.sizeRange.contains(size) else { throw ValidationError("--size: \(MaglevError.ringSizeOutOfRange(size: size))") }
+        guard isPrime(size) else {
+            throw ValidationError("--size: \(MaglevError.ringSizeNotPrime(size: size, suggestion: nextPrime(after: size)))")
+        }
+        guard backendList.count <= MaglevTable.maxBackends else {
+            throw ValidationError("--backends: \(MaglevError.tooManyBackends(count: backendList.count))")
+        }
         let names = backendList
         guard !names.isEmpty else { throw ValidationError("--backends needs at least one backend") }
         if let weights {

@@ -15,7 +15,10 @@ struct ReplayCommand: ParsableCommand {
             config with every backend healthy, runs each input packet in order and writes the packets \
             it would transmit (XDP_TX or XDP_REDIRECT) to OUT.pcap. Passed and dropped packets are not \
             written. One verdict line per input packet goes to stdout. Next hops come from this \
-            network namespace's route and neighbour tables; without one the program's FIB lookup decides.
+            network namespace's route and neighbour tables; without one the program's FIB lookup decides. \
+            Frames shorter than an Ethernet header, or longer than a test run passes whole (one page \
+            less headroom and tailroom: 3520 bytes on 4 KiB pages, where the program would see only \
+            the first part), are reported by number, counted as 'skipped' and not run.
             """
     )
 
@@ -33,6 +36,20 @@ struct ReplayCommand: ParsableCommand {
 
     @Flag(help: "Ignore next hops resolved from this namespace's tables: the program's bpf_fib_lookup decides.")
     var fib = false
+
+    func validate() throws {
+        if let ingressIfindex, ingressIfindex == 0 { throw ValidationError("--ingress-ifindex must be 1 or more (an interface index)") }
+        if Self.sameFile(input, output) { throw ValidationError("OUT.pcap '\(output)' is the input capture; choose another file (it would be overwritten)") }
+        if Self.sameFile(config, output) { throw ValidationError("OUT.pcap '\(output)' is the config file; choose another file (it would be overwritten)") }
+    }
+
+    /// True if both paths name one existing file (same device and inode), or are the same text.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        if a == b { return true }
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
 
     func run() throws {
         let cfg: XdplbConfig
@@ -53,8 +70,25 @@ struct ReplayCommand: ParsableCommand {
         if ifindex == 0 { ifindex = 1 }
         var out: [CapturedPacket] = []
         var tally: [String: Int] = [:]
+        let linearLimit = BPFProgram.testRunLinearLimit
         for (i, p) in packets.enumerated() {
-            let r = try balancer.program.testRun(p.bytes, ingressIfindex: ifindex)
+            let why: String? = p.bytes.count < 14 ? "shorter than an Ethernet header (\(p.bytes.count) of 14 bytes)"
+                : p.bytes.count > linearLimit
+                ? "longer than a test run passes whole (\(p.bytes.count) bytes, at most \(linearLimit): BPF_PROG_TEST_RUN would split it and the program see only the first part)"
+                : nil
+            if let why {
+                tally["skipped", default: 0] += 1
+                printError("packet \(i + 1): \(why); skipped")
+                print("\(i + 1) skipped: \(why)")
+                continue
+            }
+            let r: TestRunResult
+            do { r = try balancer.program.testRun(p.bytes, ingressIfindex: ifindex) } catch {
+                tally["error", default: 0] += 1
+                printError("packet \(i + 1): \(error); skipped")
+                print("\(i + 1) error: \(error)")
+                continue
+            }
             let verdict = r.action?.description ?? "ret\(r.returnValue)"
             tally[verdict, default: 0] += 1
             var line = "\(i + 1) \(verdict) in: \(PacketSummary.describe(p.bytes))"
