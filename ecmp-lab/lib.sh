@@ -254,13 +254,25 @@ lb_birdc() { ns_exec "$(ns_lb "$1")" birdc -s "$(bird_ctl_lb "$1")" "${@:2}"; }
 status_json() { lbx "$1" status --json; }
 stats_json() { lbx "$1" stats --json --interval 0.05; }
 
-# snapshot_nodes FILE CMD: CMD NODE for every LB node, as one JSON object {"1": {...}, ...}.
+# Nodes a scenario took out of service (node_drain stops one; node_join
+# brings it back): marked by $LAB_STATE_DIR/lbI.stopped.
+node_stopped() { [ -e "$LAB_STATE_DIR/lb$1.stopped" ]; }
+# up_nodes: the LB nodes in service, "1 2 3".
+up_nodes() {
+	local i out=()
+	for ((i = 1; i <= LB_NODES; i++)); do node_stopped "$i" || out+=("$i"); done
+	echo "${out[*]}"
+}
+
+# snapshot_nodes FILE CMD: CMD NODE for every LB node in service, as one JSON
+# object {"1": {...}, ...}.
 snapshot_nodes() {
-	local out=$1 cmd=$2 i
+	local out=$1 cmd=$2 i first=1
 	{
 		printf '{'
-		for ((i = 1; i <= LB_NODES; i++)); do
-			[ "$i" = 1 ] || printf ','
+		for i in $(up_nodes); do
+			[ "$first" = 1 ] || printf ','
+			first=0
 			printf '"%s": ' "$i"
 			"$cmd" "$i"
 		done
@@ -353,6 +365,8 @@ scenario_begin() {
 	SC=$LAB_STATE_DIR/sc/$SC_NAME
 	rm -rf -- "$SC"
 	mkdir -p "$SC" "$LAB_STATE_DIR/report"
+	meta vip4 "$VIP4/32"
+	meta vip6 "$VIP6/128"
 	SC_PIDS=()
 	trap 'for p in "${SC_PIDS[@]}"; do stop_pid "$p" TERM; done' EXIT
 	# Die of the signal (the EXIT trap still runs) so the caller sees it too.
@@ -384,9 +398,40 @@ long_wait() {
 	cat "$SC"/*.log 2>/dev/null | sed 's/^/    /' || true
 }
 
+# ---- routing events ----------------------------------------------------------
+
+# gws4 NODES... / gws6 NODES...: the router's next hops (gateways) for these
+# nodes, comma separated, as routes.py compares them.
+gws4() { local i out=(); for i in "$@"; do out+=("$(lb4 "$i")"); done; local IFS=,; echo "${out[*]}"; }
+gws6() { local i out=(); for i in "$@"; do out+=("$(lb6 "$i")"); done; local IFS=,; echo "${out[*]}"; }
+
+# route_event TAG NODES...: record (meta) that an event happens now and that
+# the router's VIP routes should end up over exactly NODES; analyze.py finds
+# the time to that ECMP set in the route history ($LAB_STATE_DIR/routes.log).
+route_event() {
+	local tag=$1
+	shift
+	meta "t_$tag" "$(now)"
+	meta "want4_$tag" "$(gws4 "$@")"
+	meta "want6_$tag" "$(gws6 "$@")"
+}
+
+# poll_node I WANT TAG [ARGS]: poll.py in node I until WANT (converged,
+# stopped), timed from $SC/TAG.t; result in $SC/TAG-I. Sets POLL_PID.
+poll_node() {
+	local i=$1 want=$2 tag=$3
+	shift 3
+	lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
+	nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" --want "$want" \
+		--since "@$SC/$tag.t" --timeout 60 --out "$SC/$tag-$i" "$@" &
+	POLL_PID=$!
+	SC_PIDS+=("$POLL_PID")
+}
+
 # analyze: turn $SC into the scenario's report and print its numbers.
 analyze() {
-	python3 "$LAB_DIR/analyze.py" "$SC_NAME" --dir "$SC" --out "$LAB_STATE_DIR/report/$SC_NAME.json"
+	python3 "$LAB_DIR/analyze.py" "$SC_NAME" --dir "$SC" --routes "$LAB_STATE_DIR/routes.log" \
+		--out "$LAB_STATE_DIR/report/$SC_NAME.json"
 }
 
 # watch_backend removed|present TAG ADDR...: one poller per LB node (poll.py
@@ -398,7 +443,7 @@ watch_backend() {
 	shift 2
 	for a in "$@"; do addrs+=(--address "$a"); done
 	WATCH_PIDS=()
-	for ((i = 1; i <= LB_NODES; i++)); do
+	for i in $(up_nodes); do
 		lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
 		# Started directly so $! is the poller.
 		nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" "${addrs[@]}" \
