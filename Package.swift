@@ -42,7 +42,7 @@ let package = Package(
         // Configuration file model and validation.
         .target(name: "Config", dependencies: ["Maglev", "NetAddress", .product(name: "Yams", package: "Yams")]),
         // The balancer's maps as typed Swift: VIPs, backends, rings, counters.
-        .target(name: "DataPlane", dependencies: ["BPF", "BPFObjects", "Maglev", "Config", "CXdplb",
+        .target(name: "DataPlane", dependencies: ["BPF", "BPFObjects", "Maglev", "Config", "CXdplb", "Netlink",
                                                   .product(name: "Logging", package: "swift-log")]),
         // Health checks: TCP connect and HTTP probes with rise/fall.
         .target(name: "Health", dependencies: ["Config", "NetAddress",
