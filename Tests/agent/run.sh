@@ -32,24 +32,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@" >"$tmp/out" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$tmp/out"; fi; }
+. "$here/../lib.sh"
 inlb() { nsenter --net="/run/netns/$lb" "$@"; }   # nsenter keeps /sys/fs/bpf visible
 inpe() { ip netns exec "$pe" "$@"; }
 x() { inlb "$XDPLB" "$@"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 status_json() { x status --json; }
-wait_until() { # wait_until SECONDS CMD...: polls every 50 ms; prints the seconds it took
-	local limit=$1; shift
-	local start; start=$(date +%s.%N)
-	local deadline; deadline=$(python3 -c "print($start + $limit)")
-	while ! "$@" >/dev/null 2>&1; do
-		if python3 -c "import sys,time; sys.exit(0 if time.time() > $deadline else 1)"; then return 1; fi
-		sleep 0.05
-	done
-	python3 -c "import time; print(f'{time.time() - $start:.2f}')"
-}
 
 # ---- topology ---------------------------------------------------------------
 ip netns add "$lb"
