@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Numbers of the lab's scenarios (stdlib only; reads files, sends nothing).
 
-    analyze.py SCENARIO --dir DIR --out FILE.json
+    analyze.py SCENARIO --dir DIR --routes ROUTES.log --out FILE.json
         DIR holds what the scenario script collected: meta.tsv (KEY<TAB>VALUE),
         the traffic client's JSON (short.json, long.json, probe0/1.json) and
         snapshots of every node's `xdplb status --json` / `xdplb stats --json`
-        ({"1": {...}, "2": {...}}). Prints the scenario's numbers and writes
+        ({"1": {...}, "2": {...}}); ROUTES.log is the router's route history
+        (ip -ts monitor route, read by routes.py). Prints the scenario's numbers and writes
         them as one JSON object with "name", "ok" and "goals".
     analyze.py report --dir REPORTDIR [--out FILE.json] ...
         Prints the summary of every scenario and writes the whole report.
@@ -16,6 +17,9 @@ import json
 import math
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import routes  # noqa: E402  (ecmp-lab/routes.py: the router's route history)
 
 
 # ---- inputs -----------------------------------------------------------------
@@ -192,38 +196,144 @@ def distribution(d, m, out):
     return finish("distribution", res, goals, out)
 
 
-def lb_node_loss(d, m, out):
+def route_times(m, routes_log, tag):
+    """Seconds from event TAG (meta t_TAG) to the router's ECMP set want4/6_TAG,
+    per family, from the route history; None: not seen."""
+    if not routes_log or not os.path.exists(routes_log) or ("t_" + tag) not in m:
+        return {"ipv4": None, "ipv6": None, "seconds": None}
+    ev = routes.parse(routes_log)
+    t = float(m["t_" + tag])
+    out = {}
+    for fam, prefix in (("ipv4", m["vip4"]), ("ipv6", m["vip6"])):
+        want = frozenset(x for x in str(m.get("want%s_%s" % (fam[-1], tag), "")).split(",") if x)
+        s = routes.converge(ev, prefix, t, want, t + 60)
+        out[fam] = round(s, 3) if s is not None else None
+    out["seconds"] = None if None in (out["ipv4"], out["ipv6"]) else max(out["ipv4"], out["ipv6"])
+    return out
+
+
+def route_changes(m, routes_log, since, until):
+    if not routes_log or not os.path.exists(routes_log):
+        return None
+    ev = routes.parse(routes_log)
+    return {fam: [(round(t - since, 3), sorted(g)) for t, g in routes.changes(ev, prefix, since, until)]
+            for fam, prefix in (("ipv4", m["vip4"]), ("ipv6", m["vip6"]))}
+
+
+def retrans(m, a, b):
+    return int(m[b] - m[a]) if a in m and b in m else None
+
+
+def node_failure(d, m, out, routes_log):
     ls, raw = long_summary(os.path.join(d, "long.json"))
     s0, s1, s2 = (load(os.path.join(d, "stats%d.json" % i)) for i in range(3))
     during, after = stats_delta(s0, s1), stats_delta(s1, s2)
-    removed = stats_delta(load(os.path.join(d, "stats0b.json")), s1)
-    lost = str(m["lost_node"])
-    vip_pk = lambda nd: sum(nd["vips"].values())
-    moved = sum(v["counters"].get("ct_miss", 0) for n, v in during.items() if n != lost)
-    back = sum(v["counters"].get("ct_miss", 0) for v in after.values())
+    victim = str(m["victim"])
+    cut, back = route_times(m, routes_log, "cut"), route_times(m, routes_log, "restore")
+    moved = sum(v["counters"].get("ct_miss", 0) for n, v in during.items() if n != victim)
+    lb_drops = sum(drops(v) for n, v in during.items() if n != victim) + sum(drops(v) for v in after.values())
     res = {
-        "method": m["method"], "lost_node": "lb" + lost, "route_during": m.get("route_during"),
-        "route_after": m.get("route_after"), "removed_for_s": round(m["t_restore"] - m["t_remove"], 2),
+        "method": m["method"], "victim": "lb" + victim, "bfd": m.get("bfd"),
+        "route_before": str(m.get("route_before", "")), "route_during": str(m.get("route_during", "")), "route_after": str(m.get("route_after", "")),
+        "detection_to_new_ecmp_s": cut["seconds"], "detection_per_family_s": cut,
+        "rejoin_to_ecmp_s": back["seconds"], "rejoin_per_family_s": back,
         "long_lived": ls,
-        "lost_node_vip_packets_while_removed": vip_pk(removed[lost]),
         "flows_moved_to_other_nodes_ct_miss": moved,
-        "ct_miss_after_restore": back,
-        "vip_packets_per_node_while_removed": {"lb" + n: vip_pk(v) for n, v in removed.items()},
-        "lb_drops": sum(drops(v) for v in during.values()) + sum(drops(v) for v in after.values()),
+        "packets_lost_router_into_cut": m.get("cut_tx_dropped"),
+        "client_tcp_retransmits_failure": retrans(m, "retrans0", "retrans1"),
+        "client_tcp_retransmits_restore": retrans(m, "retrans1", "retrans2"),
+        "lb_drops": lb_drops,
     }
-    say("%d long-lived connections (%d up), %d lines answered, lb%s removed from ECMP for %.1f s then restored",
-        ls["connections"], ls["connected"], ls["lines_answered"], lost, res["removed_for_s"])
-    say("while removed: VIP packets per node %s; flows that moved to other nodes (their ct_miss): %d",
-        res["vip_packets_per_node_while_removed"], moved)
-    say("broken: %d %s; max reply gap %.2f s", ls["broken"], ls["broken_reasons"] or "", ls["max_reply_gap_s"] or 0)
+    say("lb%s cut silently (%s): out of the router's ECMP set after %s s (v4 %s, v6 %s; BFD %s); back %s s after restore",
+        victim, m["method"], cut["seconds"], cut["ipv4"], cut["ipv6"], m.get("bfd"), back["seconds"])
+    say("lost in the detection window: %s packets the router sent into the cut (client data, BFD, BGP); client TCP retransmits %s "
+        "(%s after the restore); LB drops %d", res["packets_lost_router_into_cut"],
+        res["client_tcp_retransmits_failure"], res["client_tcp_retransmits_restore"], lb_drops)
+    say("%d long-lived connections (%d up), %d moved to other nodes (ct_miss), broken %d %s; max reply gap %.2f s",
+        ls["connections"], ls["connected"], moved, ls["broken"], ls["broken_reasons"] or "", ls["max_reply_gap_s"] or 0)
     goals = [
         goal("connections up", ls["connected"] == ls["connections"], ls["connected"], ls["connections"]),
         goal("broken connections", ls["broken"] == 0, ls["broken"], 0),
-        goal("flows moved by the removal (else nothing was tested)", moved > 0, moved, "> 0"),
-        goal("VIP packets reaching the removed node", res["lost_node_vip_packets_while_removed"] == 0,
-             res["lost_node_vip_packets_while_removed"], 0),
+        goal("router's ECMP set without the dead node (s)", cut["seconds"] is not None, cut["seconds"], "seen"),
+        goal("flows moved by the failure (else nothing was tested)", moved > 0, moved, "> 0"),
+        goal("router's ECMP set with the node again after restore (s)", back["seconds"] is not None, back["seconds"], "seen"),
     ]
-    return finish("lb_node_loss", res, goals, out)
+    return finish("node_failure", res, goals, out)
+
+
+def node_drain(d, m, out, routes_log):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    s0, s1, s1b, s2 = (load(os.path.join(d, n)) for n in ("stats0.json", "stats1.json", "stats1b.json", "stats2.json"))
+    victim = str(m["victim"])
+    drain = route_times(m, routes_log, "drain")
+    during, quiet, after = stats_delta(s0, s1), stats_delta(s1, s1b), stats_delta(s1b, s2)
+    vip_pk = lambda nd: sum(nd["vips"].values())
+    moved = sum(v["counters"].get("ct_miss", 0) for n, v in during.items() if n != victim)
+    lb_drops = sum(drops(v) for v in during.values()) + sum(drops(v) for v in quiet.values()) + \
+        sum(drops(v) for v in after.values())
+    rt = retrans(m, "retrans0", "retrans1")
+    still = vip_pk(quiet[victim]) if victim in quiet else None
+    st = load(os.path.join(d, "status_drained.json"))
+    anns = sorted(set(v.get("announcement") for v in st.get("vips", [])))
+    res = {
+        "victim": "lb" + victim, "route_before": str(m.get("route_before", "")), "route_during": str(m.get("route_during", "")),
+        "route_after": str(m.get("route_after", "")),
+        "drain_to_new_ecmp_s": drain["seconds"], "drain_per_family_s": drain,
+        "traffic_stopped_after_s": m.get("traffic_stopped_s"),
+        "victim_vip_packets_after_stopped": still,
+        "victim_announcements": anns,
+        "stop_seconds": m.get("stop_s"),
+        "long_lived": ls, "flows_moved_to_other_nodes_ct_miss": moved,
+        "client_tcp_retransmits": rt, "lb_drops": lb_drops,
+    }
+    say("lb%s drained: out of the router's ECMP set after %s s (v4 %s, v6 %s); its VIP traffic stopped after %s s "
+        "(%s VIP packets in the 0.5 s after); agent and bird stopped in %s s",
+        victim, drain["seconds"], drain["ipv4"], drain["ipv6"], res["traffic_stopped_after_s"], still, res["stop_seconds"])
+    say("%d long-lived connections, %d moved to other nodes, broken %d %s; client TCP retransmits %s, LB drops %d",
+        ls["connections"], moved, ls["broken"], ls["broken_reasons"] or "", rt, lb_drops)
+    goals = [
+        goal("broken connections", ls["broken"] == 0, ls["broken"], 0),
+        goal("router's ECMP set without the drained node (s)", drain["seconds"] is not None, drain["seconds"], "seen"),
+        goal("VIP packets reaching the node after traffic stopped", still == 0, still, 0),
+        goal("packets lost: client TCP retransmits", rt == 0, rt, 0),
+        goal("packets lost: LB drops", lb_drops == 0, lb_drops, 0),
+        goal("flows moved by the drain (else nothing was tested)", moved > 0, moved, "> 0"),
+    ]
+    return finish("node_drain", res, goals, out)
+
+
+def node_join(d, m, out, routes_log):
+    ls, raw = long_summary(os.path.join(d, "long.json"))
+    s0, s1 = load(os.path.join(d, "stats0.json")), load(os.path.join(d, "stats1.json"))
+    victim = str(m["victim"])
+    join = route_times(m, routes_log, "join")
+    conv = m.get("converged_s")
+    conv = conv if isinstance(conv, (int, float)) else None
+    delta = stats_delta(s0, s1)
+    took = delta.get(victim, {"counters": {}})["counters"].get("ct_miss", 0)
+    early = m.get("announced_before_converged")
+    lb_drops = sum(drops(v) for v in delta.values())
+    rt = retrans(m, "retrans0", "retrans1")
+    res = {
+        "victim": "lb" + victim, "route_before": str(m.get("route_before", "")), "route_after": str(m.get("route_after", "")),
+        "start_to_health_converged_s": conv,
+        "start_to_ecmp_s": join["seconds"], "join_per_family_s": join,
+        "announced_before_converged_samples": early,
+        "long_lived": ls, "flows_taken_by_the_node_ct_miss": took,
+        "client_tcp_retransmits": rt, "lb_drops": lb_drops,
+    }
+    say("lb%s started (bird + agent): health converged after %s s, in the router's ECMP set after %s s (v4 %s, v6 %s); "
+        "samples with an announcement before convergence: %s", victim, conv, join["seconds"], join["ipv4"], join["ipv6"], early)
+    say("%d long-lived connections, %d flows moved to it (its ct_miss), broken %d %s; client TCP retransmits %s, LB drops %d",
+        ls["connections"], took, ls["broken"], ls["broken_reasons"] or "", rt, lb_drops)
+    goals = [
+        goal("broken connections", ls["broken"] == 0, ls["broken"], 0),
+        goal("router's ECMP set with the node (s)", join["seconds"] is not None, join["seconds"], "seen"),
+        goal("announced only after health converged (samples announcing before)", early == 0 and conv is not None,
+             early, 0),
+        goal("flows moved to the joined node (else nothing was tested)", took > 0, took, "> 0"),
+    ]
+    return finish("node_join", res, goals, out)
 
 
 def backend_failure(d, m, out):
@@ -321,7 +431,7 @@ def backend_added(d, m, out):
     return finish("backend_added", res, goals, out)
 
 
-def agent_restart(d, m, out):
+def agent_restart(d, m, out, routes_log):
     ls, raw = long_summary(os.path.join(d, "long.json"))
     short = short_summary(os.path.join(d, "short.json"))
     delta = stats_delta(load(os.path.join(d, "stats0.json")), load(os.path.join(d, "stats1.json")))
@@ -347,7 +457,15 @@ def agent_restart(d, m, out):
         "%d VIP packets, LB drops %d, client TCP retransmits %d",
         ls["connections"], ls["broken"], ls["lines_answered"], short["connections"], short["failed"],
         res["vip_packets"], lb_drops, retrans)
+    ch = route_changes(m, routes_log, m["t_restarts"], m["t_restarts_end"]) if "t_restarts" in m else None
+    n_changes = sum(len(v) for v in ch.values()) if ch is not None else None
+    res["route_changes_during_restarts"] = n_changes
+    res["route_changes"] = ch
+    res["route_before"], res["route_after"] = str(m.get("route_before", "")), str(m.get("route_after", ""))
+    say("router's VIP routes during the restarts (%.1f s): %s changes (route history); ECMP set %s before, %s after",
+        m.get("t_restarts_end", 0) - m.get("t_restarts", 0), n_changes, m.get("route_before"), m.get("route_after"))
     goals = [
+        goal("router's VIP route changes during the restarts", n_changes == 0, n_changes, 0),
         goal("broken long-lived connections", ls["broken"] == 0, ls["broken"], 0),
         goal("failed short connections", short["failed"] == 0, short["failed"], 0),
         goal("packets dropped by LB nodes", lb_drops == 0, lb_drops, 0),
@@ -424,10 +542,18 @@ def key_numbers(name, r):
             return "%d conns; backends %s (max dev %.1f%%); LB nodes %s (max dev %.1f%%)" % (
                 r["connections"], "/".join(str(v) for v in r["per_backend"].values()), r["max_backend_deviation_pct"],
                 "/".join(str(v) for v in r["per_lb_node_syns"].values()), r["max_node_deviation_pct"])
-        if name == "lb_node_loss":
-            return "%d long-lived, %s removed: %d flows moved, %d broken" % (
-                r["long_lived"]["connections"], r["lost_node"], r["flows_moved_to_other_nodes_ct_miss"],
-                r["long_lived"]["broken"])
+        if name == "node_failure":
+            return "%s cut: out of ECMP in %s s (BFD %s); %s pkts into the cut, %s retransmits; %d moved, %d broken" % (
+                r["victim"], r["detection_to_new_ecmp_s"], r["bfd"], r["packets_lost_router_into_cut"],
+                r["client_tcp_retransmits_failure"], r["flows_moved_to_other_nodes_ct_miss"], r["long_lived"]["broken"])
+        if name == "node_drain":
+            return "%s drained: out of ECMP in %s s, traffic stopped %s s; %s retransmits, %d LB drops, %d broken" % (
+                r["victim"], r["drain_to_new_ecmp_s"], r["traffic_stopped_after_s"], r["client_tcp_retransmits"],
+                r["lb_drops"], r["long_lived"]["broken"])
+        if name == "node_join":
+            return "%s joined: health converged %s s, in ECMP %s s after start; %d moved to it, %d broken" % (
+                r["victim"], r["start_to_health_converged_s"], r["start_to_ecmp_s"],
+                r["flows_taken_by_the_node_ct_miss"], r["long_lived"]["broken"])
         if name == "backend_failure":
             return "%s out of the rings in %s s (bound %.2f); %d broken on other backends; %d new to it" % (
                 r["victim"], r["removal_seconds_max"], r["removal_bound_s"], r["broken_on_other_backends"],
@@ -437,9 +563,9 @@ def key_numbers(name, r):
                 r["changed_fraction"] or 0, r["ideal_fraction"], r["moved_between_old_backends"],
                 r["long_lived"]["broken"])
         if name == "agent_restart":
-            return "%d restarts: %d long broken, %d short failed, %d LB drops, %d retransmits" % (
-                len(r["restarts"]), r["long_lived"]["broken"], r["short"]["failed"], r["lb_drops"],
-                r["client_tcp_retransmits"])
+            return "%d restarts: %s route changes, %d long broken, %d short failed, %d LB drops, %d retransmits" % (
+                len(r["restarts"]), r["route_changes_during_restarts"], r["long_lived"]["broken"], r["short"]["failed"],
+                r["lb_drops"], r["client_tcp_retransmits"])
         if name == "drain":
             return "%d/%d drained-backend connections finished; %d new to it, %d failed" % (
                 r["finished_on_drained"], r["connections_on_drained"], r["new_to_drained"], r["new_failed"])
@@ -449,12 +575,15 @@ def key_numbers(name, r):
 
 
 if __name__ == "__main__":
-    scen = {"distribution": distribution, "lb_node_loss": lb_node_loss, "backend_failure": backend_failure,
+    scen = {"distribution": distribution, "node_failure": node_failure, "node_drain": node_drain,
+            "node_join": node_join, "backend_failure": backend_failure,
             "backend_added": backend_added, "agent_restart": agent_restart, "drain": drain}
+    with_routes = {"node_failure", "node_drain", "node_join", "agent_restart"}
     p = argparse.ArgumentParser(description="xdplb lab report")
     p.add_argument("what", choices=sorted(scen) + ["report"])
     p.add_argument("--dir", required=True)
     p.add_argument("--out")
+    p.add_argument("--routes", help="the router's route history (ip -ts monitor route)")
     p.add_argument("--lab")
     p.add_argument("--lb-nodes", type=int, default=0)
     p.add_argument("--backends", type=int, default=0)
@@ -465,5 +594,9 @@ if __name__ == "__main__":
     a = p.parse_args()
     if a.what == "report":
         sys.exit(report(a))
-    r = scen[a.what](a.dir, read_meta(a.dir), a.out)
+    m = read_meta(a.dir)
+    if a.what in with_routes:
+        r = scen[a.what](a.dir, m, a.out, a.routes)
+    else:
+        r = scen[a.what](a.dir, m, a.out)
     sys.exit(0)

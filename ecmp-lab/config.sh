@@ -6,7 +6,10 @@
 #   xl-client ── xl-rtr ──┬── xl-lb1 … xl-lbN     (one veth each, MTU 1600)
 #   (MTU 1500)            └── xl-be1 … xl-beM+1   (one veth each, MTU 1600)
 #
-# The router holds an ECMP route for each VIP over the LB nodes. The LB nodes
+# The router learns an ECMP route for each VIP over the LB nodes from BGP
+# only: bird2 on the router (AS $RTR_ASN) has one eBGP session per family with
+# bird2 on every LB node (AS $LB_ASN, `xdplb bgp run`), BFD on each; the agent
+# decides what its node announces (routes in kernel table $BGP_TABLE). The LB nodes
 # send GRE back out their only interface (XDP_TX) to the router, which forwards
 # it to the backend; backends answer the client directly (DSR) via the router.
 # Backend M+1 runs from the start but joins the VIPs only in backend_added.
@@ -67,6 +70,11 @@ HASH_SEED=0x5eed
 LRU_SIZE=65536
 ADMIN=127.0.0.1:9180                 # each namespace has its own loopback
 bpffs_lb() { echo "/sys/fs/bpf/xdplb-lab-lb$1"; }
+# Per node, under LAB_STATE_DIR: agent state (heartbeat, drain flag), bird's
+# generated config and control socket.
+state_lb() { echo "$LAB_STATE_DIR/lb$1"; }
+bird_conf_lb() { echo "$LAB_STATE_DIR/bird-lb$1.conf"; }
+bird_ctl_lb() { echo "$LAB_STATE_DIR/bird-lb$1.ctl"; }
 # Health checks: removal takes at most fall x interval + timeout (+ scheduling).
 HC_INTERVAL_MS=500
 HC_TIMEOUT_MS=250
@@ -77,6 +85,19 @@ HC_FALL=3
 # ~0.1-0.5 s each in a debug build on 2 busy cores) and scheduling. Measured
 # (poll.py, 20 ms samples): release 1.5-1.6 s, debug 2.0-2.6 s.
 HC_SLACK_S=1.5
+
+# BGP: router and LB nodes (bird2), BFD timers (100 ms x 3: a silent node
+# leaves the router's ECMP set in ~0.3 s; measured 0.23-0.31 s on these veths).
+RTR_ASN=65000
+LB_ASN=65001
+RTR_ID=10.97.0.1
+BFD_INTERVAL_MS=100
+BFD_MULTIPLIER=3
+BGP_TABLE=100                       # the agent's announcement table on each LB node
+# Longer than an agent restart (agent_restart), so no restart flaps a route.
+BGP_GRACE=30s
+BGP_QUIET=500ms
+BGP_DRAIN_TIMEOUT=10s
 
 # Where the lab keeps its state (one lab at a time: names are fixed).
 LAB_STATE_DIR=${LAB_STATE_DIR:-/run/xdplb-ecmp-lab}

@@ -14,7 +14,7 @@ die() {
 check_prereq() {
 	local c missing=()
 	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, BPF, XDP); run: sudo ecmp-lab/run"
-	for c in ip tc ethtool nsenter python3 sysctl timeout; do
+	for c in ip tc ethtool nsenter python3 sysctl timeout bird birdc; do
 		command -v "$c" >/dev/null || missing+=("$c")
 	done
 	[ ${#missing[@]} = 0 ] || die "missing commands: ${missing[*]} (tools/install-deps installs them)"
@@ -127,6 +127,19 @@ node:
   lru_size: $LRU_SIZE
   bpffs: $(bpffs_lb "$i")
   admin: $ADMIN
+  state_dir: $(state_lb "$i")
+  bgp:
+    local_asn: $LB_ASN
+    router_id: $(lb4 "$i")
+    table: $BGP_TABLE
+    peers:
+      - { address: $(rtr_lb4 "$i"), asn: $RTR_ASN, name: rtr4 }
+      - { address: "$(rtr_lb6 "$i")", asn: $RTR_ASN, name: rtr6 }
+    bfd: { interval: ${BFD_INTERVAL_MS}ms, multiplier: $BFD_MULTIPLIER }
+    grace_time: $BGP_GRACE
+    quiet_time: $BGP_QUIET
+    drain_timeout: $BGP_DRAIN_TIMEOUT
+    daemon: { control_socket: $(bird_ctl_lb "$i"), config: $(bird_conf_lb "$i") }
 vips:
 YAML
 		local vip port hc fam
@@ -169,6 +182,18 @@ start_agent() {
 	fi
 }
 
+# stop_agent I: SIGTERM the agent of LB node I: it withdraws what it still
+# announces, waits for traffic to stop (drain_timeout at most) and exits; the
+# data plane stays pinned.
+stop_agent() {
+	local pid i
+	pid=$(pid_of "agent$1")
+	[ -n "$pid" ] && ours "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do ours "$pid" || break; sleep 0.05; done
+	stop_pid "$pid" KILL
+}
+
 # kill_agent I: SIGKILL the agent of LB node I (the data plane stays pinned).
 kill_agent() {
 	local pid
@@ -176,17 +201,78 @@ kill_agent() {
 	[ -n "$pid" ] && stop_pid "$pid" KILL
 }
 
+# ---- BGP on the LB nodes -------------------------------------------------------
+
+# start_bgp I: `xdplb bgp run` in LB node I: writes the node's bird config
+# (generated from node.bgp) and runs bird in the foreground as its child.
+# Both are recorded: cleanup stops them by PID, bird too if the supervisor
+# died first. Started next to the agent, not by it: an agent restart leaves
+# the BGP sessions alone.
+start_bgp() {
+	local i=$1 sup bird_pid ns
+	ns=$(ns_lb "$i")
+	lab_ns "$ns" || die "start_bgp: '$ns' is not a lab namespace"
+	mkdir -p "$(state_lb "$i")"
+	# Started directly so $! is the supervisor (ip netns exec execs it).
+	ip netns exec "$ns" "$XDPLB" bgp run --config "$(cfg_lb "$i")" >>"$LAB_STATE_DIR/bgp-lb$i.log" 2>&1 7>&- 8>&- &
+	sup=$!
+	disown "$sup"
+	record_pid "bgp$i" "$sup"
+	# bird: the supervisor's child (its command line names our config).
+	wait_until 10 bird_child "$sup" >/dev/null || {
+		tail -n 20 "$LAB_STATE_DIR/bgp-lb$i.log" >&2
+		die "xdplb bgp run on $ns did not start bird within 10 s"
+	}
+	bird_pid=$(bird_child "$sup")
+	record_pid "bird$i" "$bird_pid"
+	wait_until 10 test -S "$(bird_ctl_lb "$i")" >/dev/null || die "bird on $ns has no control socket $(bird_ctl_lb "$i")"
+}
+
+# bird_child PID: the bird process the supervisor PID started (fails if none yet).
+bird_child() {
+	local c
+	for c in $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+		if tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q "^bird -f .*$LAB_STATE_DIR"; then
+			echo "$c"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# stop_bgp I: stop node I's BGP daemon (SIGTERM to the supervisor stops bird;
+# its sessions close: the router withdraws the node at once).
+stop_bgp() {
+	stop_pid "$(pid_of "bgp$1")" TERM
+	stop_pid "$(pid_of "bird$1")" TERM
+}
+
+# lb_birdc I CMD...: ask LB node I's bird.
+lb_birdc() { ns_exec "$(ns_lb "$1")" birdc -s "$(bird_ctl_lb "$1")" "${@:2}"; }
+
 # status_json I / stats_json I: the agent's JSON.
 status_json() { lbx "$1" status --json; }
 stats_json() { lbx "$1" stats --json --interval 0.05; }
 
-# snapshot_nodes FILE CMD: CMD NODE for every LB node, as one JSON object {"1": {...}, ...}.
+# Nodes a scenario took out of service (node_drain stops one; node_join
+# brings it back): marked by $LAB_STATE_DIR/lbI.stopped.
+node_stopped() { [ -e "$LAB_STATE_DIR/lb$1.stopped" ]; }
+# up_nodes: the LB nodes in service, "1 2 3".
+up_nodes() {
+	local i out=()
+	for ((i = 1; i <= LB_NODES; i++)); do node_stopped "$i" || out+=("$i"); done
+	echo "${out[*]}"
+}
+
+# snapshot_nodes FILE CMD: CMD NODE for every LB node in service, as one JSON
+# object {"1": {...}, ...}.
 snapshot_nodes() {
-	local out=$1 cmd=$2 i
+	local out=$1 cmd=$2 i first=1
 	{
 		printf '{'
-		for ((i = 1; i <= LB_NODES; i++)); do
-			[ "$i" = 1 ] || printf ','
+		for i in $(up_nodes); do
+			[ "$first" = 1 ] || printf ','
+			first=0
 			printf '"%s": ' "$i"
 			"$cmd" "$i"
 		done
@@ -279,6 +365,8 @@ scenario_begin() {
 	SC=$LAB_STATE_DIR/sc/$SC_NAME
 	rm -rf -- "$SC"
 	mkdir -p "$SC" "$LAB_STATE_DIR/report"
+	meta vip4 "$VIP4/32"
+	meta vip6 "$VIP6/128"
 	SC_PIDS=()
 	trap 'for p in "${SC_PIDS[@]}"; do stop_pid "$p" TERM; done' EXIT
 	# Die of the signal (the EXIT trap still runs) so the caller sees it too.
@@ -310,9 +398,40 @@ long_wait() {
 	cat "$SC"/*.log 2>/dev/null | sed 's/^/    /' || true
 }
 
+# ---- routing events ----------------------------------------------------------
+
+# gws4 NODES... / gws6 NODES...: the router's next hops (gateways) for these
+# nodes, comma separated, as routes.py compares them.
+gws4() { local i out=(); for i in "$@"; do out+=("$(lb4 "$i")"); done; local IFS=,; echo "${out[*]}"; }
+gws6() { local i out=(); for i in "$@"; do out+=("$(lb6 "$i")"); done; local IFS=,; echo "${out[*]}"; }
+
+# route_event TAG NODES...: record (meta) that an event happens now and that
+# the router's VIP routes should end up over exactly NODES; analyze.py finds
+# the time to that ECMP set in the route history ($LAB_STATE_DIR/routes.log).
+route_event() {
+	local tag=$1
+	shift
+	meta "t_$tag" "$(now)"
+	meta "want4_$tag" "$(gws4 "$@")"
+	meta "want6_$tag" "$(gws6 "$@")"
+}
+
+# poll_node I WANT TAG [ARGS]: poll.py in node I until WANT (converged,
+# stopped), timed from $SC/TAG.t; result in $SC/TAG-I. Sets POLL_PID.
+poll_node() {
+	local i=$1 want=$2 tag=$3
+	shift 3
+	lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
+	nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" --want "$want" \
+		--since "@$SC/$tag.t" --timeout 60 --out "$SC/$tag-$i" "$@" &
+	POLL_PID=$!
+	SC_PIDS+=("$POLL_PID")
+}
+
 # analyze: turn $SC into the scenario's report and print its numbers.
 analyze() {
-	python3 "$LAB_DIR/analyze.py" "$SC_NAME" --dir "$SC" --out "$LAB_STATE_DIR/report/$SC_NAME.json"
+	python3 "$LAB_DIR/analyze.py" "$SC_NAME" --dir "$SC" --routes "$LAB_STATE_DIR/routes.log" \
+		--out "$LAB_STATE_DIR/report/$SC_NAME.json"
 }
 
 # watch_backend removed|present TAG ADDR...: one poller per LB node (poll.py
@@ -324,7 +443,7 @@ watch_backend() {
 	shift 2
 	for a in "$@"; do addrs+=(--address "$a"); done
 	WATCH_PIDS=()
-	for ((i = 1; i <= LB_NODES; i++)); do
+	for i in $(up_nodes); do
 		lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
 		# Started directly so $! is the poller.
 		nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" "${addrs[@]}" \

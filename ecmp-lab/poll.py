@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-"""Watch one LB node's agent for a backend to leave or join the rings (stdlib only).
+"""Watch one LB node's agent for a backend to leave or join the rings, or for
+its announcement state (stdlib only).
 
     poll.py --admin 127.0.0.1:9180 --address A [--address B] --want removed|present
             --since EPOCH|@FILE --timeout S --out FILE
+    poll.py --admin 127.0.0.1:9180 --want converged|stopped --since ... --out FILE
 
 Runs inside an LB node's namespace (nsenter --net=/run/netns/xl-lbN) and reads
 the agent's GET /status on its loopback admin address every 20 ms, so a timing
 costs no process start per sample. "removed": every VIP entry of the given
-addresses is unhealthy with 0 slots; "present": healthy with slots. Writes the
+addresses is unhealthy with 0 slots; "present": healthy with slots;
+"converged": the agent's health checks converged (it may announce);
+"stopped": traffic to the node has stopped (announcements.traffic_stopped).
+--table T (with converged): at every sample before convergence, also look at
+the node's announcement table T (routes proto 222, which bird exports) and
+count the samples that found a VIP route there in OUT.early. Writes the
 seconds from EPOCH until then, or "timeout". --since @FILE: the epoch is in
 FILE, written when the event happens (start the poller first, then act). Loopback only; nothing else is
 contacted. Refuses to run outside an xl- namespace.
@@ -29,6 +36,9 @@ def refuse_outside_lab():
 
 
 def reached(status, addresses, want):
+    if want in ("converged", "stopped"):
+        key = "health_converged" if want == "converged" else "traffic_stopped"
+        return (status.get("announcements") or {}).get(key) is True
     entries = [b for v in status["vips"] for b in v["backends"] if b["address"] in addresses]
     if not entries:
         return want == "removed"
@@ -40,12 +50,15 @@ def reached(status, addresses, want):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--admin", default="127.0.0.1:9180")
-    p.add_argument("--address", action="append", required=True)
-    p.add_argument("--want", choices=["removed", "present"], required=True)
+    p.add_argument("--address", action="append", default=[])
+    p.add_argument("--want", choices=["removed", "present", "converged", "stopped"], required=True)
     p.add_argument("--since", required=True)
     p.add_argument("--timeout", type=float, default=20)
     p.add_argument("--out", required=True)
+    p.add_argument("--table", type=int)
     a = p.parse_args()
+    if a.want in ("removed", "present") and not a.address:
+        p.error("--want %s needs --address" % a.want)
     host = a.admin.rsplit(":", 1)[0].strip("[]")
     if not (host.startswith("127.") or host in ("::1", "localhost")):
         sys.exit("poll.py: --admin must be a loopback address")
@@ -68,6 +81,7 @@ def main():
             f.write("timeout\n")
         return
     result = "timeout"
+    early = 0
     for _ in range(100000):
         if time.time() > deadline:
             break
@@ -79,9 +93,24 @@ def main():
                 break
         except (OSError, ValueError):
             pass
+        if a.table is not None and announced(a.table):
+            early += 1
         time.sleep(0.02)
     with open(a.out, "w") as f:
         f.write(result + "\n")
+    if a.table is not None:
+        with open(a.out + ".early", "w") as f:
+            f.write("%d\n" % early)
+
+
+def announced(table):
+    """A VIP route in the announcement table now (what bird would export)."""
+    for fam in ("-4", "-6"):
+        out = subprocess.run(["ip", fam, "route", "show", "table", str(table), "proto", "222"],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ sysctls() {
 
 mac_of() { ns_exec "$1" cat "/sys/class/net/$2/address"; }
 
-# add_ns NS: create a namespace with lo up, no DAD, no router advertisements.
+# add_ns NS: create a namespace with lo up, no DAD, no router advertisements,
+# IPv6 addresses kept while a link is down (the BGP sessions come back with it).
 add_ns() {
 	local ns=$1
 	[ ${#ns} -le $MAX_NAMELEN ] || die "namespace name '$ns' is longer than $MAX_NAMELEN characters"
@@ -22,6 +23,7 @@ add_ns() {
 	ip -n "$ns" link set lo up
 	sysctls "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
 		net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+		net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1 \
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 }
 
@@ -58,7 +60,7 @@ router_link() {
 
 # topo_up: the whole topology (see config.sh), without agents or servers.
 topo_up() {
-	local i k all_be=$((BACKENDS + 1)) lbs=() nh4=() nh6=()
+	local i k all_be=$((BACKENDS + 1))
 	add_ns "$NS_CLIENT"
 	add_ns "$NS_ROUTER"
 	for ((i = 1; i <= LB_NODES; i++)); do add_ns "$(ns_lb "$i")"; done
@@ -102,11 +104,8 @@ topo_up() {
 		sysctls "$ns" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 "net.ipv4.conf.$lif.rp_filter=0"
 		ns_exec "$NS_ROUTER" ethtool -K "$rif" tx off >/dev/null
 		ip -n "$NS_ROUTER" link set dev "$rif" xdpdrv obj "$LAB_STATE_DIR/xdp_pass.bpf.o" sec xdp
-		nh4+=(nexthop via "$(lb4 "$i")" dev "$rif")
-		nh6+=(nexthop via "$(lb6 "$i")" dev "$rif")
 	done
-	ip -n "$NS_ROUTER" route add "$VIP4/32" "${nh4[@]}"
-	ip -n "$NS_ROUTER" -6 route add "$VIP6/128" "${nh6[@]}"
+	# No VIP route here: the router learns them from the LB nodes (router_bird_up).
 
 	# Backends (MTU 1600): default route via the router (DSR replies).
 	for ((i = 1; i <= all_be; i++)); do
@@ -116,20 +115,117 @@ topo_up() {
 	done
 }
 
-# ecmp_route_set NODE...: the router's VIP routes over exactly these LB nodes.
-ecmp_route_set() {
-	local i nh4=() nh6=()
-	for i in "$@"; do
-		nh4+=(nexthop via "$(lb4 "$i")" dev "$(if_rtr_lb "$i")")
-		nh6+=(nexthop via "$(lb6 "$i")" dev "$(if_rtr_lb "$i")")
-	done
-	ip -n "$NS_ROUTER" route replace "$VIP4/32" "${nh4[@]}"
-	ip -n "$NS_ROUTER" -6 route replace "$VIP6/128" "${nh6[@]}"
+# ---- BGP ---------------------------------------------------------------------
+
+# router_bird_conf: the router's bird2 config (also the README's router sample).
+# One eBGP session per family per LB node, BFD on each, every VIP route
+# imported and merged into one ECMP route in the main kernel table. Routes
+# from different LB nodes merge because they are equal in everything bird
+# compares (same neighbour AS, AS path length, origin, no MED).
+router_bird_conf() {
+	local i
+	cat <<EOF
+# bird2 on the lab's router (ecmp-lab/topology.sh): eBGP with every LB node,
+# BFD, ECMP multipath of the VIP routes into the main kernel table.
+router id $RTR_ID;
+log "$LAB_STATE_DIR/bird-rtr.log" all;
+timeformat protocol iso long;
+
+protocol device { scan time 10; }
+
+# Routes from several peers, equal in everything bird compares, become one
+# multipath route in the kernel (fib_multipath_hash_policy picks per flow).
+protocol kernel kernel4 { merge paths on; ipv4 { import none; export where source = RTS_BGP; }; }
+protocol kernel kernel6 { merge paths on; ipv6 { import none; export where source = RTS_BGP; }; }
+
+protocol bfd {
+	interface "*" { min rx interval $BFD_INTERVAL_MS ms; min tx interval $BFD_INTERVAL_MS ms; multiplier $BFD_MULTIPLIER; };
 }
 
-# ecmp_nodes: LB node indexes in the router's IPv4 VIP route now.
+# A node that comes back is taken back within a second or two: connect at
+# once, retry every second, restart 1 s after an error (2 s at most; an error
+# sequence is forgotten after 10 s). A production ToR may want longer error
+# waits (flap damping). BFD takes a silent node out in 3 x 100 ms.
+template bgp lbnode {
+	local as $RTR_ASN;
+	hold time 9;
+	keepalive time 3;
+	connect delay time 1;
+	connect retry time 1;
+	error wait time 1, 2;
+	error forget time 10;
+	bfd on;
+}
+EOF
+	for ((i = 1; i <= LB_NODES; i++)); do
+		cat <<EOF
+
+# LB node $i ($(ns_lb "$i")): IPv4 VIPs on the IPv4 session, IPv6 VIPs on the IPv6 one.
+protocol bgp lb${i}_4 from lbnode { neighbor $(lb4 "$i") as $LB_ASN; ipv4 { import all; export none; }; }
+protocol bgp lb${i}_6 from lbnode { neighbor $(lb6 "$i") as $LB_ASN; ipv6 { import all; export none; }; }
+EOF
+	done
+}
+
+# route_monitor_up: the router's route history (ip -ts monitor route) into
+# $LAB_STATE_DIR/routes.log for the whole run, started before any route exists.
+route_monitor_up() {
+	lab_ns "$NS_ROUTER" || die "no router namespace"
+	# Through env with a marker argument: $! is the monitor and its command
+	# line names the state directory (ours() in cleanup).
+	ip netns exec "$NS_ROUTER" env XDPLB_LAB="$LAB_STATE_DIR" ip -ts monitor route \
+		>"$LAB_STATE_DIR/routes.log" 2>&1 7>&- 8>&- &
+	record_pid route-monitor $!
+	disown $!
+}
+
+# router_bird_up: bird2 on the router, in the foreground, recorded for cleanup.
+router_bird_up() {
+	local conf=$LAB_STATE_DIR/bird-rtr.conf
+	router_bird_conf >"$conf"
+	bird -p -c "$conf" || die "bird refused $conf"
+	lab_ns "$NS_ROUTER" || die "no router namespace"
+	ip netns exec "$NS_ROUTER" bird -f -c "$conf" -s "$LAB_STATE_DIR/bird-rtr.ctl" -P "$LAB_STATE_DIR/bird-rtr.pid" \
+		>>"$LAB_STATE_DIR/bird-rtr.out" 2>&1 7>&- 8>&- &
+	record_pid bird-rtr $!
+	disown $!
+	wait_until 10 test -S "$LAB_STATE_DIR/bird-rtr.ctl" >/dev/null || die "bird on the router did not start (see $LAB_STATE_DIR/bird-rtr.out)"
+}
+
+# rtr_birdc CMD...: ask the router's bird.
+rtr_birdc() { ns_exec "$NS_ROUTER" birdc -s "$LAB_STATE_DIR/bird-rtr.ctl" "$@"; }
+
+# cut_node I / uncut_node I: the "dead host" of node_failure: every frame
+# between the router and LB node I dropped both ways while the link's carrier
+# stays up (XDP drop on the router's side for what the node sends, tc egress
+# drop for what the router sends it; ecmp-lab/cut.bpf.c). Only BFD notices.
+cut_node() {
+	local rif
+	rif=$(if_rtr_lb "$1")
+	ip -force -n "$NS_ROUTER" link set dev "$rif" xdpdrv obj "$LAB_STATE_DIR/cut.bpf.o" sec xdp
+	ns_exec "$NS_ROUTER" tc qdisc add dev "$rif" clsact
+	ns_exec "$NS_ROUTER" tc filter add dev "$rif" egress bpf direct-action obj "$LAB_STATE_DIR/cut.bpf.o" sec tc
+}
+uncut_node() {
+	local rif
+	rif=$(if_rtr_lb "$1")
+	ns_exec "$NS_ROUTER" tc qdisc del dev "$rif" clsact 2>/dev/null || true
+	ip -force -n "$NS_ROUTER" link set dev "$rif" xdpdrv obj "$LAB_STATE_DIR/xdp_pass.bpf.o" sec xdp
+}
+
+# ecmp_nodes [4|6]: LB node indexes in the router's IPv4 (IPv6) VIP route now
+# (next hops the kernel ignores because their link is down not counted).
 ecmp_nodes() {
-	ip -n "$NS_ROUTER" route show "$VIP4/32" | sed -n 's/.*dev xl-rtr-lb\([0-9]*\).*/\1/p' | sort -n | tr '\n' ' '
+	local fam=${1:-4} vip=$VIP4/32
+	[ "$fam" = 4 ] || vip=$VIP6/128
+	ip -n "$NS_ROUTER" "-$fam" route show "$vip" | grep -v linkdown |
+		sed -n 's/.*dev xl-rtr-lb\([0-9]*\).*/\1/p' | sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+
+# ecmp_is NODES...: both VIP routes go over exactly these LB nodes ("" = no route).
+ecmp_is() {
+	local want="$*"
+	[ "$(ecmp_nodes 4)" = "$want" ] && [ "$(ecmp_nodes 6)" = "$want" ]
 }
 
 # backend_up I: GRE decap (tools/gre-decap) and the servers of backend I.

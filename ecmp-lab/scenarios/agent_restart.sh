@@ -2,14 +2,19 @@
 # Scenario 5, agent restart: while long-lived connections and a steady stream
 # of short ones run, the agent of every LB node in turn is SIGKILLed and
 # started again (it adopts the pinned program and maps: same program id).
+# The node's BGP daemon runs next to the agent, the announcements are kernel
+# routes the new agent adopts, and the grace time (30 s) is longer than a
+# restart: the router's BGP routes must not change at all.
 # Goals: 0 broken or failed connections, 0 packets dropped by the LB nodes
-# (drop_* counters); client TCP retransmissions are reported alongside.
+# (drop_* counters), 0 changes of the router's VIP routes while the agents
+# restart (route history); client TCP retransmissions are reported alongside.
 set -o errexit -o nounset -o pipefail
 umask 077
 LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
 . "$LAB_DIR/config.sh"
 . "$LAB_DIR/lib.sh"
+. "$LAB_DIR/topology.sh"
 scenario_begin agent_restart
 
 prog_id() { status_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['node']; print(d['program_id'] if 'program_id' in d else d['programId'])"; }
@@ -27,7 +32,9 @@ short_pid=$!
 record_pid "short-$SC_NAME" "$short_pid"
 SC_PIDS+=("$short_pid")
 sleep "$PHASE"
-for ((i = 1; i <= LB_NODES; i++)); do
+meta route_before "$(ecmp_nodes 4)"
+meta t_restarts "$(now)"
+for i in $(up_nodes); do
 	before=$(prog_id "$i")
 	t0=$(now)
 	kill_agent "$i"
@@ -38,6 +45,8 @@ for ((i = 1; i <= LB_NODES; i++)); do
 	meta "up_mode_$i" "$(up_mode "$i")"
 	sleep 1
 done
+meta t_restarts_end "$(now)"
+meta route_after "$(ecmp_nodes 4)"
 wait "$short_pid" || warn "short traffic exited with $?"
 long_wait
 meta retrans1 "$(client_retrans)"

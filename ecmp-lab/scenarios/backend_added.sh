@@ -28,7 +28,7 @@ watch_backend present joined "$(be4 $new)" "$(be6 $new)"
 echo "$new" >"$LAB_STATE_DIR/active_backends"
 for ((i = 1; i <= LB_NODES; i++)); do write_config "$i" "$new"; done
 now >"$SC/joined.t"
-for ((i = 1; i <= LB_NODES; i++)); do lbx "$i" reload >>"$SC/reload.out"; done
+for i in $(up_nodes); do lbx "$i" reload >>"$SC/reload.out"; done
 watch_wait
 wait_until 30 all_healthy >/dev/null || die "be$new not healthy in every node's ring within 30 s"
 sleep 1

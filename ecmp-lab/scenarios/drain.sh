@@ -20,14 +20,14 @@ meta backends "$(active_backends)"
 long_start long $((2 * PHASE + 3))
 sleep "$PHASE"
 meta t_drain "$(now)"
-for ((i = 1; i <= LB_NODES; i++)); do
+for i in $(up_nodes); do
 	lbx "$i" drain "$(be4 $victim)" >>"$SC/drain.out"
 	lbx "$i" drain "$(be6 $victim)" >>"$SC/drain.out"
 done
 snapshot_status "$SC/status_drained.json"
 short_conns "$SC/short.json" "$SHORT_CONNS" >"$SC/short.log"
 long_wait
-for ((i = 1; i <= LB_NODES; i++)); do
+for i in $(up_nodes); do
 	lbx "$i" undrain "$(be4 $victim)" >>"$SC/drain.out"
 	lbx "$i" undrain "$(be6 $victim)" >>"$SC/drain.out"
 done
