@@ -1,6 +1,7 @@
 import Config
 import DataPlane
 import Foundation
+import Health
 import Logging
 import NetAddress
 import Routing
@@ -56,15 +57,28 @@ extension Agent {
         if let total = try? controller.vips.values.reduce(UInt64(0), { $0 &+ (try CounterReader.sum(dataPlane.maps.vipStats, index: $1.index)).packets }) {
             announcer.observeTraffic(vipPackets: total)
         }
-        if !healthConverged {
-            let states = await health.states
-            let targets = probeTargets().values.flatMap { $0.values }
-            healthConverged = targets.allSatisfy { t in
-                t.check.type == .none || states[t].map { !$0.healthy || $0.probes >= t.check.fall } ?? false
-            }
-            if healthConverged { logger.info("health checks converged: the gate may announce") }
+        let wasHolding = convergence.holding
+        refreshConvergence(await health.states)
+        if wasHolding && !convergence.holding {
+            // Settled after isolation: now apply the real view (this also re-announces).
+            try? await reconcileWithHealth(reason: "health converged")
         }
         updateAnnouncements()
+    }
+
+    /// Feeds the probe states to the convergence tracker and logs what changed.
+    func refreshConvergence(_ states: [ProbeTarget: ProbeState]) {
+        let inputs = Set(probeTargets().values.flatMap { $0.values }).filter { $0.check.type != .none }.map {
+            HealthConvergence<ProbeTarget>.Input(target: $0, state: states[$0], rise: $0.check.rise, fall: $0.check.fall)
+        }
+        switch convergence.update(inputs) {
+        case .none: break
+        case .converged: logger.info("health checks converged: the gate may announce")
+        case .isolated: logger.warning("every backend is down from this node (cut off?): the fail-open policy decides what is announced")
+        case .reconverging:
+            logger.warning("a backend is back after every one was down: withdrawn, and the data plane keeps failing open, until every backend is re-probed (a partial view would send moved flows elsewhere)")
+            updateAnnouncements()
+        }
     }
 
     /// `xdplb node drain|undrain`: withdraw or restore every VIP of this node.

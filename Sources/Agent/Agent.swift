@@ -45,8 +45,10 @@ public actor Agent {
     var lastReconcileError: String?
     /// SIGTERM received: everything is withdrawn.
     var stopping = false
-    /// Health checks have converged since start (or announcements were adopted).
-    var healthConverged = false
+    /// Whether the health view is settled enough to announce (start-up, and after losing every backend).
+    var convergence = HealthConvergence<ProbeTarget>()
+    /// Health checks have converged (or announcements were adopted).
+    var healthConverged: Bool { convergence.converged }
     /// When a failed reconcile was last retried.
     var lastRetry = Date.distantPast
 
@@ -121,6 +123,9 @@ public actor Agent {
         let targets = probeTargets()
         // One hop to the checker for every state, not one per target (1,000 backends = 1,000 awaits).
         let probed = await health.states
+        refreshConvergence(probed)
+        // Back from isolation, not settled: keep the view of before (see HealthConvergence).
+        if convergence.holding { return try reconcile(reason: reason) }
         var states: [ProbeTarget: Bool] = [:]
         for t in targets.values.flatMap({ $0.values }) { states[t] = probed[t]?.healthy ?? true }
         try reconcile(reason: reason, healthy: states)
