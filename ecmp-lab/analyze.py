@@ -243,6 +243,7 @@ def node_failure(d, m, out, routes_log):
         "client_tcp_retransmits_failure": retrans(m, "retrans0", "retrans1"),
         "client_tcp_retransmits_restore": retrans(m, "retrans1", "retrans2"),
         "lb_drops": lb_drops,
+        "victim_agent_saw": m.get("victim_agent_saw") or "no health change",
     }
     say("lb%s cut silently (%s): out of the router's ECMP set after %s s (v4 %s, v6 %s; BFD %s); back %s s after restore",
         victim, m["method"], cut["seconds"], cut["ipv4"], cut["ipv6"], m.get("bfd"), back["seconds"])
@@ -251,6 +252,7 @@ def node_failure(d, m, out, routes_log):
         res["client_tcp_retransmits_failure"], res["client_tcp_retransmits_restore"], lb_drops)
     say("%d long-lived connections (%d up), %d moved to other nodes (ct_miss), broken %d %s; max reply gap %.2f s",
         ls["connections"], ls["connected"], moved, ls["broken"], ls["broken_reasons"] or "", ls["max_reply_gap_s"] or 0)
+    say("the cut node's agent (its health checks cross the cut link): %s", res["victim_agent_saw"])
     goals = [
         goal("connections up", ls["connected"] == ls["connections"], ls["connected"], ls["connections"]),
         goal("broken connections", ls["broken"] == 0, ls["broken"], 0),

@@ -85,6 +85,11 @@ def main():
     for _ in range(100000):
         if time.time() > deadline:
             break
+        # The table is read before the status: a route seen there while the
+        # status read after it still says "not converged" was announced early
+        # (convergence only moves forward, so the reverse order would count a
+        # route added between the two reads).
+        in_table = a.table is not None and announced(a.table)
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 status = json.load(r)
@@ -93,7 +98,7 @@ def main():
                 break
         except (OSError, ValueError):
             pass
-        if a.table is not None and announced(a.table):
+        if in_table:
             early += 1
         time.sleep(0.02)
     with open(a.out, "w") as f:

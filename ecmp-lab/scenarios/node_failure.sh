@@ -36,6 +36,7 @@ sleep "$PHASE"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
 route_event cut $others
+log_lines=$(wc -l <"$LAB_STATE_DIR/agent-lb$victim.log")
 cut_node "$victim"
 t=$(wait_until 10 ecmp_is $others) || t=-1
 meta route_during "$(ecmp_nodes 4)"
@@ -50,6 +51,12 @@ route_event restore $nodes
 uncut_node "$victim"
 t=$(wait_until 30 ecmp_is $nodes) || t=-1
 meta restore_poll_s "$t"
+# What the cut node's agent saw: its health checks cross the same link, so a
+# long enough cut takes every backend down there; coming back, it withdraws
+# and keeps failing open until every backend is re-probed (HealthConvergence).
+sleep 1
+meta victim_agent_saw "$(tail -n +"$((log_lines + 1))" "$LAB_STATE_DIR/agent-lb$victim.log" |
+	grep -oE 'every backend is down|a backend is back after every one was down|health checks converged' | uniq | paste -sd '>' -)"
 meta route_after "$(ecmp_nodes 4)"
 long_wait
 meta retrans2 "$(client_retrans)"
