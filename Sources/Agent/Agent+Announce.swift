@@ -71,7 +71,9 @@ extension Agent {
         let inputs = Set(probeTargets().values.flatMap { $0.values }).filter { $0.check.type != .none }.map {
             HealthConvergence<ProbeTarget>.Input(target: $0, state: states[$0], rise: $0.check.rise, fall: $0.check.fall)
         }
-        switch convergence.update(inputs) {
+        let change = convergence.update(inputs)
+        if !convergence.converged { healthConvergedAt = nil } else if healthConvergedAt == nil { healthConvergedAt = Date() }
+        switch change {
         case .none: break
         case .converged: logger.info("health checks converged: the gate may announce")
         case .isolated: logger.warning("every backend is down from this node (cut off?): the fail-open policy decides what is announced")
@@ -127,6 +129,7 @@ extension Agent {
         return .init(table: announcer.bgp.table, drained: announcer.drained,
                      announced: announcer.announced.map(\.description).sorted(), daemon: daemon, sessions: sessions,
                      routeError: announcer.routeError, healthConverged: healthConverged,
+                     healthConvergedAt: healthConvergedAt?.timeIntervalSince1970,
                      trafficStopped: stopped != nil, secondsSinceVipTraffic: announcer.secondsSinceTraffic(),
                      graceTimeSeconds: Double(announcer.bgp.graceTimeMs) / 1000, failOpenPolicy: announcer.bgp.failOpen.rawValue)
     }

@@ -49,6 +49,8 @@ public actor Agent {
     var convergence = HealthConvergence<ProbeTarget>()
     /// Health checks have converged (or announcements were adopted).
     var healthConverged: Bool { convergence.converged }
+    /// When `healthConverged` last became true.
+    var healthConvergedAt: Date?
     /// When a failed reconcile was last retried.
     var lastRetry = Date.distantPast
 

@@ -23,6 +23,8 @@ public struct AgentStatus: Codable, Sendable {
         public var routeError: String?
         /// Health checks converged since start (a fresh node announces only after).
         public var healthConverged: Bool
+        /// When the health view last converged (Unix seconds; nil while not converged).
+        public var healthConvergedAt: Double?
         /// Nothing announced and no VIP packet for `bgp.quiet_time`.
         public var trafficStopped: Bool
         /// Seconds since the last VIP packet reached this node.
