@@ -457,3 +457,13 @@ watch_wait() {
 	local p
 	for p in "${WATCH_PIDS[@]}"; do wait "$p" || true; done
 }
+
+# pick_victim SCENARIO: the LB node a node scenario acts on (the last one),
+# which must be in service. Sets victim, nodes (in service) and others.
+pick_victim() {
+	victim=$LB_NODES
+	nodes=$(up_nodes)
+	others=$(for i in $nodes; do [ "$i" = "$victim" ] || printf '%s ' "$i"; done)
+	[[ " $nodes " == *" $victim "* ]] || die "$1: LB node $victim is not in service (nodes in service: $nodes)"
+	meta victim "$victim"
+}

@@ -9,13 +9,7 @@
 # (drop_* counters), 0 changes of the router's VIP routes while the agents
 # restart (route history); client TCP retransmissions are reported alongside.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-. "$LAB_DIR/topology.sh"
-scenario_begin agent_restart
+. "$(dirname "$0")/../scenario.sh" agent_restart
 
 prog_id() { status_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['node']; print(d['program_id'] if 'program_id' in d else d['programId'])"; }
 up_mode() { status_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['node']; print(d.get('up_mode', d.get('upMode')))"; }

@@ -6,12 +6,7 @@
 # (only flows now owned by the new backend should move). Goal: 0 broken
 # established connections (conntrack keeps them on their backend).
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-scenario_begin backend_added
+. "$(dirname "$0")/../scenario.sh" backend_added
 
 old=$(active_backends)
 new=$((old + 1))

@@ -6,12 +6,7 @@
 # other backends that break (goal 0); new connections after the removal (none
 # may fail or reach the dead backend); the time until it is back after a restart.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-scenario_begin backend_failure
+. "$(dirname "$0")/../scenario.sh" backend_failure
 
 victim=1
 meta victim "be$victim"

@@ -6,12 +6,7 @@
 # standard deviations of a fair random split; the ring digests of every VIP
 # must be equal on every node.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-scenario_begin distribution
+. "$(dirname "$0")/../scenario.sh" distribution
 
 meta backends "$(active_backends)"
 meta lb_nodes "$LB_NODES"

@@ -4,12 +4,7 @@
 # to their end (conntrack keeps draining backends' flows); new connections
 # avoid it. Afterwards it is undrained.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-scenario_begin drain
+. "$(dirname "$0")/../scenario.sh" drain
 
 victim=2
 meta victim "be$victim"

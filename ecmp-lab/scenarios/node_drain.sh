@@ -8,19 +8,9 @@
 # Goals: 0 broken, 0 packets lost (client TCP retransmits, LB drops).
 # The node stays out of service until node_join.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-. "$LAB_DIR/topology.sh"
-scenario_begin node_drain
+. "$(dirname "$0")/../scenario.sh" node_drain
 
-victim=$LB_NODES
-nodes=$(up_nodes)
-others=$(for i in $nodes; do [ "$i" = "$victim" ] || printf '%s ' "$i"; done)
-[[ " $nodes " == *" $victim "* ]] || die "node_drain: LB node $victim is not in service (nodes in service: $nodes)"
-meta victim "$victim"
+pick_victim node_drain
 meta route_before "$(ecmp_nodes 4)"
 
 long_start long $((3 * PHASE + 4))

@@ -13,19 +13,9 @@
 # TCP retransmits, LB drop counters). Goal: 0 broken. Then the node is
 # restored and rejoins the ECMP set.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-. "$LAB_DIR/topology.sh"
-scenario_begin node_failure
+. "$(dirname "$0")/../scenario.sh" node_failure
 
-victim=$LB_NODES
-nodes=$(up_nodes)
-others=$(for i in $nodes; do [ "$i" = "$victim" ] || printf '%s ' "$i"; done)
-[[ " $nodes " == *" $victim "* ]] || die "node_failure: LB node $victim is not in service (nodes in service: $nodes)"
-meta victim "$victim"
+pick_victim node_failure
 meta lb_nodes "$LB_NODES"
 meta method "every frame between the router and the node dropped both ways, carrier up (BFD detects it)"
 meta bfd "${BFD_INTERVAL_MS} ms x $BFD_MULTIPLIER"

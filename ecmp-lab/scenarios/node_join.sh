@@ -8,13 +8,7 @@
 # node's health convergence and to the router's new ECMP set. Goal: 0 broken,
 # the announcement not before health converged.
 set -o errexit -o nounset -o pipefail
-umask 077
-LAB_DIR=${LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-REPO=${REPO:-$(cd "$LAB_DIR/.." && pwd)}
-. "$LAB_DIR/config.sh"
-. "$LAB_DIR/lib.sh"
-. "$LAB_DIR/topology.sh"
-scenario_begin node_join
+. "$(dirname "$0")/../scenario.sh" node_join
 
 victim=$LB_NODES
 if ! node_stopped "$victim"; then
