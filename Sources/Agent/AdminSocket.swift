@@ -45,6 +45,13 @@ public struct AdminSocket: Sendable {
                 throw AgentError("node.admin: cannot create the socket's directory \(dir): \(error.localizedDescription)")
             }
         }
+        var st = stat()
+        guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw AgentError("node.admin: the socket's directory \(dir) is not a directory")
+        }
+        guard st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+            throw AgentError("node.admin: the socket's directory \(dir) is writable by users other than root (mode \(String(st.st_mode & 0o7777, radix: 8)), owner \(st.st_uid)); use a root-only directory such as /run/xdplb")
+        }
         try Self.removeStale(path)
     }
 
@@ -53,6 +60,7 @@ public struct AdminSocket: Sendable {
     public func publish() throws {
         guard chown(bindPath, 0, groupID) == 0 else { throw AgentError("admin socket \(bindPath): chown root:\(groupID): \(Self.lastError())") }
         guard chmod(bindPath, Self.mode) == 0 else { throw AgentError("admin socket \(bindPath): chmod 660: \(Self.lastError())") }
+        try Self.removeStale(path)   // another agent that came up meanwhile keeps its socket
         guard rename(bindPath, path) == 0 else { throw AgentError("admin socket: rename \(bindPath) to \(path): \(Self.lastError())") }
         var st = stat()
         guard lstat(path, &st) == 0 else { throw AgentError("admin socket \(path): \(Self.lastError())") }

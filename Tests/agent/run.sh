@@ -140,6 +140,12 @@ if timeout 20 nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$tmp/nogroup
 		grep -qF "node.admin_group: group 'xdplb-no-such-group' does not exist" "$tmp/nogroup.out"
 fi
 
+sed "s|admin: $sock|admin: /tmp/xdplb-agent-test-$$.sock|" "$cfg" >"$tmp/tmpdir.yaml"
+if timeout 20 nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$tmp/tmpdir.yaml" >"$tmp/tmpdir.out" 2>&1; then bad "a socket in a directory others can write is refused"; else
+	check "a socket in a directory others can write (/tmp) is refused, saying so" \
+		grep -qF "node.admin: the socket's directory /tmp is writable by users other than root" "$tmp/tmpdir.out"
+fi
+
 # ---- connection cap and idle timeout (finding 18) ----------------------------
 if python3 "$here/admin_conns.py" "$sock" 64 25 >"$tmp/conns.json" 2>"$tmp/conns.err"; then
 	ok "64 idle/half-sent admin connections held; the 65th answered 503 and closed; the idle timeout closed all 64 ($(json "d['seconds']" <"$tmp/conns.json") s after the 65th)"
