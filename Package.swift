@@ -54,6 +54,9 @@ let package = Package(
         // The agent: pinned data plane, reconcile loop, admin API, metrics.
         .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing",
                                               .product(name: "Hummingbird", package: "hummingbird"),
+                                              .product(name: "HummingbirdCore", package: "hummingbird"),
+                                              .product(name: "NIOCore", package: "swift-nio"),
+                                              .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
                                               .product(name: "Logging", package: "swift-log")]),
         // `xdplb bench`: data-plane cost per packet (BPF_PROG_TEST_RUN) and control-plane timings.

@@ -1,13 +1,17 @@
 import Config
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import NIOCore
 import Logging
 
-/// The admin HTTP API (loopback by default) used by `xdplb status|stats|reload|drain|undrain|weight`:
+/// The admin HTTP API used by `xdplb status|stats|reload|drain|undrain|weight|node`,
+/// on a unix socket by default (see ``AdminSocket``) or on TCP (``AdminAccess``:
+/// writes and the full status need the bearer token):
 ///
 /// | method | path | what |
 /// |---|---|---|
-/// | GET | `/status` | VIPs, backends, health, weights, slots, digests (JSON) |
+/// | GET | `/status` | VIPs, backends, health, weights, slots, digests (JSON; redacted for untrusted TCP readers) |
 /// | GET | `/stats[?per_cpu=1]` | counters summed over CPUs (JSON) |
 /// | GET | `/metrics` | Prometheus text exposition |
 /// | POST | `/reload` | re-read the config file |
@@ -17,17 +21,26 @@ import Logging
 /// | POST | `/node/drain` | withdraw every VIP of this node (node.bgp) |
 /// | POST | `/node/undrain` | announce again what the gate allows |
 /// | GET | `/healthz` | 200 while the agent runs |
+///
+/// At most ``maxConnections`` connections are open at once (more are answered
+/// 503 and closed); one idle or half-sent for ``idleTimeout`` is closed.
 public enum AdminServer {
-    /// Builds the Hummingbird application serving `agent` on `address` (`host:port`).
-    public static func application(agent: Agent, metrics: Metrics, address: String, logger: Logger) throws -> some ApplicationProtocol {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            throw AgentError("admin address '\(address)' is not host:port")
-        }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+    /// Most admin connections open at once.
+    public static let maxConnections = 64
+    /// An admin connection with no request in progress, or a request sent only in part, is closed after this.
+    public static let idleTimeout: TimeAmount = .seconds(10)
+
+    /// Builds the Hummingbird application serving `agent` on `listener`;
+    /// `onRunning` runs once the server is bound (publishes the socket).
+    public static func application(agent: Agent, metrics: Metrics, listener: AdminListener, logger: Logger,
+                                   onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
+        let access = listener.access
         let router = Router()
         router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/status") { _, _ in try json(await agent.status()) }
+        router.get("/status") { req, _ in
+            let status = await agent.status()
+            return try json(access.trusts(req) ? status : status.redacted())
+        }
         router.get("/stats") { req, _ in
             try json(try await agent.stats(perCPU: req.uri.queryParameters.get("per_cpu") == "1"))
         }
@@ -36,24 +49,42 @@ public enum AdminServer {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
-        router.post("/reload") { _, _ in try await run { try await agent.reload() } }
+        router.post("/reload") { req, _ in
+            if let no = access.refusal(req) { return no }
+            return try await run { try await agent.reload() }
+        }
         router.post("/drain") { req, _ in
-            try await run { try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: 0) }
+            if let no = access.refusal(req) { return no }
+            return try await run { try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: 0) }
         }
         router.post("/undrain") { req, _ in
-            try await run { try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: nil) }
+            if let no = access.refusal(req) { return no }
+            return try await run { try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: nil) }
         }
         router.post("/weight") { req, _ in
-            try await run {
+            if let no = access.refusal(req) { return no }
+            return try await run {
                 guard let w = req.uri.queryParameters.get("weight").flatMap(UInt32.init) else {
                     throw AgentError("missing or bad 'weight' (0...\(ConfigLoader.maxWeight))")
                 }
                 return try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: w)
             }
         }
-        router.post("/node/drain") { _, _ in try await run { try await agent.setNodeDrained(true) } }
-        router.post("/node/undrain") { _, _ in try await run { try await agent.setNodeDrained(false) } }
-        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "xdplb"), logger: logger)
+        router.post("/node/drain") { req, _ in
+            if let no = access.refusal(req) { return no }
+            return try await run { try await agent.setNodeDrained(true) }
+        }
+        router.post("/node/undrain") { req, _ in
+            if let no = access.refusal(req) { return no }
+            return try await run { try await agent.setNodeDrained(false) }
+        }
+        let limiter = AdminConnectionLimiter(cap: maxConnections)
+        let server = HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)), limiter: limiter)
+        }
+        return Application(router: router, server: server,
+                           configuration: .init(address: listener.bindAddress, serverName: "xdplb"),
+                           onServerRunning: { _ in await onRunning() }, logger: logger)
     }
 
     static func backend(_ req: Request) throws -> String {

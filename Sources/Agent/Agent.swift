@@ -204,6 +204,7 @@ public actor Agent {
         if o.bpffs != n.bpffs { fixed.append("node.bpffs") }
         if o.lruSize != n.lruSize { fixed.append("node.lru_size") }
         if o.admin != n.admin { fixed.append("node.admin") }
+        if o.adminGroup != n.adminGroup || o.adminTokenFile != n.adminTokenFile { fixed.append("node.admin_group/admin_token_file") }
         if o.bgp != n.bgp { fixed.append("node.bgp") }
         if o.stateDir != n.stateDir { fixed.append("node.state_dir") }
         if !fixed.isEmpty {

@@ -52,17 +52,22 @@ public struct AgentStatus: Codable, Sendable {
     public struct Node: Codable, Sendable {
         public var interface: String
         public var xdpMode: String
-        public var bpffs: String
+        /// The bpffs directory (absent in redacted output: TCP without the token).
+        public var bpffs: String?
         public var programId: UInt32
         public var programTag: String
         public var upMode: String
-        public var configFile: String
+        /// The config file path (absent in redacted output).
+        public var configFile: String?
         public var configLoadedAt: String
         public var lastReconcileMs: Double
         public var reconciles: Int
-        public var hashSeed: UInt32
+        /// The cluster-wide flow-hash seed (absent in redacted output: it predicts backends and buckets).
+        public var hashSeed: UInt32?
         /// The last reconcile's error (nil: it succeeded).
         public var lastReconcileError: String?
+        /// True when seed, paths and error details were left out (TCP reader without the admin token).
+        public var redacted: Bool?
     }
 
     /// One VIP.

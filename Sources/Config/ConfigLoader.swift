@@ -329,7 +329,8 @@ struct Reader {
 
     mutating func nodeSection(_ e: (Node, String)) -> NodeConfig? {
         guard let m = mapping(e.0, e.1, allowed: ["interface", "xdp_mode", "encap_source", "path_mtu", "hash_seed",
-                                                   "lru_size", "bpffs", "admin", "admin_allow_remote", "state_dir", "bgp"]) else { return nil }
+                                                   "lru_size", "bpffs", "admin", "admin_allow_remote", "admin_group",
+                                                   "admin_token_file", "state_dir", "bgp"]) else { return nil }
         guard let ifname = string(m["interface"]) else {
             if m["interface"] == nil { fail("\(e.1).interface", "missing (the interface to attach to)") }
             return nil
@@ -362,26 +363,8 @@ struct Reader {
             }
         }
         if let b = m["bgp"] { n.bgp = bgpSection(b) }
-        if let v = string(m["admin"]) {
-            n.admin = v
-            if let host = adminHost(v) {
-                let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1"
-                if !loopback && !n.adminAllowRemote {
-                    fail(m["admin"]!.1, "\(Echo.quoted(v)) is not a loopback address; set node.admin_allow_remote: true to allow it")
-                }
-            } else {
-                fail(m["admin"]!.1, "\(Echo.quoted(v)) is not host:port")
-            }
-        }
+        adminSection(m, &n)
         return n
-    }
-
-    func adminHost(_ s: String) -> String? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = String(s[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host == "localhost" { return host }
-        return IPAddress(host) == nil ? nil : host
     }
 
     mutating func vip(_ node: Node, _ path: String) -> VIPConfig? {

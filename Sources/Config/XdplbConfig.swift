@@ -38,10 +38,14 @@ public struct NodeConfig: Sendable, Equatable {
     public var lruSize: Int = 1_000_000
     /// bpffs directory holding the pinned program, link and maps.
     public var bpffs: String = "/sys/fs/bpf/xdplb"
-    /// Admin API listen address `host:port`.
-    public var admin: String = "127.0.0.1:9180"
-    /// Allow a non-loopback admin address.
+    /// Admin API address: a unix socket path (default; `unix:/path` or `/path`) or TCP `host:port` (opt-in).
+    public var admin: String = AdminEndpoint.defaultSocketPath
+    /// Allow a non-loopback TCP admin address.
     public var adminAllowRemote: Bool = false
+    /// The group that may use the admin socket besides root (nil: root only). Unix socket only.
+    public var adminGroup: String?
+    /// File holding the bearer token that TCP admin writes need (nil: TCP is read-only). TCP only.
+    public var adminTokenFile: String?
     /// Node-local agent state (heartbeat, drain flag).
     public var stateDir: String = "/run/xdplb"
     /// BGP announcement of the VIPs (nil: this node announces nothing itself).

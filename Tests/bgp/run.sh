@@ -20,6 +20,7 @@ tmp=$(mktemp -d /tmp/xdplb-bgp.XXXXXX)
 rt="xt-bg-rt-$$" lb="xt-bg-lb-$$" pe="xt-bg-pe-$$"
 bpffs="/sys/fs/bpf/xdplb-bgp-test-$$"
 cfg="$tmp/node.yaml" state="$tmp/state"
+sock="$tmp/admin.sock"   # the agent's admin socket (node.admin)
 agent_pid="" sup_pid="" rbird_pid="" pids=()
 pass=0 fail=0
 
@@ -41,7 +42,7 @@ trap 'exit 1' INT TERM
 . "$(dirname "$0")/../lib.sh"
 inlb() { nsenter --net="/run/netns/$lb" "$@"; }   # nsenter keeps /sys/fs/bpf visible
 x() { inlb "$XDPLB" "$@"; }
-status_json() { x status --admin 127.0.0.1:9180 --json; }
+status_json() { x status --admin "$sock" --json; }
 
 if [ "$(id -u)" != 0 ]; then
 	if [ "${CI:-}" = true ]; then bad "needs root (CI=true: not skipping)"; else echo "SKIP bgp: needs root"; fi
@@ -97,7 +98,7 @@ node:
   xdp_mode: generic
   encap_source: { ipv4: 10.0.9.1, ipv6: "fd00:9::1" }
   bpffs: $bpffs
-  admin: 127.0.0.1:9180
+  admin: $sock
   state_dir: $state
   bgp:
     local_asn: 65001
@@ -140,7 +141,7 @@ start_sup() {
 start_agent() {
 	nsenter --net="/run/netns/$lb" env XDPLB_FAULT_FILE="$tmp/fault" "$XDPLB" run --config "$cfg" >>"$tmp/agent.log" 2>&1 &
 	agent_pid=$!
-	wait_until 20 x status --admin 127.0.0.1:9180 >/dev/null || { tail -20 "$tmp/agent.log"; return 1; }
+	wait_until 20 x status --admin "$sock" >/dev/null || { tail -20 "$tmp/agent.log"; return 1; }
 }
 
 # The router's routes for an address: the next hops, sorted ("" when none).
@@ -167,41 +168,41 @@ check "status: 10.100.0.3 withdrawn because all backends are down" wait_until 10
 check "router has no route for 10.100.0.3 (fail-open, withdrawn)" gone4 10.100.0.3
 check "the announcement table holds exactly the announced addresses (proto 222)" \
 	test "$(ip -n "$lb" route show table 100 proto 222 | awk '{print $1}' | sort | tr '\n' ' ')" = "10.100.0.1 10.100.0.2 "
-inlb curl -sf http://127.0.0.1:9180/metrics >"$tmp/metrics"
+inlb curl -sf --unix-socket "$sock" http://localhost/metrics >"$tmp/metrics"
 check "metrics: xdplb_vip_announced 1 and 0, sessions established" sh -c \
 	"grep -Eq '^xdplb_vip_announced\\{vip=\"10.100.0.1:80/tcp\"\\} 1(\\.0)?$' '$tmp/metrics' && grep -Eq '^xdplb_vip_announced\\{vip=\"10.100.0.3:80/tcp\"\\} 0(\\.0)?$' '$tmp/metrics' && grep -Eq '^xdplb_bgp_session_established\\{.*session=\"rtr4\".*\\} 1(\\.0)?$' '$tmp/metrics'"
 check "every announcement change is logged" grep -q 'state=announced vip=10.100.0.1:80/tcp .*announcement changed' "$tmp/agent.log"
 
 # ---- node drain ---------------------------------------------------------------
-check "xdplb node drain" x node drain --admin 127.0.0.1:9180
+check "xdplb node drain" x node drain --admin "$sock"
 if t=$(wait_until 5 gone4 10.100.0.1); then ok "drain: the router withdrew 10.100.0.1 (${t}s)"; else bad "drain: router still routes 10.100.0.1"; fi
 gone_all() { gone4 10.100.0.1 && gone6 fd00:100::1 && gone4 10.100.0.2; }
 check "drain: the router withdrew fd00:100::1 and 10.100.0.2" gone_all
 check "drain: status says withdrawn: node drained" is_state 10.100.0.1:80/tcp "withdrawn: node drained"
 stopped() { status_json | json "d['announcements']['traffic_stopped']" | grep -q True; }
 check "drain: status shows traffic to the node has stopped" wait_until 5 stopped
-human_drained() { x status --admin 127.0.0.1:9180 | grep -q 'NODE DRAINED, announcing nothing.*traffic to this node has stopped'; }
+human_drained() { x status --admin "$sock" | grep -q 'NODE DRAINED, announcing nothing.*traffic to this node has stopped'; }
 check "drain: the human status says so" human_drained
 check "drain: the program stays attached (forwarding continues)" sh -c "ip -n $lb link show lb0 | grep -q xdp"
-check "xdplb node undrain" x node undrain --admin 127.0.0.1:9180
+check "xdplb node undrain" x node undrain --admin "$sock"
 check "undrain: the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
 
 # ---- no usable ring: every backend of 10.100.0.2 drained ------------------------
-check "drain the only backend of 10.100.0.2" x drain 10.0.9.2 --vip 10.100.0.2:80/tcp --admin 127.0.0.1:9180
+check "drain the only backend of 10.100.0.2" x drain 10.0.9.2 --vip 10.100.0.2:80/tcp --admin "$sock"
 check "no usable ring: the router withdrew 10.100.0.2" wait_until 5 gone4 10.100.0.2
 check "no usable ring: 10.100.0.1 (another address) stays announced" has4 10.100.0.1
 check "status: withdrawn: no usable ring" is_state 10.100.0.2:80/tcp "withdrawn: no usable ring"
-check "undrain it" x undrain 10.0.9.2 --vip 10.100.0.2:80/tcp --admin 127.0.0.1:9180
+check "undrain it" x undrain 10.0.9.2 --vip 10.100.0.2:80/tcp --admin "$sock"
 check "a usable ring again: the router learns 10.100.0.2" wait_until 5 has4 10.100.0.2
 
 # ---- a failed reconcile --------------------------------------------------------
 echo "10.100.0.2:80/tcp" >"$tmp/fault"
-if x reload --admin 127.0.0.1:9180 >"$tmp/reload.out" 2>&1; then bad "reload with an injected reconcile fault fails"; else ok "reload with an injected reconcile fault fails"; fi
+if x reload --admin "$sock" >"$tmp/reload.out" 2>&1; then bad "reload with an injected reconcile fault fails"; else ok "reload with an injected reconcile fault fails"; fi
 check "failed reconcile: the router withdrew every address of the node" wait_until 5 gone_all
 failed_state() { status_json >"$tmp/st.json"; grep -q 'withdrawn: last reconcile failed (injected reconcile fault' "$tmp/st.json" || { grep -E 'announcement|error' "$tmp/st.json"; false; }; }
 check "status: withdrawn: last reconcile failed (…)" failed_state
 rm -f "$tmp/fault"
-check "reload succeeds again" x reload --admin 127.0.0.1:9180
+check "reload succeeds again" x reload --admin "$sock"
 check "reconcile succeeded: the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
 
 # ---- the daemon: unreachable peer, daemon gone ---------------------------------

@@ -85,6 +85,32 @@ vips: [ { address: 10.100.0.1, port: 80, health: { interval: soon }, backends: [
 bad_config "remote admin refused" "node.admin: '0.0.0.0:9180' is not a loopback address; set node.admin_allow_remote: true to allow it" \
 	"node: { interface: eth0, admin: '0.0.0.0:9180', encap_source: { ipv4: 10.0.2.2 } }
 vips: []"
+# Issue #11.17: the admin API is a unix socket by default; TCP is opt-in with a token file.
+bad_config "admin_group on a TCP admin (#11.17)" "node.admin_group: applies to a unix-socket node.admin only (TCP writes use node.admin_token_file)" \
+	"node: { interface: eth0, admin: '127.0.0.1:9180', admin_group: adm, encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+bad_config "admin_token_file on the default socket (#11.17)" "node.admin_token_file: applies to a TCP node.admin only (the unix socket is guarded by its file permissions)" \
+	"node: { interface: eth0, admin_token_file: /etc/xdplb/token, encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+bad_config "relative admin socket path (#11.17)" "node.admin: unix:run/lb1.sock: a socket path must be absolute" \
+	"node: { interface: eth0, admin: 'unix:run/lb1.sock', encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+bad_config "admin socket path too long for sun_path (#11.17)" "node.admin: socket path is 101 bytes; at most 90 fit a unix socket address" \
+	"node: { interface: eth0, admin: '/run/$(printf 'a%.0s' $(seq 96))', encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+bad_config "admin neither a path nor host:port (#11.17)" "node.admin: 'admin.sock' is neither a socket path (/path or unix:/path) nor host:port" \
+	"node: { interface: eth0, admin: admin.sock, encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+bad_config "admin_group not a group name (#11.17)" "node.admin_group: 'a b' is not a group name (letters, digits, '_', '-', '.', at most 32)" \
+	"node: { interface: eth0, admin_group: 'a b', encap_source: { ipv4: 10.0.2.2 } }
+vips: []"
+printf '%s\n' "node: { interface: eth0, admin: 'unix:/run/xdplb/lb1.sock', admin_group: adm, encap_source: { ipv4: 10.0.2.2 } }" "vips: []" >"$tmp/sock.yaml"
+check "config check: a per-node socket path with a group is valid (#11.17)" "$XDPLB" config check "$tmp/sock.yaml"
+check "CLI: --admin defaults to the unix socket /run/xdplb/admin.sock (#11.17)" sh -c "'$XDPLB' status --help | tr -s ' \n' ' ' | grep -qF '(default: /run/xdplb/admin.sock)'"
+expect_fail_with "CLI: nothing on the socket is said plainly (#11.17)" "no agent answers on unix:$tmp/none.sock (No such file or directory (2))" \
+	"$XDPLB" status --admin "$tmp/none.sock"
+expect_fail_with "CLI: --admin that is neither is refused (#11.17)" "--admin 'lb1' is neither a socket path (/path or unix:/path) nor host:port" \
+	"$XDPLB" status --admin lb1
 expect_fail_with "config check: missing file" "cannot read the file" "$XDPLB" config check "$tmp/none.yaml"
 # Issue #11: hostile configs get a short, precise refusal (more cases in Tests/ConfigTests).
 bad_config "overflowing duration (#11.1)" "vips[0].health.interval: 1e300s is out of range 100ms...600000ms" \

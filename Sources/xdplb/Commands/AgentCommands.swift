@@ -47,7 +47,10 @@ struct RunCommand: AsyncParsableCommand {
         // Signals first: a SIGHUP or SIGTERM during a long start is queued, never fatal.
         let signals = SignalQueue([SIGHUP, SIGTERM, SIGINT, SIGUSR2])
         let agent: Agent
+        let listener: AdminListener
         do {
+            // The admin socket, group and token are checked before anything touches the kernel.
+            listener = try AdminListener(node: try ConfigLoader.load(path: config).node)
             agent = try await Agent(configPath: config, objectPath: object, logger: logger)
         } catch {
             printError("xdplb run: \(error)")
@@ -56,7 +59,7 @@ struct RunCommand: AsyncParsableCommand {
         let status = await agent.status()
         logger.notice("agent running", metadata: [
             "interface": "\(status.node.interface)", "prog.id": "\(status.node.programId)", "up": "\(status.node.upMode)",
-            "admin": "\(ConfigAddress.admin(config) ?? "")",
+            "admin": "\(listener.endpoint)",
         ])
         let refresher = Task {
             while !Task.isCancelled {
@@ -70,7 +73,12 @@ struct RunCommand: AsyncParsableCommand {
                 try? await Task.sleep(nanoseconds: 250_000_000)
             }
         }
-        let app = try AdminServer.application(agent: agent, metrics: Metrics(), address: ConfigAddress.admin(config) ?? "127.0.0.1:9180", logger: logger)
+        let app = AdminServer.application(agent: agent, metrics: Metrics(), listener: listener, logger: logger) {
+            do { try listener.socket?.publish() } catch {
+                printError("xdplb run: admin API: \(error)")
+                signals.post(0)
+            }
+        }
         let server = Task {
             do { try await app.runService(gracefulShutdownSignals: []) } catch {
                 printError("xdplb run: admin API: \(error)")
@@ -97,6 +105,7 @@ struct RunCommand: AsyncParsableCommand {
         ticker.cancel()
         server.cancel()
         _ = await server.value
+        listener.socket?.remove()
         refresher.cancel()
         await agent.stop()
         logger.notice("agent stopped; the data plane keeps forwarding from its pins")
@@ -126,13 +135,6 @@ final class SignalQueue: @unchecked Sendable {
     func post(_ v: Int32) { continuation.yield(v) }
 }
 
-/// Reads node.admin from a config file without the agent.
-enum ConfigAddress {
-    static func admin(_ path: String) -> String? {
-        (try? ConfigLoader.load(path: path))?.node.admin
-    }
-}
-
 /// `xdplb status`.
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -145,12 +147,12 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         if json {
-            print(try AdminClient.request("GET", "/status", address: admin.admin).body)
+            print(try AdminClient.request("GET", "/status", via: admin).body)
             return
         }
-        let s = try AdminClient.get("/status", address: admin.admin, as: AgentStatus.self)
-        print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programId) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs)")
-        print("config \(s.node.configFile) loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed 0x\(String(s.node.hashSeed, radix: 16))")
+        let s = try AdminClient.get("/status", via: admin, as: AgentStatus.self)
+        print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programId) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs ?? "(hidden)")")
+        print("config \(s.node.configFile ?? "(hidden)") loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed \(s.node.hashSeed.map { "0x" + String($0, radix: 16) } ?? "(hidden: TCP without the admin token)")")
         if let e = s.node.lastReconcileError { print("LAST RECONCILE FAILED: \(e)") }
         if let a = s.announcements { printAnnouncements(a) }
         for v in s.vips {
@@ -201,7 +203,7 @@ struct StatsCommand: ParsableCommand {
     }
 
     func sample() throws -> AgentStats {
-        try AdminClient.get(perCpu ? "/stats?per_cpu=1" : "/stats", address: admin.admin, as: AgentStats.self)
+        try AdminClient.get(perCpu ? "/stats?per_cpu=1" : "/stats", via: admin, as: AgentStats.self)
     }
 
     func run() throws {
@@ -269,7 +271,7 @@ struct StatsCommand: ParsableCommand {
 struct ReloadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reload", abstract: "Make the agent re-read its config file.")
     @OptionGroup var admin: AdminOptions
-    func run() throws { try AdminClient.operate("/reload", address: admin.admin) }
+    func run() throws { try AdminClient.operate("/reload", via: admin) }
 }
 
 /// `/OP?backend=B[extra][&vip=V]` for the admin API's backend operations.
@@ -286,7 +288,7 @@ struct DrainCommand: ParsableCommand {
     @OptionGroup var admin: AdminOptions
     @Argument(help: "Backend address.") var backend: String
     @Option(help: "Only on this VIP (addr:port/proto, as in 'xdplb status').") var vip: String?
-    func run() throws { try AdminClient.operate(backendPath("drain", backend, vip: vip), address: admin.admin) }
+    func run() throws { try AdminClient.operate(backendPath("drain", backend, vip: vip), via: admin) }
 }
 
 /// `xdplb undrain`.
@@ -295,7 +297,7 @@ struct UndrainCommand: ParsableCommand {
     @OptionGroup var admin: AdminOptions
     @Argument(help: "Backend address.") var backend: String
     @Option(help: "Only on this VIP.") var vip: String?
-    func run() throws { try AdminClient.operate(backendPath("undrain", backend, vip: vip), address: admin.admin) }
+    func run() throws { try AdminClient.operate(backendPath("undrain", backend, vip: vip), via: admin) }
 }
 
 /// `xdplb weight`.
@@ -309,7 +311,7 @@ struct WeightCommand: ParsableCommand {
         guard weight <= 1000 else { throw ValidationError("weight \(weight) is out of range 0...1000") }
     }
     func run() throws {
-        try AdminClient.operate(backendPath("weight", backend, vip: vip, extra: "&weight=\(weight)"), address: admin.admin)
+        try AdminClient.operate(backendPath("weight", backend, vip: vip, extra: "&weight=\(weight)"), via: admin)
     }
 }
 

@@ -21,7 +21,7 @@ struct NodeDrainCommand: ParsableCommand {
         discussion: "The flag is kept in node.state_dir, so an agent restart keeps the node drained. 'xdplb status' shows when VIP traffic to the node has stopped."
     )
     @OptionGroup var admin: AdminOptions
-    func run() throws { try AdminClient.operate("/node/drain", address: admin.admin) }
+    func run() throws { try AdminClient.operate("/node/drain", via: admin) }
 }
 
 /// `xdplb node undrain`.
@@ -29,7 +29,7 @@ struct NodeUndrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "undrain", abstract: "Announce again what the gate allows (undo 'xdplb node drain').")
     @OptionGroup var admin: AdminOptions
-    func run() throws { try AdminClient.operate("/node/undrain", address: admin.admin) }
+    func run() throws { try AdminClient.operate("/node/undrain", via: admin) }
 }
 
 /// `xdplb bgp config|run`: the BGP daemon (bird2) next to the agent.
