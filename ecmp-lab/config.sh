@@ -68,7 +68,8 @@ PATH_MTU=1600
 # Agents: the same hash seed on every node (decision 1 + 2 of DESIGN.md).
 HASH_SEED=0x5eed
 LRU_SIZE=65536
-ADMIN=127.0.0.1:9180                 # each namespace has its own loopback
+# Admin API: a unix socket per node (network namespaces do not separate paths).
+admin_lb() { echo "$LAB_STATE_DIR/lb$1.sock"; }
 bpffs_lb() { echo "/sys/fs/bpf/xdplb-lab-lb$1"; }
 # Per node, under LAB_STATE_DIR: agent state (heartbeat, drain flag), bird's
 # generated config and control socket.

@@ -44,11 +44,12 @@ ns_bpf() {
 	nsenter --net="/run/netns/$ns" "$@"
 }
 
-# lbx I ARGS...: run xdplb ARGS inside LB node I (its admin API is there).
+# lbx I ARGS...: run the admin command xdplb ARGS inside LB node I, on its
+# agent's admin socket.
 lbx() {
 	local i=$1
 	shift
-	ns_bpf "$(ns_lb "$i")" "$XDPLB" "$@"
+	ns_bpf "$(ns_lb "$i")" "$XDPLB" "$@" --admin "$(admin_lb "$i")"
 }
 
 # ---- state -------------------------------------------------------------------
@@ -126,7 +127,7 @@ node:
   hash_seed: $HASH_SEED
   lru_size: $LRU_SIZE
   bpffs: $(bpffs_lb "$i")
-  admin: $ADMIN
+  admin: $(admin_lb "$i")
   state_dir: $(state_lb "$i")
   bgp:
     local_asn: $LB_ASN
@@ -178,7 +179,7 @@ start_agent() {
 	record_pid "agent$i" "$pid"
 	if ! wait_until 30 lbx "$i" status >/dev/null; then
 		tail -n 20 "$LAB_STATE_DIR/agent-lb$i.log" >&2
-		die "agent on $(ns_lb "$i") did not answer on $ADMIN within 30 s"
+		die "agent on $(ns_lb "$i") did not answer on $(admin_lb "$i") within 30 s"
 	fi
 }
 
@@ -422,7 +423,7 @@ poll_node() {
 	local i=$1 want=$2 tag=$3
 	shift 3
 	lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
-	nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" --want "$want" \
+	nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$(admin_lb "$i")" --want "$want" \
 		--since "@$SC/$tag.t" --timeout 60 --out "$SC/$tag-$i" "$@" &
 	POLL_PID=$!
 	SC_PIDS+=("$POLL_PID")
@@ -446,7 +447,7 @@ watch_backend() {
 	for i in $(up_nodes); do
 		lab_ns "$(ns_lb "$i")" || die "no namespace $(ns_lb "$i")"
 		# Started directly so $! is the poller.
-		nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$ADMIN" "${addrs[@]}" \
+		nsenter --net="/run/netns/$(ns_lb "$i")" python3 "$LAB_DIR/poll.py" --admin "$(admin_lb "$i")" "${addrs[@]}" \
 			--want "$want" --since "@$SC/$tag.t" --timeout 30 --out "$SC/$tag-$i" &
 		WATCH_PIDS+=($!)
 		SC_PIDS+=($!)

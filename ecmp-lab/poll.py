@@ -2,12 +2,12 @@
 """Watch one LB node's agent for a backend to leave or join the rings, or for
 its announcement state (stdlib only).
 
-    poll.py --admin 127.0.0.1:9180 --address A [--address B] --want removed|present
+    poll.py --admin SOCKET --address A [--address B] --want removed|present
             --since EPOCH|@FILE --timeout S --out FILE
-    poll.py --admin 127.0.0.1:9180 --want converged|stopped --since ... --out FILE
+    poll.py --admin SOCKET --want converged|stopped --since ... --out FILE
 
 Runs inside an LB node's namespace (nsenter --net=/run/netns/xl-lbN) and reads
-the agent's GET /status on its loopback admin address every 20 ms, so a timing
+the agent's GET /status on its admin socket every 20 ms, so a timing
 costs no process start per sample. "removed": every VIP entry of the given
 addresses is unhealthy with 0 slots; "present": healthy with slots;
 "converged": the agent's health checks converged (it may announce);
@@ -16,16 +16,17 @@ addresses is unhealthy with 0 slots; "present": healthy with slots;
 the node's announcement table T (routes proto 222, which bird exports) and
 count the samples that found a VIP route there in OUT.early. Writes the
 seconds from EPOCH until then, or "timeout". --since @FILE: the epoch is in
-FILE, written when the event happens (start the poller first, then act). Loopback only; nothing else is
-contacted. Refuses to run outside an xl- namespace.
+FILE, written when the event happens (start the poller first, then act). Only
+the agent's unix socket is contacted. Refuses to run outside an xl- namespace.
 """
 import argparse
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 
 def refuse_outside_lab():
@@ -49,7 +50,7 @@ def reached(status, addresses, want):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--admin", default="127.0.0.1:9180")
+    p.add_argument("--admin", required=True, help="the agent's admin unix socket (node.admin)")
     p.add_argument("--address", action="append", default=[])
     p.add_argument("--want", choices=["removed", "present", "converged", "stopped"], required=True)
     p.add_argument("--since", required=True)
@@ -59,10 +60,8 @@ def main():
     a = p.parse_args()
     if a.want in ("removed", "present") and not a.address:
         p.error("--want %s needs --address" % a.want)
-    host = a.admin.rsplit(":", 1)[0].strip("[]")
-    if not (host.startswith("127.") or host in ("::1", "localhost")):
-        sys.exit("poll.py: --admin must be a loopback address")
-    url = "http://%s/status" % a.admin
+    if not a.admin.startswith("/"):
+        sys.exit("poll.py: --admin must be the agent's unix socket path")
     deadline = time.time() + min(a.timeout, 120)
     since = None
     if not a.since.startswith("@"):
@@ -91,8 +90,7 @@ def main():
         # route added between the two reads).
         in_table = a.table is not None and announced(a.table)
         try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                status = json.load(r)
+            status = get_status(a.admin)
             if reached(status, set(a.address), a.want):
                 # The agent's own time of convergence, when it tells it (the
                 # sample's time is later by up to a poll and a status call).
@@ -109,6 +107,31 @@ def main():
     if a.table is not None:
         with open(a.out + ".early", "w") as f:
             f.write("%d\n" % early)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over the agent's unix socket."""
+
+    def __init__(self, path, timeout=1.0):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def get_status(path):
+    c = UnixHTTPConnection(path)
+    try:
+        c.request("GET", "/status")
+        r = c.getresponse()
+        if r.status != 200:
+            raise OSError("status %d" % r.status)
+        return json.load(r)
+    finally:
+        c.close()
 
 
 def announced(table):
