@@ -12,7 +12,9 @@
 #   xt-bg-pe-PID: pe0 10.0.9.2, 10.0.9.4 -- backends (HTTP :8080 for health)
 # VIPs: 10.100.0.1:80 and [fd00:100::1]:80 (both backends), 10.100.0.2:80
 # (for the all-drained case), 10.100.0.3:80 (a backend whose health port is
-# closed: fail-open, with fail_open: withdraw).
+# closed: fail-open, with fail_open: withdraw). Both health servers stopped,
+# then one restarted: the node's view is partial, so it stays withdrawn and
+# failing open until every backend is re-probed (sampled on the router).
 # Usage: Tests/bgp/run.sh PATH/TO/xdplb
 set -o errexit -o nounset -o pipefail
 XDPLB=$(readlink -f "$1")
@@ -67,10 +69,13 @@ for a in 10.0.9.2 10.0.9.4; do ip -n "$lb" neigh replace "$a" lladdr "$mac" dev 
 # Let the links settle (IPv6 link-local addresses, BFD's sources) before the daemons start.
 sleep 0.5
 
+declare -A server
 start_server() { # start_server ADDR: an HTTP server for health checks
 	ip netns exec "$pe" python3 -m http.server 8080 --bind "$1" --directory "$tmp" >/dev/null 2>&1 &
 	pids+=($!)
+	server[$1]=$!
 }
+stop_server() { kill "${server[$1]}" 2>/dev/null || true; wait "${server[$1]}" 2>/dev/null || true; }
 start_server 10.0.9.2
 start_server 10.0.9.4
 
@@ -204,6 +209,44 @@ check "status: withdrawn: last reconcile failed (…)" failed_state
 rm -f "$tmp/fault"
 check "reload succeeds again" x reload --admin "$sock"
 check "reconcile succeeded: the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
+
+# ---- every backend down, then one back: withdrawn until the view re-converges ----
+# (health 200 ms, rise 2, fall 2: settled again rise + fall = 4 probes after the first is back)
+stop_server 10.0.9.2; stop_server 10.0.9.4
+all_down() { status_json | json "all(not b['healthy'] for v in d['vips'] for b in v['backends'])" | grep -q True; }
+check "both health servers stopped: every backend down on the node" wait_until 10 all_down
+check "every backend down (fail_open: withdraw): the router withdrew 10.100.0.1" wait_until 5 gone4 10.100.0.1
+start_server 10.0.9.2
+be_up() { status_json | json "[b['healthy'] for v in d['vips'] if v['name'] == '10.100.0.1:80/tcp' for b in v['backends'] if b['address'] == '$1'][0]" | grep -q True; }
+# Sample from the moment 10.0.9.2 is up again until 10.100.0.1 is announced: the
+# router must not route it while the node's view is partial, and the data plane
+# must keep failing open (10.0.9.4, still down, keeps its slots) until then.
+partial=0 early=0 held=0
+for _ in $(seq 1 200); do
+	# The router first: a route seen before a status that still says "not
+	# converged" was early (the reverse order would count one added in between).
+	routed=0; has4 10.100.0.1 && routed=1
+	inlb curl -sf --unix-socket "$sock" http://localhost/status >"$tmp/iso.json" || continue
+	# 10.0.9.2 healthy? the VIP's announcement, 10.0.9.4's slots (one parse per sample)
+	read -r up2 slots4 ann < <(json "[' '.join([str(next(b['healthy'] for b in v['backends'] if b['address'] == '10.0.9.2')), str(next(b['slots'] for b in v['backends'] if b['address'] == '10.0.9.4')), v['announcement']]) for v in d['vips'] if v['name'] == '10.100.0.1:80/tcp'][0]" <"$tmp/iso.json")
+	if [ "$up2" = True ]; then
+		[ "$ann" = "withdrawn: health checks not converged" ] || break
+		partial=$((partial + 1))
+		[ "$routed" = 0 ] || early=$((early + 1))
+		[ "$slots4" != 0 ] && held=$((held + 1))
+	fi
+	sleep 0.05
+done
+if [ "$partial" -gt 0 ] && [ "$early" = 0 ] && [ "$held" = "$partial" ]; then
+	ok "one backend back after all were down: withdrawn (health checks not converged) and still failing open in $partial samples, never routed by the router"
+else
+	bad "one backend back after all were down: $partial partial-view samples, $early with a router route, $held still failing open"
+fi
+check "view settled (4 probes): the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
+slots_of() { status_json | json "[b['slots'] for v in d['vips'] if v['name'] == '10.100.0.1:80/tcp' for b in v['backends'] if b['address'] == '$1'][0]"; }
+check "view settled: the still-down 10.0.9.4 left the ring (0 slots)" test "$(slots_of 10.0.9.4)" = 0
+start_server 10.0.9.4
+check "10.0.9.4 back up" wait_until 5 be_up 10.0.9.4
 
 # ---- the daemon: unreachable peer, daemon gone ---------------------------------
 write_config "      - { address: 10.0.8.99, asn: 65000, name: nobody }"
