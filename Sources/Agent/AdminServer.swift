@@ -16,7 +16,7 @@ import Logging
 /// | POST | `/weight?backend=A&weight=W[&vip=V]` | set a weight |
 /// | POST | `/node/drain` | withdraw every VIP of this node (node.bgp) |
 /// | POST | `/node/undrain` | announce again what the gate allows |
-/// | GET | `/healthz` | 200 while the agent runs |
+/// | GET | `/healthz` | 200 while the program is attached; 503 with the reason once it is not |
 public enum AdminServer {
     /// Builds the Hummingbird application serving `agent` on `address` (`host:port`).
     public static func application(agent: Agent, metrics: Metrics, address: String, logger: Logger) throws -> some ApplicationProtocol {
@@ -26,7 +26,10 @@ public enum AdminServer {
         var host = String(address[..<colon])
         if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
         let router = Router()
-        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/healthz") { _, _ in
+            guard let problem = await agent.checkAttachment() else { return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: problem + "\n")))
+        }
         router.get("/status") { _, _ in try json(await agent.status()) }
         router.get("/stats") { req, _ in
             try json(try await agent.stats(perCPU: req.uri.queryParameters.get("per_cpu") == "1"))
@@ -61,13 +64,16 @@ public enum AdminServer {
         return b
     }
 
-    /// Runs an operation; its error becomes a 400 with the message as the body.
+    /// Runs an operation; a refusal (`AgentError`) becomes a 400 and any other
+    /// failure a 500, each with the precise message as the body (never empty).
     static func run(_ op: () async throws -> String) async throws -> Response {
         do {
             let msg = try await op()
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: msg + "\n")))
         } catch let e as AgentError {
             return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: e.description + "\n")))
+        } catch {
+            return Response(status: .internalServerError, body: .init(byteBuffer: ByteBuffer(string: "\(error)\n")))
         }
     }
 

@@ -61,6 +61,10 @@ public struct AgentStatus: Codable, Sendable {
         public var hashSeed: UInt32
         /// The last reconcile's error (nil: it succeeded).
         public var lastReconcileError: String?
+        /// False once the program is no longer attached (e.g. `xdplb down --force`); see `detached`.
+        public var attached: Bool = true
+        /// Why the data plane is not serving (nil while attached).
+        public var detached: String?
     }
 
     /// One VIP.
