@@ -61,8 +61,8 @@ public struct AgentStatus: Codable, Sendable {
         public var hashSeed: UInt32
         /// The last reconcile's error (nil: it succeeded).
         public var lastReconcileError: String?
-        /// False once the program is no longer attached (e.g. `xdplb down --force`); see `detached`.
-        public var attached: Bool = true
+        /// False once the program is no longer attached (e.g. `xdplb down --force`); see `detached`. Absent from older agents.
+        public var attached: Bool?
         /// Why the data plane is not serving (nil while attached).
         public var detached: String?
     }
