@@ -20,7 +20,7 @@ import Logging
 /// | POST | `/weight?backend=A&weight=W[&vip=V]` | set a weight |
 /// | POST | `/node/drain` | withdraw every VIP of this node (node.bgp) |
 /// | POST | `/node/undrain` | announce again what the gate allows |
-/// | GET | `/healthz` | 200 while the agent runs |
+/// | GET | `/healthz` | 200 while the program is attached; 503 with the reason once it is not |
 ///
 /// At most ``maxConnections`` connections are open at once (more are answered
 /// 503 and closed); one idle or half-sent for ``idleTimeout`` is closed.
@@ -36,7 +36,10 @@ public enum AdminServer {
                                    onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
         let access = listener.access
         let router = Router()
-        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/healthz") { _, _ in
+            guard let problem = await agent.checkAttachment() else { return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: problem + "\n")))
+        }
         router.get("/status") { req, _ in
             let status = await agent.status()
             return try json(access.trusts(req) ? status : status.redacted())
@@ -92,13 +95,16 @@ public enum AdminServer {
         return b
     }
 
-    /// Runs an operation; its error becomes a 400 with the message as the body.
+    /// Runs an operation; a refusal (`AgentError`) becomes a 400 and any other
+    /// failure a 500, each with the precise message as the body (never empty).
     static func run(_ op: () async throws -> String) async throws -> Response {
         do {
             let msg = try await op()
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: msg + "\n")))
         } catch let e as AgentError {
             return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: e.description + "\n")))
+        } catch {
+            return Response(status: .internalServerError, body: .init(byteBuffer: ByteBuffer(string: "\(error)\n")))
         }
     }
 

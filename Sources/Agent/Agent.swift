@@ -27,17 +27,20 @@ public actor Agent {
     private(set) var config: XdplbConfig
     private var configLoadedAt = Date()
     let dataPlane: PinnedDataPlane
+    /// This agent's hold on `node.bpffs` (released when the process ends).
+    let pinLock: PinDirectoryLock
     let controller: DataPlaneController
     var health: HealthChecker!
-    /// Admin weight overrides: (VIP name or "*", backend) → weight.
-    private var weightOverrides: [String: [IPAddress: UInt32]] = [:]
+    /// Admin weight overrides: (VIP name or "*" for every VIP, backend) → weight.
+    /// A VIP's own override wins over the "*" one (see `setWeight`).
+    private var weightOverrides: [String: [IPAddress: WeightOverride]] = [:]
     private var nextHops: [IPAddress: NextHop] = [:]
     private var failOpen: Set<String> = []
     /// Reconciles done and the last one's duration.
     public private(set) var reconciles = 0
     public private(set) var lastReconcileMs = 0.0
     /// Counters of agent events (for metrics).
-    public private(set) var events: [String: Int] = [:]
+    public internal(set) var events: [String: Int] = [:]
     private var pendingReconcile = false
     /// BGP announcements (nil without `node.bgp`).
     let announcer: Announcer?
@@ -53,6 +56,8 @@ public actor Agent {
     var healthConvergedAt: Date?
     /// When a failed reconcile was last retried.
     var lastRetry = Date.distantPast
+    /// Why the data plane is not serving (nil while attached); see `checkAttachment`.
+    var detached: String?
 
     /// Brings up the data plane for the config at `configPath` (load or adopt) and fills it.
     /// - Parameter objectPath: a balancer ELF object to run instead of the embedded one (upgrades, tests).
@@ -62,6 +67,14 @@ public actor Agent {
         let cfg: XdplbConfig
         do { cfg = try ConfigLoader.load(path: configPath) } catch { throw AgentError(error.description) }
         config = cfg
+        // One agent per pin directory, decided before anything is opened or written.
+        do {
+            try BPFFS.ensureMounted()
+            try BPFFS.makeDirectory(cfg.node.bpffs)
+            pinLock = try PinDirectoryLock.acquire(cfg.node.bpffs)
+        } catch let e as PinDirectoryLock.Failure {
+            throw AgentError(e.description)
+        }
         dataPlane = try PinnedDataPlane.up(node: cfg.node, objectPath: objectPath, logger: logger)
         controller = DataPlaneController(maps: dataPlane.maps)
         announcer = try Self.makeAnnouncer(cfg.node, logger: logger)
@@ -97,14 +110,14 @@ public actor Agent {
         return out
     }
 
-    /// The config with admin weight overrides applied.
-    func effectiveConfig() -> XdplbConfig {
-        var c = config
+    /// The config (the running one unless given) with admin weight overrides applied.
+    func effectiveConfig(of base: XdplbConfig? = nil) -> XdplbConfig {
+        var c = base ?? config
         for i in c.vips.indices {
             let name = c.vips[i].name
             for j in c.vips[i].backends.indices {
                 let a = c.vips[i].backends[j].address
-                if let w = weightOverrides[name]?[a] ?? weightOverrides["*"]?[a] { c.vips[i].backends[j].weight = w }
+                if case let .weight(w)? = weightOverrides[name]?[a] ?? weightOverrides["*"]?[a] { c.vips[i].backends[j].weight = w }
             }
         }
         return c
@@ -213,17 +226,47 @@ public actor Agent {
             logger.error("reload refused", metadata: ["error": "\(msg)"])
             throw AgentError(msg)
         }
+        try requireAttached()
+        // Capacity and tables first: a config the data plane can't hold changes nothing.
+        do { try controller.validate(effectiveConfig(of: new)) } catch {
+            events["reload_failed", default: 0] += 1
+            let msg = "\(configPath): the data plane can't hold this config, keeping the running one: \(error)"
+            logger.error("reload refused", metadata: ["error": "\(msg)"])
+            throw AgentError(msg)
+        }
+        let old = (config: config, loadedAt: configLoadedAt, nextHops: nextHops)
         config = new
         configLoadedAt = Date()
         nextHops = KernelNextHopResolver.resolve(Self.backendAddresses(new))
         await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
-        try await reconcileWithHealth(reason: "reload")
+        do {
+            try await reconcileWithHealth(reason: "reload")
+        } catch {
+            // All or nothing: put the previous config back and make the maps equal to it again.
+            config = old.config
+            configLoadedAt = old.loadedAt
+            nextHops = old.nextHops
+            await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
+            var msg = "\(configPath): applying the new config failed, the previous one is back in force: \(error)"
+            do { try await reconcileWithHealth(reason: "rollback") } catch {
+                msg += "; rolling back failed too: \(error)"
+            }
+            events["reload_failed", default: 0] += 1
+            logger.error("reload failed and was rolled back", metadata: ["error": "\(msg)"])
+            throw AgentError(msg)
+        }
         events["reload", default: 0] += 1
         logger.notice("config reloaded", metadata: ["file": "\(configPath)", "vips": "\(new.vips.count)"])
         return "reloaded \(configPath): \(new.vips.count) VIPs"
     }
 
     /// Sets a backend's weight (0 = drain; nil = back to the config's) on one VIP or all.
+    ///
+    /// The rule: a setting for one VIP (`--vip V`) wins over a setting for every
+    /// VIP, and a setting for every VIP replaces the backend's per-VIP ones. So
+    /// `drain A` then `undrain A --vip V` gives A its config weight on V and
+    /// keeps it drained elsewhere (the answer names where); `undrain A` undoes
+    /// every drain and weight of A.
     public func setWeight(backend text: String, vip: String?, weight: UInt32?) async throws -> String {
         guard let addr = IPAddress(text) else { throw AgentError("'\(text)' is not an IP address") }
         if let w = weight, w > ConfigLoader.maxWeight { throw AgentError("weight \(w) is out of range 0...\(ConfigLoader.maxWeight)") }
@@ -231,13 +274,30 @@ public actor Agent {
         guard !vips.isEmpty else {
             throw AgentError(vip == nil ? "backend \(addr) is in no VIP" : "backend \(addr) is not in VIP \(vip!)")
         }
-        let key = vip ?? "*"
-        if vip == nil { for v in vips { weightOverrides[v.name]?[addr] = nil } }
-        weightOverrides[key, default: [:]][addr] = weight
-        try await reconcileWithHealth(reason: weight == 0 ? "drain" : "weight")
+        try requireAttached()
+        let saved = weightOverrides
+        if let vip {
+            // Back to the config's weight on V: explicit while a setting for every VIP would still apply.
+            weightOverrides[vip, default: [:]][addr] = weight.map(WeightOverride.weight) ?? (weightOverrides["*"]?[addr] != nil ? .configured : nil)
+        } else {
+            for name in weightOverrides.keys { weightOverrides[name]?[addr] = nil }
+            weightOverrides["*", default: [:]][addr] = weight.map(WeightOverride.weight)
+        }
+        do { try await reconcileWithHealth(reason: weight == 0 ? "drain" : "weight") } catch {
+            weightOverrides = saved
+            try? await reconcileWithHealth(reason: "rollback")
+            throw AgentError("\(addr): not changed, applying it failed: \(error)")
+        }
         let what = weight.map { $0 == 0 ? "drained" : "weight \($0)" } ?? "config weight restored"
         logger.notice("backend weight changed", metadata: ["backend.address": "\(addr)", "vip": "\(vip ?? "all")", "weight": "\(weight.map(String.init) ?? "config")"])
-        return "\(addr): \(what) on \(vips.map(\.name).joined(separator: ", "))"
+        var answer = "\(addr): \(what) on \(vips.map(\.name).joined(separator: ", "))"
+        if vip != nil, case let .weight(g)? = weightOverrides["*"]?[addr] {
+            let others = config.vips.filter { v in v.backends.contains { $0.address == addr } && weightOverrides[v.name]?[addr] == nil }.map(\.name)
+            if !others.isEmpty {
+                answer += "; still \(g == 0 ? "drained" : "weight \(g)") on \(others.joined(separator: ", ")) by the setting for every VIP ('xdplb undrain \(addr)' undoes it everywhere)"
+            }
+        }
+        return answer
     }
 
     /// Re-resolves next hops and reconciles if any changed.
@@ -281,7 +341,8 @@ public actor Agent {
                                     programId: dataPlane.programInfo.id, programTag: dataPlane.programInfo.tag,
                                     upMode: dataPlane.mode.rawValue, configFile: configPath,
                                     configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
-                                    reconciles: reconciles, hashSeed: c.node.hashSeed, lastReconcileError: lastReconcileError)
+                                    reconciles: reconciles, hashSeed: c.node.hashSeed, lastReconcileError: lastReconcileError,
+                                    attached: detached == nil, detached: detached)
         return AgentStatus(node: node, vips: vips, announcements: announcementStatus())
     }
 

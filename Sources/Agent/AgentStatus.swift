@@ -68,6 +68,10 @@ public struct AgentStatus: Codable, Sendable {
         public var lastReconcileError: String?
         /// True when seed, paths and error details were left out (TCP reader without the admin token).
         public var redacted: Bool?
+        /// False once the program is no longer attached (e.g. `xdplb down --force`); see `detached`. Absent from older agents.
+        public var attached: Bool?
+        /// Why the data plane is not serving (nil while attached).
+        public var detached: String?
     }
 
     /// One VIP.

@@ -10,6 +10,8 @@ public final class Metrics: @unchecked Sendable {
     private let lock = NSLock()
     private var counters: [String: (Counter, Double)] = [:]
     private var gauges: [String: Gauge] = [:]
+    /// Series set during the current render; the others (removed VIPs, backends, sessions) are dropped after it.
+    private var seen: Set<String> = []
 
     /// An empty registry.
     public init() {}
@@ -21,6 +23,7 @@ public final class Metrics: @unchecked Sendable {
     /// Raises counter `name{labels}` to `value` (resets if the source restarted lower).
     func setCounter(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
         let k = key(name, labels)
+        seen.insert(k)
         if counters[k] == nil {
             let c = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "total", helpText: help), labels: labels)
             counters[k] = (c, 0)
@@ -32,6 +35,7 @@ public final class Metrics: @unchecked Sendable {
 
     func setGauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
         let k = key(name, labels)
+        seen.insert(k)
         if gauges[k] == nil {
             gauges[k] = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
         }
@@ -46,7 +50,21 @@ public final class Metrics: @unchecked Sendable {
         return lock.withLock { update(stats: stats, status: status, events: events) }
     }
 
+    /// Unregisters every series the last render did not set: a removed VIP or backend leaves no stale series.
+    private func dropUnseen() {
+        for (k, (c, _)) in counters where !seen.contains(k) {
+            registry.unregisterCounter(c)
+            counters[k] = nil
+        }
+        for (k, g) in gauges where !seen.contains(k) {
+            registry.unregisterGauge(g)
+            gauges[k] = nil
+        }
+        seen = []
+    }
+
     private func update(stats: AgentStats, status: AgentStatus, events: [String: Int]) -> String {
+        seen = []
         for (name, v) in stats.counters {
             let kind = CounterNames.isOutcome(name) || name == "rx" ? "outcome" : "path"
             setCounter("xdplb_packets", "Packets by data-plane outcome or path step (per-CPU counters summed).", [("counter", name), ("kind", kind)], Double(v.packets))
@@ -84,10 +102,13 @@ public final class Metrics: @unchecked Sendable {
             }
             setGauge("xdplb_bgp_daemon_up", "1 while the BGP daemon answers on its control socket.", [], a.daemon == "running" ? 1 : 0)
         }
+        setGauge("xdplb_attached", "1 while the balancer program is attached and pinned; 0 after 'xdplb down --force' (see /healthz).", [],
+                 status.node.attached == false ? 0 : 1)
         setGauge("xdplb_reconcile_last_seconds", "Duration of the last reconcile.", [], status.node.lastReconcileMs / 1000)
         for (e, n) in events {
             setCounter("xdplb_agent_events", "Agent events: reconcile, reload, reload_failed, all_down.", [("event", e)], Double(n))
         }
+        dropUnseen()
         return registry.emitToString()
     }
 }

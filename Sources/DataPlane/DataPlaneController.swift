@@ -110,6 +110,10 @@ public final class DataPlaneController: @unchecked Sendable {
     public func apply(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>], nextHops: [IPAddress: NextHop] = [:]) throws(BPFError) -> ApplyReport {
         let start = DispatchTime.now().uptimeNanoseconds
         var report = ApplyReport()
+        // Everything that can be refused is decided before the first write.
+        let plan = try self.plan(config, downByVIP: downByVIP)
+        pendingRings = []
+        pendingVIPs = []
         try applyNode(config.node)
         var upSomewhere: Set<IPAddress> = []
         for v in config.vips {
@@ -118,8 +122,7 @@ public final class DataPlaneController: @unchecked Sendable {
         }
 
         // 1. Backends: one entry per address across all VIPs; draining = weight 0 everywhere.
-        var weights: [IPAddress: UInt32] = [:]
-        for v in config.vips { for b in v.backends { weights[b.address] = max(weights[b.address] ?? 0, b.weight) } }
+        let weights = plan.weights
         for (addr, w) in weights.sorted(by: { $0.key < $1.key }) {
             let id = try backendID(for: addr)
             var e = backendEntries[id] ?? xdplb_backend()
@@ -164,9 +167,8 @@ public final class DataPlaneController: @unchecked Sendable {
         // Removed VIPs leave the table before anything else changes.
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         for v in config.vips {
-            let vipDown = (downByVIP[v.name] ?? []).intersection(v.backends.map(\.address))
-            if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
-            try writeVIP(v, down: vipDown)
+            guard let change = plan.changed[v.name] else { continue }
+            try writeVIP(v, down: change.down, table: change.table)
             report.ringsReplaced.append(v.name)
         }
         try flushPending()
@@ -186,11 +188,14 @@ public final class DataPlaneController: @unchecked Sendable {
         return report
     }
 
+    /// Takes the address's id, allocating one for a new backend; a (re)assigned
+    /// id starts with zeroed per-backend counters (they belonged to its last owner).
     private func backendID(for addr: IPAddress) throws(BPFError) -> UInt32 {
         if let id = backendIDs[addr] { return id }
         guard let id = takeFree(&freeBackendIDs, range: 1..<UInt32(XDPLB_MAX_BACKENDS), used: backendGens) else {
             throw BPFError("allocate a backend id for \(addr)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_BACKENDS - 1) backends")
         }
+        try maps.backendStats.updatePerCPU(id, xdplb_counter())
         backendIDs[addr] = id
         backendGens[id] = nextGeneration
         return id
@@ -217,7 +222,7 @@ public final class DataPlaneController: @unchecked Sendable {
         return n
     }
 
-    private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>) throws(BPFError) {
+    private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>, table: MaglevTable?) throws(BPFError) {
         let index: UInt32
         let key = xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)
         if let cur = vips[v.name] {
@@ -232,15 +237,6 @@ public final class DataPlaneController: @unchecked Sendable {
                 throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
             }
             index = free
-        }
-        let ringBackends = v.maglevBackends(excluding: down)
-        var table: MaglevTable?
-        if ringBackends.contains(where: { $0.weight > 0 }) {
-            do {
-                table = try MaglevTable(backends: ringBackends, size: v.ringSize)
-            } catch {
-                throw BPFError("build Maglev table for \(v.name): \(error)", errno: EINVAL)
-            }
         }
         if let table {
             try swapRing(index: index, table: table, vip: v)

@@ -8,7 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d /tmp/xdplb-cli.XXXXXX)
 ns="xt-cli-$$"
 pass=0 fail=0
+lockdir="/sys/fs/bpf/xdplb-cli-test-$$" lock_pid=""
 cleanup() {
+	[ -n "$lock_pid" ] && kill "$lock_pid" 2>/dev/null || true
+	rmdir "$lockdir" 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
 	ip netns del "$ns-lodown" 2>/dev/null || true
 	rm -rf "$tmp"
@@ -219,7 +222,28 @@ expect_fail_with "replay: refuses to overwrite its input" "is the input capture;
 ln -s "$tmp/hostile.pcap" "$tmp/hostile-link.pcap"
 expect_fail_with "replay: refuses to overwrite its input through a symlink" "is the input capture; choose another file" \
 	nsx "$XDPLB" replay --config "$here/lab.yaml" "$tmp/hostile.pcap" "$tmp/hostile-link.pcap"
+ln "$tmp/hostile.pcap" "$tmp/hostile-hardlink.pcap"
+expect_fail_with "replay: refuses to overwrite its input through a hard link" "is the input capture; choose another file" \
+	nsx "$XDPLB" replay --config "$here/lab.yaml" "$tmp/hostile.pcap" "$tmp/hostile-hardlink.pcap"
+expect_fail_with "replay: refuses to overwrite its input named another way (dir/../dir/file)" "is the input capture; choose another file" \
+	nsx "$XDPLB" replay --config "$here/lab.yaml" "$tmp/hostile.pcap" "$tmp/../$(basename "$tmp")/./hostile.pcap"
 check "replay: the input is unchanged" cmp "$tmp/hostile.pcap" "$tmp/hostile-copy.pcap"
+
+# ---- down: refused while another process owns the bpffs directory (#11.11) -----
+# An agent holds an exclusive flock on node.bpffs; here flock(1) stands in for one.
+mkdir "$lockdir"
+flock -n "$lockdir" sleep 60 &
+lock_pid=$!
+for _ in $(seq 100); do grep -q "FLOCK.* $lock_pid " /proc/locks && break; sleep 0.05; done
+check "down: test lock taken (pid $lock_pid)" grep -q "FLOCK.* $lock_pid " /proc/locks
+expect_fail_with "down: refused while the owner runs, naming its pid" "another agent (pid $lock_pid) owns $lockdir; stop it first (one agent per bpffs directory); or use --force" \
+	"$XDPLB" down --bpffs "$lockdir"
+check "down: the refused down left the directory" test -d "$lockdir"
+check "down --force: removes it anyway" "$XDPLB" down --force --bpffs "$lockdir"
+check "down --force: the directory is gone" test ! -e "$lockdir"
+kill "$lock_pid" 2>/dev/null || true
+wait "$lock_pid" 2>/dev/null || true
+lock_pid=""
 
 echo
 echo "cli: $pass passed, $fail failed"

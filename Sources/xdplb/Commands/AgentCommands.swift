@@ -69,6 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let ticker = Task {
             while !Task.isCancelled {
+                await agent.checkAttachment()
                 await agent.announcementTick()
                 try? await Task.sleep(nanoseconds: 250_000_000)
             }
@@ -154,6 +155,7 @@ struct StatusCommand: ParsableCommand {
         print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programId) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs ?? "(hidden)")")
         print("config \(s.node.configFile ?? "(hidden)") loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed \(s.node.hashSeed.map { "0x" + String($0, radix: 16) } ?? "(hidden: TCP without the admin token)")")
         if let e = s.node.lastReconcileError { print("LAST RECONCILE FAILED: \(e)") }
+        if let d = s.node.detached { print("DATA PLANE DETACHED: \(d)") }
         if let a = s.announcements { printAnnouncements(a) }
         for v in s.vips {
             print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")\(v.announcement.map { "  [\($0)]" } ?? "")")
@@ -293,7 +295,13 @@ struct DrainCommand: ParsableCommand {
 
 /// `xdplb undrain`.
 struct UndrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "undrain", abstract: "Give a drained backend its configured weight back.")
+    static let configuration = CommandConfiguration(
+        commandName: "undrain", abstract: "Give a drained backend its configured weight back.",
+        discussion: """
+            A setting for one VIP (--vip) wins over one for every VIP; one for every VIP replaces the \
+            per-VIP ones. So after 'drain A', 'undrain A --vip V' restores A on V only (the answer names \
+            the VIPs where it stays drained), and 'undrain A' restores it everywhere.
+            """)
     @OptionGroup var admin: AdminOptions
     @Argument(help: "Backend address.") var backend: String
     @Option(help: "Only on this VIP.") var vip: String?
@@ -320,10 +328,15 @@ struct DownCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "down",
         abstract: "Detach the balancer and remove its pins (the only command that stops forwarding).",
-        discussion: "Stop the agent first: a running agent would keep writing maps no program reads."
+        discussion: """
+            Refuses while an agent owns the bpffs directory (it holds a lock on it): stop the agent \
+            first. --force detaches anyway; the running agent then reports itself detached \
+            (/healthz 503, status, metric xdplb_attached 0) and refuses changes.
+            """
     )
     @Option(help: "The bpffs directory (node.bpffs).") var bpffs: String = "/sys/fs/bpf/xdplb"
     @Option(help: "Take node.bpffs from this config file instead.") var config: String?
+    @Flag(help: "Detach and unpin even while an agent owns the directory.") var force = false
 
     func validate() throws {
         if config == nil, let why = ConfigLoader.bpffsProblem(bpffs) { throw ValidationError("--bpffs \(why)") }
@@ -332,7 +345,18 @@ struct DownCommand: ParsableCommand {
     func run() throws {
         let dir = try config.map { try ConfigLoader.load(path: $0).node.bpffs } ?? bpffs
         guard dir.hasPrefix("/sys/fs/bpf/") else { throw ValidationError("--bpffs must be under /sys/fs/bpf/") }
-        let removed = try PinnedDataPlane.down(directory: dir)
+        // Held until we exit: no agent can start on the directory while it is taken apart.
+        var lock: PinDirectoryLock?
+        if FileManager.default.fileExists(atPath: dir) {
+            do { lock = try PinDirectoryLock.acquire(dir) } catch {
+                guard force else {
+                    printError("xdplb down: \(error); or use --force")
+                    throw ExitCode(1)
+                }
+                printError("xdplb down: \(error); detaching anyway (--force)")
+            }
+        }
+        let removed = try withExtendedLifetime(lock) { try PinnedDataPlane.down(directory: dir) }
         print(removed.isEmpty ? "nothing pinned under \(dir)" : "detached and unpinned \(removed.count) objects under \(dir)")
     }
 }

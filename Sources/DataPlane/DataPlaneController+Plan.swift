@@ -1,0 +1,61 @@
+import BPF
+import Config
+import CXdplb
+import Maglev
+import NetAddress
+
+/// What an `apply` will write, computed and checked before the first write:
+/// a config the data plane can't hold is refused with nothing changed.
+struct ApplyPlan {
+    /// One backend entry per address: the largest weight it has on any VIP.
+    var weights: [IPAddress: UInt32]
+    /// VIPs whose ring or entry changes, with their new down set and table (nil: empty ring).
+    var changed: [String: (down: Set<IPAddress>, table: MaglevTable?)]
+}
+
+extension DataPlaneController {
+    /// Checks capacity (backend ids, VIP slots) and builds every changed Maglev table, writing nothing.
+    /// - Throws: `BPFError` (ENOSPC, EINVAL) naming the limit or the VIP.
+    func plan(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>]) throws(BPFError) -> ApplyPlan {
+        var weights: [IPAddress: UInt32] = [:]
+        for v in config.vips { for b in v.backends { weights[b.address] = max(weights[b.address] ?? 0, b.weight) } }
+
+        // Ids of backends leaving are freed only after the new rings stop naming them.
+        let limit = Int(XDPLB_MAX_BACKENDS) - 1
+        let fresh = weights.keys.filter { backendIDs[$0] == nil }.count
+        if backendIDs.count + fresh > limit {
+            let leaving = backendIDs.keys.filter { weights[$0] == nil }.count
+            throw BPFError("refused: \(fresh) new backends need ids but only \(limit - backendIDs.count) of \(limit) are free", errno: ENOSPC,
+                           hint: leaving > 0 ? "the \(leaving) backends this change removes free their ids only once it is applied: apply it in two steps (remove, then add)"
+                               : "at most \(limit) distinct backends across VIPs")
+        }
+        if config.vips.count > Int(XDPLB_MAX_VIPS) {
+            throw BPFError("refused: \(config.vips.count) VIPs", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
+        }
+
+        var changed: [String: (down: Set<IPAddress>, table: MaglevTable?)] = [:]
+        for v in config.vips {
+            let vipDown = (downByVIP[v.name] ?? []).intersection(v.backends.map(\.address))
+            if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
+            let ringBackends = v.maglevBackends(excluding: vipDown)
+            var table: MaglevTable?
+            if ringBackends.contains(where: { $0.weight > 0 }) {
+                do {
+                    table = try MaglevTable(backends: ringBackends, size: v.ringSize)
+                } catch {
+                    throw BPFError("refused: build Maglev table for \(v.name): \(error)", errno: EINVAL)
+                }
+            }
+            changed[v.name] = (vipDown, table)
+        }
+        return ApplyPlan(weights: weights, changed: changed)
+    }
+}
+
+extension DataPlaneController {
+    /// Refuses, writing nothing, a config the data plane can't hold (backend ids,
+    /// VIP slots, Maglev tables): the check `apply` makes before its first write.
+    public func validate(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>] = [:]) throws(BPFError) {
+        _ = try plan(config, downByVIP: downByVIP)
+    }
+}

@@ -1,0 +1,72 @@
+import BPF
+import Config
+import CXdplb
+import DataPlane
+import Foundation
+import NetAddress
+import Testing
+
+@Suite("apply: refused before any write, counters of a reused id", .serialized)
+struct ApplyPlanTests {
+    /// Every backend entry, VIP entry and ring id as bytes, read from the kernel.
+    func snapshot(_ bed: TestBed) throws -> [[UInt8]] {
+        let maps = bed.balancer.maps
+        var out: [[UInt8]] = []
+        for id in 1..<UInt32(XDPLB_MAX_BACKENDS) {
+            let b = try maps.backends.lookup(id, as: xdplb_backend.self) ?? xdplb_backend()
+            out.append(withUnsafeBytes(of: b) { Array($0) })
+        }
+        var vips: [[UInt8]] = []
+        for k in try maps.vips.keys(as: xdplb_vip_key.self) {
+            let m = try #require(try maps.vips.lookup(k, as: xdplb_vip_meta.self))
+            let ring = try maps.rings.lookup(m.vip_index, as: UInt32.self) ?? 0
+            vips.append(withUnsafeBytes(of: k) { Array($0) } + withUnsafeBytes(of: m) { Array($0) } + withUnsafeBytes(of: ring) { Array($0) })
+        }
+        return out + vips.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    @Test("more new backends than free ids: refused with the numbers, the maps unchanged")
+    func backendIdsRefused() throws {
+        let bed = try TestBed()
+        let running = bed.controller.backendIDs.count   // 5 in the lab config
+        let before = try snapshot(bed)
+        // A valid config on its own (4,091 ≤ 4,095), but the running backends hold their ids until it is applied.
+        let fresh = (0..<(Int(XDPLB_MAX_BACKENDS) - running)).map { i in
+            BackendConfig(address: IPAddress("10.1.\(i / 250).\(i % 250 + 1)")!)
+        }
+        var c = Lab.config()
+        c.vips = [VIPConfig(address: Lab.vip4, port: 80, proto: .tcp, ringSize: 65537, backends: fresh)]
+        do {
+            try bed.controller.apply(c)
+            Issue.record("an apply needing \(fresh.count) new ids with \(4095 - running) free succeeded")
+        } catch {
+            #expect(error.errno == ENOSPC)
+            #expect(error.description.contains("refused: \(fresh.count) new backends need ids but only \(4095 - running) of 4095 are free"), "\(error)")
+        }
+        #expect(try snapshot(bed) == before, "nothing was written")
+        #expect(bed.controller.backendIDs.count == running)
+    }
+
+    @Test("a backend given a freed id starts at zero packets, not its predecessor's")
+    func reusedIdCountersZeroed() throws {
+        let bed = try TestBed()
+        let maps = bed.balancer.maps
+        let gone = Lab.backends4[2]
+        let id = try #require(bed.controller.backendIDs[gone])
+        // As if `gone` had forwarded 92 packets.
+        var traffic = xdplb_counter()
+        traffic.packets = 92
+        traffic.bytes = 9200
+        try maps.backendStats.updatePerCPU(id, traffic)
+        #expect(try CounterReader.sum(maps.backendStats, index: id).packets > 0)
+        var c = Lab.config()
+        for i in c.vips.indices { c.vips[i].backends.removeAll { $0.address == gone } }
+        try bed.apply(c)
+        let newcomer = IPAddress("10.0.4.9")!
+        c.vips[0].backends.append(BackendConfig(address: newcomer))
+        try bed.apply(c)
+        #expect(bed.controller.backendIDs[newcomer] == id, "the newcomer took the freed id")
+        let v = try CounterReader.sum(maps.backendStats, index: id)
+        #expect(v.packets == 0 && v.bytes == 0, "\(v)")
+    }
+}

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Agent state tests in network namespaces (issue 11: findings 5, 7, 9, 10, 11,
+# 12, 13): SIGHUP during a long start, one agent per bpffs, `down` refusing
+# while an agent runs, global and per-VIP drains, all-or-nothing reloads,
+# backend counters on a reused id, metrics of removed VIPs and backends, and
+# an agent that notices `down --force` took its program away.
+#
+# Topology (all created here, all deleted on exit):
+#   xt-st-lb-PID: lb0 10.0.9.1/24        -- the LB node, agent + XDP (generic)
+#   xt-st-pe-PID: pe0 10.0.9.2,.4,.6 (backends, HTTP :8080) and .10 (client)
+# Usage: Tests/agent/state.sh PATH/TO/xdplb
+set -o errexit -o nounset -o pipefail
+XDPLB=$(readlink -f "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d /tmp/xdplb-state.XXXXXX)
+lb="xt-st-lb-$$" pe="xt-st-pe-$$"
+bpffs="/sys/fs/bpf/xdplb-state-test-$$"
+sock="$tmp/admin.sock"   # the admin API (mktemp -d: 0700, so the agent accepts the directory)
+cfg="$tmp/node.yaml"
+agent_pid="" pids=()
+pass=0 fail=0
+
+cleanup() {
+	[ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	"$XDPLB" down --force --bpffs "$bpffs" >/dev/null 2>&1 || true
+	"$XDPLB" down --force --bpffs "$bpffs-hup" >/dev/null 2>&1 || true
+	ip netns del "$lb" 2>/dev/null || true
+	ip netns del "$pe" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+. "$here/../lib.sh"
+inlb() { nsenter --net="/run/netns/$lb" "$@"; }   # nsenter keeps /sys/fs/bpf visible
+inpe() { ip netns exec "$pe" "$@"; }
+x() { inlb "$XDPLB" "$@"; }
+adm() { inlb "$XDPLB" "$@" --admin "$sock"; }   # a command that talks to the agent
+status_json() { adm status --json; }
+metrics() { inlb curl -sf --unix-socket "$sock" http://agent/metrics; }   # to a file: `| grep -q` would SIGPIPE it under pipefail
+
+# ---- topology ---------------------------------------------------------------
+ip netns add "$lb"
+ip netns add "$pe"
+ip link add lb0 netns "$lb" type veth peer name pe0 netns "$pe"
+inlb ip link set lo up
+inpe ip link set lo up
+inlb ip link set lb0 up
+inpe ip link set pe0 up
+inlb ip addr add 10.0.9.1/24 dev lb0
+for a in 10.0.9.2 10.0.9.4 10.0.9.6 10.0.9.10; do inpe ip addr add "$a/24" dev pe0; done
+inpe ip route add 10.100.0.0/24 via 10.0.9.1 src 10.0.9.10
+inpe sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.pe0.rp_filter=0
+mac=$(inpe cat /sys/class/net/pe0/address)
+for a in 10.0.9.2 10.0.9.4 10.0.9.6 10.0.9.10; do inlb ip neigh replace "$a" lladdr "$mac" dev lb0 nud permanent; done
+for a in 10.0.9.2 10.0.9.4 10.0.9.6; do
+	ip netns exec "$pe" python3 -m http.server 8080 --bind "$a" --directory "$tmp" >/dev/null 2>&1 &
+	pids+=($!)
+done
+
+node_yaml() { # node_yaml BPFFS
+	cat <<YAML
+node:
+  interface: lb0
+  xdp_mode: generic
+  encap_source: { ipv4: 10.0.9.1 }
+  hash_seed: 0x5eed
+  lru_size: 65536
+  bpffs: $1
+  admin: $sock
+vips:
+YAML
+}
+vip_yaml() { # vip_yaml PORT BACKEND...
+	local port=$1; shift
+	printf '  - address: 10.100.0.1\n    port: %s\n    protocol: udp\n    ring_size: %s\n' "$port" "${RING:-1009}"
+	printf '    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }\n    backends:\n'
+	for b in "$@"; do printf '      - { address: %s, weight: 100 }\n' "$b"; done
+}
+start_agent() { # start_agent [ENV=VALUE...]: agent on $cfg, waits for its admin API
+	env "$@" nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" >>"$tmp/agent.log" 2>&1 &
+	agent_pid=$!
+	wait_until 30 adm status >/dev/null || { cat "$tmp/agent.log"; return 1; }
+}
+stop_agent() {
+	kill -TERM "$agent_pid"
+	wait "$agent_pid" 2>/dev/null || true
+	agent_pid=""
+}
+
+# ---- 5: SIGHUP 0.3 s into the start of a 300-VIP agent -------------------------
+# Full-size rings (65537 slots each) make the start take a while.
+{ node_yaml "$bpffs-hup"; for p in $(seq 1000 1299); do RING=65537 vip_yaml "$p" 10.0.9.2 10.0.9.4; done; } >"$cfg"
+nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" >"$tmp/hup.log" 2>&1 &
+agent_pid=$!
+sleep 0.3
+kill -HUP "$agent_pid"
+reloaded() { grep -q "config reloaded" "$tmp/hup.log"; }
+check "SIGHUP 0.3 s after start (300 VIPs): the reload is queued and applied after the start" wait_until 30 reloaded
+check "... and the agent is still running" kill -0 "$agent_pid"
+check "... serving all 300 VIPs" test "$(status_json | json "len(d['vips'])")" = 300
+reload_counted() { metrics >"$tmp/metrics.hup"; grep -q '^xdplb_agent_events_total{event="reload"} 1' "$tmp/metrics.hup"; }
+check "... and counting the reload" reload_counted
+stop_agent
+x down --bpffs "$bpffs-hup" >/dev/null
+
+# ---- the agent under test -------------------------------------------------------
+{ node_yaml "$bpffs"; vip_yaml 53 10.0.9.2 10.0.9.4; vip_yaml 54 10.0.9.2 10.0.9.4; } >"$cfg"
+echo "10.100.0.1:55/udp" >"$tmp/fault"
+check "agent starts" start_agent XDPLB_FAULT_FILE="$tmp/fault"
+first_pid=$agent_pid
+slots() { status_json | json "{b['address']: b['slots'] for b in [v for v in d['vips'] if v['name'] == '$1'][0]['backends']}['$2']"; }
+drained() { status_json | json "{b['address']: b['drained'] for b in [v for v in d['vips'] if v['name'] == '$1'][0]['backends']}['$2']"; }
+all_up() { [ "$(status_json | json "sum(b['healthy'] for v in d['vips'] for b in v['backends'])")" = 4 ]; }
+check "both backends healthy on both VIPs" wait_until 10 all_up
+
+# ---- 7: one agent per bpffs ---------------------------------------------------
+check "drain 10.0.9.2 (every VIP)" adm drain 10.0.9.2
+dump_maps() { for m in xdplb_backends xdplb_vips xdplb_rings; do inlb bpftool map dump pinned "$bpffs/$m" || true; done; }
+dump_maps >"$tmp/maps.before"
+sed "s|admin: $sock|admin: $tmp/second.sock|" "$cfg" >"$tmp/second.yaml"
+# `timeout` only bounds a second agent that (wrongly) keeps running: its admin socket differs.
+if timeout 30 nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$tmp/second.yaml" >"$tmp/second.out" 2>&1; then
+	bad "a second agent on the same bpffs is refused (it exited 0)"
+else
+	check "a second agent on the same bpffs exits non-zero: 'another agent (pid $first_pid) owns $bpffs'" \
+		grep -qF "another agent (pid $first_pid) owns $bpffs" "$tmp/second.out"
+fi
+dump_maps >"$tmp/maps.after"
+check "the second agent wrote nothing: backends, VIPs and rings identical" cmp "$tmp/maps.before" "$tmp/maps.after"
+ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 3 --out "$tmp/drain.json" &
+recv_pid=$!
+sleep 0.3
+inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports "$(seq -s, 6001 6100)" --count 2 --interval 0.002 >/dev/null
+wait "$recv_pid"
+check "the first agent's drain holds: 100 new flows (200 packets), none to 10.0.9.2" python3 -c "
+import json; d=json.load(open('$tmp/drain.json'))
+assert len(d) == 100 and all('10.0.9.2' not in v for v in d.values()) and sum(sum(v.values()) for v in d.values()) == 200, d"
+
+# ---- 11: down refuses while an agent owns the bpffs ------------------------------
+if x down --bpffs "$bpffs" >"$tmp/down.out" 2>&1; then
+	bad "xdplb down refuses while the agent runs (it succeeded)"
+	stop_agent; start_agent XDPLB_FAULT_FILE="$tmp/fault" || true   # so the checks below test something
+else
+	check "xdplb down refuses while the agent runs: names its pid, suggests --force" \
+		grep -qF "another agent (pid $first_pid) owns $bpffs; stop it first (one agent per bpffs directory); or use --force" "$tmp/down.out"
+fi
+check "... and leaves the program attached and pinned" sh -c "ip -n $lb link show lb0 | grep -q xdp && test -e $bpffs/link"
+
+# ---- 10: a global drain and per-VIP undrain ----------------------------------------
+adm undrain 10.0.9.2 --vip 10.100.0.1:53/udp >"$tmp/undrain.out" 2>&1 || true
+check "undrain --vip while drained globally: restored on that VIP, says where it stays drained" grep -qF \
+	"10.0.9.2: config weight restored on 10.100.0.1:53/udp; still drained on 10.100.0.1:54/udp by the setting for every VIP ('xdplb undrain 10.0.9.2' undoes it everywhere)" "$tmp/undrain.out"
+in_53_not_54() { [ "$(slots 10.100.0.1:53/udp 10.0.9.2)" -gt 0 ] && [ "$(slots 10.100.0.1:54/udp 10.0.9.2)" = 0 ]; }
+check "... and it is true: 10.0.9.2 has slots on :53 and none on :54" in_53_not_54
+check "... status: not drained on :53, drained on :54" test "$(drained 10.100.0.1:53/udp 10.0.9.2) $(drained 10.100.0.1:54/udp 10.0.9.2)" = "False True"
+check "a global drain replaces the per-VIP undrain" adm drain 10.0.9.2
+check "... drained on both VIPs" test "$(slots 10.100.0.1:53/udp 10.0.9.2) $(slots 10.100.0.1:54/udp 10.0.9.2)" = "0 0"
+check "undrain without --vip restores every VIP" adm undrain 10.0.9.2
+in_both() { [ "$(slots 10.100.0.1:53/udp 10.0.9.2)" -gt 0 ] && [ "$(slots 10.100.0.1:54/udp 10.0.9.2)" -gt 0 ]; }
+check "... slots back on both VIPs" in_both
+
+# ---- 9: all-or-nothing reloads -------------------------------------------------------
+digest() { status_json | json "[v['digest'] for v in d['vips'] if v['name'] == '$1'][0]"; }
+d53=$(digest 10.100.0.1:53/udp)
+cp "$cfg" "$tmp/good.yaml"
+dump_maps >"$tmp/maps.before"
+{ node_yaml "$bpffs"; vip_yaml 53 10.0.9.2 10.0.9.4; vip_yaml 54 10.0.9.2 10.0.9.4; vip_yaml 55 10.0.9.2 10.0.9.4; } >"$cfg"
+if adm reload >"$tmp/reload.out" 2>&1; then bad "a reload whose write fails (injected) is refused (it succeeded)"; else
+	check "a reload whose write fails is refused with the precise error" grep -qF \
+		"$cfg: applying the new config failed, the previous one is back in force: injected reconcile fault for VIP 10.100.0.1:55/udp" "$tmp/reload.out"
+fi
+check "... status still lists only the old VIPs" test "$(status_json | json "','.join(v['name'] for v in d['vips'])")" = "10.100.0.1:53/udp,10.100.0.1:54/udp"
+check "... and the error is logged" grep -q "reload failed and was rolled back" "$tmp/agent.log"
+# 4,095 other backends: a valid config (4,095 is the limit), but the 2 running ones hold ids until it is applied.
+others() { python3 -c "print(' '.join(f'10.1.{i // 250}.{i % 250 + 1}' for i in range($1, $2)))"; }
+{ node_yaml "$bpffs"; vip_yaml 53 $(others 0 2048); vip_yaml 54 $(others 2048 4095); } >"$cfg"
+check "the 4,095-backend config passes config check" x config check "$cfg"
+if adm reload >"$tmp/reload.out" 2>&1; then bad "a reload needing more backend ids than are free is refused (it succeeded)"; else
+	check "a reload needing more backend ids than are free is refused with the numbers" grep -qF \
+		"the data plane can't hold this config, keeping the running one: refused: 4095 new backends need ids but only 4093 of 4095 are free" "$tmp/reload.out"
+fi
+dump_maps >"$tmp/maps.after"
+check "... backends, VIPs and rings unchanged" cmp "$tmp/maps.before" "$tmp/maps.after"
+check "... digest unchanged and both VIPs still served" test "$(digest 10.100.0.1:53/udp) $(status_json | json "len(d['vips'])")" = "$d53 2"
+check "... status still shows the old backends" test "$(status_json | json "' '.join(b['address'] for v in d['vips'] for b in v['backends'])")" = \
+	"10.0.9.2 10.0.9.4 10.0.9.2 10.0.9.4"
+cp "$tmp/good.yaml" "$cfg"
+check "reloading the running config again succeeds" adm reload
+
+# ---- 12, 13: a removed backend's id reused; metrics of removed VIPs and backends -----
+ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 3 --out "$tmp/before.json" &
+recv_pid=$!
+sleep 0.3
+inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports "$(seq -s, 7001 7040)" --count 2 --interval 0.002 >/dev/null
+wait "$recv_pid"
+bpackets() { adm stats --json --interval 0.1 | json "d['backends'].get('$1', {}).get('packets', -1)"; }
+check "10.0.9.4 got traffic (counted per backend)" test "$(bpackets 10.0.9.4)" -gt 0
+metrics >"$tmp/metrics.before"
+check "metrics have series for 10.0.9.4 and VIP :54 before the reload" sh -c \
+	"grep -q 'backend=\"10.0.9.4\"' '$tmp/metrics.before' && grep -q 'vip=\"10.100.0.1:54/udp\"' '$tmp/metrics.before'"
+{ node_yaml "$bpffs"; vip_yaml 53 10.0.9.2; } >"$cfg"
+check "reload removing 10.0.9.4 and VIP :54" adm reload
+metrics >"$tmp/metrics.after"
+check "/metrics drops every series of the removed backend" sh -c "! grep -q 'backend=\"10.0.9.4\"' '$tmp/metrics.after'"
+check "/metrics drops every series of the removed VIP" sh -c "! grep -q 'vip=\"10.100.0.1:54/udp\"' '$tmp/metrics.after'"
+check "... and keeps those of the rest" grep -q '^xdplb_backend_healthy{vip="10.100.0.1:53/udp",backend="10.0.9.2"} 1' "$tmp/metrics.after"
+{ node_yaml "$bpffs"; vip_yaml 53 10.0.9.2 10.0.9.6; } >"$cfg"
+check "reload adding 10.0.9.6 (it takes the freed id of 10.0.9.4)" adm reload
+check "the new backend's counters start at 0, not at 10.0.9.4's" test "$(bpackets 10.0.9.6)" = 0
+
+# ---- 11: down --force under a running agent: the agent notices -------------------
+healthz() { inlb curl -s --unix-socket "$sock" "$@" http://agent/healthz; }
+healthz_ok() { [ "$(healthz -f)" = ok ]; }
+check "healthz 200 while attached" healthz_ok
+check "xdplb down --force detaches under the running agent" x down --force --bpffs "$bpffs"
+healthz503() { [ "$(healthz -o /dev/null -w '%{http_code}')" = 503 ]; }
+check "the agent's /healthz answers 503" wait_until 5 healthz503
+healthz_reason() { healthz >"$tmp/healthz"; grep -qF 'no longer attached to lb0' "$tmp/healthz"; }
+check "... with the reason" healthz_reason
+check "status says detached" test "$(status_json | json "str(d['node']['attached']) + ' ' + str(d['node']['detached'] is not None)")" = "False True"
+detached_metric() { metrics >"$tmp/metrics.detached"; grep -q '^xdplb_attached 0' "$tmp/metrics.detached"; }
+check "metric xdplb_attached 0" detached_metric
+check "the loss is logged" grep -q "data plane lost: no program reads the maps any more" "$tmp/agent.log"
+if adm drain 10.0.9.2 >"$tmp/drain.out" 2>&1; then bad "a drain on a detached data plane is refused (it succeeded)"; else
+	check "a drain on a detached data plane is refused with the reason" grep -qF "refused: the balancer program is no longer attached to lb0" "$tmp/drain.out"
+fi
+stop_agent
+
+echo
+echo "state: $pass passed, $fail failed"
+[ "$fail" = 0 ]
