@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // C: the shared ABI header, libbpf/libpcap and shims for their macros.
@@ -51,6 +54,16 @@ let package = Package(
                                                .product(name: "Logging", package: "swift-log")]),
         // BGP announcements: the gate, the kernel announcement table, bird's config and control socket.
         .target(name: "Routing", dependencies: ["Config", "NetAddress", "Netlink", .product(name: "Logging", package: "swift-log")]),
+        // The shared config and health view: etcd's v3 JSON gateway through async-http-client.
+        .target(name: "Cluster", dependencies: ["Config", "NetAddress",
+                                                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                .product(name: "NIOCore", package: "swift-nio"),
+                                                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                                                .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                                                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                .product(name: "Crypto", package: "swift-crypto"),
+                                                .product(name: "Logging", package: "swift-log")]),
         // The agent: pinned data plane, reconcile loop, admin API, metrics.
         .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing",
                                               .product(name: "Hummingbird", package: "hummingbird"),
@@ -63,7 +76,7 @@ let package = Package(
         .target(name: "Bench", dependencies: ["DataPlane", "BPF", "BPFObjects", "CXdplb", "Config", "Maglev", "NetAddress", "Packets"]),
         .executableTarget(
             name: "xdplb",
-            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench", "Routing",
+            dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench", "Routing", "Cluster",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),

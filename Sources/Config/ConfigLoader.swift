@@ -56,6 +56,17 @@ public enum ConfigLoader {
 
     /// Parses and validates YAML text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> XdplbConfig {
+        let root = try compose(text, file: file)
+        var r = Reader(file: file)
+        let config = r.document(root)
+        if !r.issues.isEmpty || config == nil {
+            throw ConfigError(issues: r.issues.isEmpty ? [ConfigIssue(file: file, keyPath: "", reason: "empty configuration")] : r.issues)
+        }
+        return config!
+    }
+
+    /// The YAML tree of `text`, with its size and nesting bounded first.
+    static func compose(_ text: String, file: String) throws(ConfigError) -> Node? {
         if text.utf8.count > maxFileBytes {
             throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "\(text.utf8.count) bytes; at most \(maxFileBytes) are accepted")])
         }
@@ -64,18 +75,25 @@ public enum ConfigLoader {
             throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason:
                 "line \(line): nested deeper than \(maxNesting) levels (lists and mappings inside each other); a config needs fewer than 10")])
         }
-        let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            return try Yams.compose(yaml: text)
         } catch {
             throw ConfigError(issues: [ConfigIssue(file: file, keyPath: "", reason: "not valid YAML: \(Echo.clip(Echo.escaped("\(error)".replacingOccurrences(of: "\n", with: "; ")), 300))")])
         }
+    }
+
+    /// Parses and validates a shared (cluster) config: `vips` and optionally `hash_seed`, the part
+    /// `xdplb cluster push` writes to etcd. The VIPs get every check `config check` makes; the
+    /// checks that depend on a node (encap families, path MTU) use `node`, or pass when it is nil
+    /// (each agent checks them again against its own node settings).
+    public static func parseShared(_ text: String, file: String, node: NodeConfig? = nil) throws(ConfigError) -> SharedConfig {
+        let root = try compose(text, file: file)
         var r = Reader(file: file)
-        let config = r.document(root)
-        if !r.issues.isEmpty || config == nil {
-            throw ConfigError(issues: r.issues.isEmpty ? [ConfigIssue(file: file, keyPath: "", reason: "empty configuration")] : r.issues)
+        let shared = r.sharedDocument(root, node: node)
+        if !r.issues.isEmpty || shared == nil {
+            throw ConfigError(issues: r.issues.isEmpty ? [ConfigIssue(file: file, keyPath: "", reason: "empty shared configuration (expected vips: and optionally hash_seed:)")] : r.issues)
         }
-        return config!
+        return shared!
     }
 }
 
@@ -250,15 +268,27 @@ struct Reader {
     // MARK: document
 
     mutating func document(_ root: Node?) -> XdplbConfig? {
-        guard let top = mapping(root, "", allowed: ["node", "vips"]) else { return nil }
+        guard let top = mapping(root, "", allowed: ["node", "vips", "cluster"]) else { return nil }
         guard top["node"] != nil else {
             fail("node", "missing (the node section: interface, encap_source, ...)")
             return nil
         }
         let node = nodeSection(top["node"]!)
+        let cluster = top["cluster"].flatMap { clusterSection($0) }
+        if top["cluster"] != nil, let (_, path) = top["vips"] {
+            fail(path, "not allowed with a cluster section: the VIPs come from etcd ('xdplb cluster push FILE'); keep only node-local settings here")
+        }
+        let vips = vipList(top["vips"])
+        guard let node else { return nil }
+        vipChecks(node, vips, prefix: "")
+        return XdplbConfig(node: node, vips: vips, cluster: cluster)
+    }
+
+    /// The VIP list at `e`, each VIP read and duplicates refused.
+    mutating func vipList(_ e: (Node, String)?) -> [VIPConfig] {
         var vips: [VIPConfig] = []
         var seen: [String: String] = [:]
-        for (n, path) in sequence(top["vips"]) ?? [] {
+        for (n, path) in sequence(e) ?? [] {
             guard let v = vip(n, path) else { continue }
             let key = v.name
             if let first = seen[key] {
@@ -268,33 +298,36 @@ struct Reader {
                 vips.append(v)
             }
         }
-        guard let node else { return nil }
+        return vips
+    }
+
+    /// The checks that need the node and every VIP: encap families, limits, VIPs used as backends, the path MTU.
+    mutating func vipChecks(_ node: NodeConfig, _ vips: [VIPConfig], prefix: String) {
         for (i, v) in vips.enumerated() {
             for (j, b) in v.backends.enumerated() {
                 if b.address.isV6 && node.encapSourceV6 == nil {
-                    fail("vips[\(i)].backends[\(j)].address", "IPv6 backend needs node.encap_source.ipv6")
+                    fail("\(prefix)vips[\(i)].backends[\(j)].address", "IPv6 backend needs node.encap_source.ipv6")
                 } else if !b.address.isV6 && node.encapSourceV4 == nil {
-                    fail("vips[\(i)].backends[\(j)].address", "IPv4 backend needs node.encap_source.ipv4")
+                    fail("\(prefix)vips[\(i)].backends[\(j)].address", "IPv4 backend needs node.encap_source.ipv4")
                 }
             }
         }
-        if vips.count > 512 { fail("vips", "\(vips.count) VIPs; at most 512 are supported") }
+        if vips.count > 512 { fail("\(prefix)vips", "\(vips.count) VIPs; at most 512 are supported") }
         let distinct = Set(vips.flatMap { $0.backends.map(\.address) })
         if distinct.count > ConfigLoader.maxBackends {
-            fail("vips", "\(distinct.count) distinct backends across VIPs; at most \(ConfigLoader.maxBackends) (one backend id each) are supported")
+            fail("\(prefix)vips", "\(distinct.count) distinct backends across VIPs; at most \(ConfigLoader.maxBackends) (one backend id each) are supported")
         }
         // A VIP's address must not be a backend: GRE to it would come back to the balancer.
         var vipPaths: [IPAddress: String] = [:]
-        for (i, v) in vips.enumerated() where vipPaths[v.address] == nil { vipPaths[v.address] = "vips[\(i)]" }
+        for (i, v) in vips.enumerated() where vipPaths[v.address] == nil { vipPaths[v.address] = "\(prefix)vips[\(i)]" }
         for (i, v) in vips.enumerated() {
             for (j, b) in v.backends.enumerated() {
                 if let at = vipPaths[b.address] {
-                    fail("vips[\(i)].backends[\(j)].address", "\(b.address) is a VIP address (\(at)); a backend must be another host")
+                    fail("\(prefix)vips[\(i)].backends[\(j)].address", "\(b.address) is a VIP address (\(at)); a backend must be another host")
                 }
             }
         }
         pathMTUFits(node, vips)
-        return XdplbConfig(node: node, vips: vips)
     }
 
     /// Where node.path_mtu is (for errors found once the VIPs are known).

@@ -5,13 +5,16 @@ import NetAddress
 public struct XdplbConfig: Sendable, Equatable {
     /// Node-wide settings.
     public var node: NodeConfig
-    /// The virtual services.
+    /// The virtual services (from etcd when `cluster` is set).
     public var vips: [VIPConfig]
+    /// Membership of a cluster sharing config and health through etcd (nil: this file is the whole config).
+    public var cluster: ClusterConfig?
 
     /// A configuration from parts (already validated).
-    public init(node: NodeConfig, vips: [VIPConfig]) {
+    public init(node: NodeConfig, vips: [VIPConfig], cluster: ClusterConfig? = nil) {
         self.node = node
         self.vips = vips
+        self.cluster = cluster
     }
 }
 

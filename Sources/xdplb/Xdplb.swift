@@ -8,6 +8,7 @@ struct Xdplb: AsyncParsableCommand {
         abstract: "XDP Maglev load balancer with GRE encapsulation for direct server return.",
         subcommands: [RunCommand.self, StatusCommand.self, StatsCommand.self, ReloadCommand.self, DrainCommand.self,
                       UndrainCommand.self, WeightCommand.self, DownCommand.self, MaglevCommand.self, PickCommand.self,
-                      ReplayCommand.self, ConfigCommand.self, BenchCommand.self, NodeCommand.self, BGPCommand.self]
+                      ReplayCommand.self, ConfigCommand.self, BenchCommand.self, NodeCommand.self, BGPCommand.self,
+                      ClusterCommand.self]
     )
 }
