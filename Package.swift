@@ -65,7 +65,7 @@ let package = Package(
                                                 .product(name: "Crypto", package: "swift-crypto"),
                                                 .product(name: "Logging", package: "swift-log")]),
         // The agent: pinned data plane, reconcile loop, admin API, metrics.
-        .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing",
+        .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing", "Cluster",
                                               .product(name: "Hummingbird", package: "hummingbird"),
                                               .product(name: "HummingbirdCore", package: "hummingbird"),
                                               .product(name: "NIOCore", package: "swift-nio"),

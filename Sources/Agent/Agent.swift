@@ -1,4 +1,5 @@
 import BPF
+import Cluster
 import Config
 import CXdplb
 import DataPlane
@@ -26,6 +27,12 @@ public actor Agent {
     let configPath: String
     private(set) var config: XdplbConfig
     private var configLoadedAt = Date()
+    /// The node file as loaded (in a cluster its VIPs are empty: they come from `shared`).
+    private(set) var fileConfig: XdplbConfig
+    /// The shared config from etcd this node runs (nil outside a cluster, or before any push).
+    var shared: SharedConfig?
+    /// This node's part in the cluster (nil without a cluster section).
+    let member: ClusterMember?
     let dataPlane: PinnedDataPlane
     /// This agent's hold on `node.bpffs` (released when the process ends).
     let pinLock: PinDirectoryLock
@@ -64,9 +71,22 @@ public actor Agent {
     public init(configPath: String, objectPath: String? = nil, logger: Logger) async throws {
         self.logger = logger
         self.configPath = configPath
-        let cfg: XdplbConfig
+        var cfg: XdplbConfig
         do { cfg = try ConfigLoader.load(path: configPath) } catch { throw AgentError(error.description) }
-        config = cfg
+        fileConfig = cfg
+        if let cl = cfg.cluster {
+            let m: ClusterMember
+            do { m = try ClusterMember(cl, logger: logger) } catch { throw AgentError(error.description) }
+            let start = await m.start(node: cfg.node)
+            logger.notice("cluster: \(start.note)", metadata: ["node": "\(cl.nodeName)", "prefix": "\(cl.prefix)"])
+            member = m
+            shared = start.shared
+            cfg = cfg.running(start.shared ?? SharedConfig(hashSeed: nil, vips: []))
+            config = cfg
+        } else {
+            member = nil
+            config = cfg
+        }
         // One agent per pin directory, decided before anything is opened or written.
         do {
             try BPFFS.ensureMounted()
@@ -129,6 +149,7 @@ public actor Agent {
         pendingReconcile = true
         try? await Task.sleep(nanoseconds: 20_000_000)
         pendingReconcile = false
+        await publishOwnHealth()
         do { try await reconcileWithHealth(reason: "health") } catch {
             logger.error("reconcile failed", metadata: ["error": "\(error)"])
         }
@@ -142,7 +163,8 @@ public actor Agent {
         // Back from isolation, not settled: keep the view of before (see HealthConvergence).
         if convergence.holding { return try reconcile(reason: reason) }
         var states: [ProbeTarget: Bool] = [:]
-        for t in targets.values.flatMap({ $0.values }) { states[t] = probed[t]?.healthy ?? true }
+        let agreed = await agreedHealth()
+        for t in targets.values.flatMap({ $0.values }) { states[t] = agreed?[t.description] ?? probed[t]?.healthy ?? true }
         try reconcile(reason: reason, healthy: states)
     }
 
@@ -186,6 +208,7 @@ public actor Agent {
             throw error
         }
         defer { updateAnnouncements() }
+        if let member { Task { try? await member.publish(force: false) } }
         reconciles += 1
         lastReconcileMs = report.milliseconds
         events["reconcile", default: 0] += 1
@@ -204,7 +227,7 @@ public actor Agent {
     /// Re-reads the config file; an invalid file is refused and nothing changes.
     /// - Returns: a one-line summary.
     public func reload() async throws -> String {
-        let new: XdplbConfig
+        var new: XdplbConfig
         do { new = try ConfigLoader.load(path: configPath) } catch {
             events["reload_failed", default: 0] += 1
             logger.error("reload refused: invalid config, keeping the running one", metadata: ["error": "\(error.description)"])
@@ -220,17 +243,38 @@ public actor Agent {
         if o.adminGroup != n.adminGroup || o.adminTokenFile != n.adminTokenFile { fixed.append("node.admin_group/admin_token_file") }
         if o.bgp != n.bgp { fixed.append("node.bgp") }
         if o.stateDir != n.stateDir { fixed.append("node.state_dir") }
+        if fileConfig.cluster != new.cluster { fixed.append("cluster") }
         if !fixed.isEmpty {
             events["reload_failed", default: 0] += 1
             let msg = "\(configPath): \(fixed.joined(separator: ", ")) can't change on reload; restart the agent (state is kept)"
             logger.error("reload refused", metadata: ["error": "\(msg)"])
             throw AgentError(msg)
         }
+        let file = new
+        if new.cluster != nil {
+            // The node file's settings with the shared VIPs: checked again against the new node settings.
+            if let yaml = await member?.runningYAML {
+                do { new = new.running(try ConfigLoader.parseShared(yaml, file: "the running shared config", node: new.node)) } catch {
+                    events["reload_failed", default: 0] += 1
+                    let msg = "\(configPath): the running shared config does not fit these node settings: \(error.description)"
+                    logger.error("reload refused", metadata: ["error": "\(msg)"])
+                    throw AgentError(msg)
+                }
+            }
+        }
+        try await install(new, source: configPath)
+        fileConfig = file
+        return "reloaded \(configPath): \(new.vips.count) VIPs"
+    }
+
+    /// Makes `new` the running config, all or nothing: checked against the data plane first,
+    /// applied, and on any failure the previous config is put back and applied again.
+    func install(_ new: XdplbConfig, source: String) async throws {
         try requireAttached()
         // Capacity and tables first: a config the data plane can't hold changes nothing.
         do { try controller.validate(effectiveConfig(of: new)) } catch {
             events["reload_failed", default: 0] += 1
-            let msg = "\(configPath): the data plane can't hold this config, keeping the running one: \(error)"
+            let msg = "\(source): the data plane can't hold this config, keeping the running one: \(error)"
             logger.error("reload refused", metadata: ["error": "\(msg)"])
             throw AgentError(msg)
         }
@@ -247,7 +291,7 @@ public actor Agent {
             configLoadedAt = old.loadedAt
             nextHops = old.nextHops
             await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
-            var msg = "\(configPath): applying the new config failed, the previous one is back in force: \(error)"
+            var msg = "\(source): applying the new config failed, the previous one is back in force: \(error)"
             do { try await reconcileWithHealth(reason: "rollback") } catch {
                 msg += "; rolling back failed too: \(error)"
             }
@@ -256,8 +300,7 @@ public actor Agent {
             throw AgentError(msg)
         }
         events["reload", default: 0] += 1
-        logger.notice("config reloaded", metadata: ["file": "\(configPath)", "vips": "\(new.vips.count)"])
-        return "reloaded \(configPath): \(new.vips.count) VIPs"
+        logger.notice("config reloaded", metadata: ["source": "\(source)", "vips": "\(new.vips.count)"])
     }
 
     /// Sets a backend's weight (0 = drain; nil = back to the config's) on one VIP or all.
@@ -310,7 +353,10 @@ public actor Agent {
     }
 
     /// Stops health checks (the data plane keeps running from its pins).
-    public func stop() async { await health.stop() }
+    public func stop() async {
+        await health.stop()
+        await member?.leave()
+    }
 
     // MARK: views
 
@@ -319,6 +365,8 @@ public actor Agent {
         let c = effectiveConfig()
         let targets = probeTargets()
         let states = await health.states
+        let clusterInfo = await clusterStatus()
+        let effective = lastHealthy, inCluster = member != nil
         let iso = ISO8601DateFormatter()
         var vips: [AgentStatus.VIP] = []
         for v in c.vips {
@@ -329,7 +377,8 @@ public actor Agent {
                 let t = targets[v.name]?[b.address]
                 let s = t.flatMap { states[$0] }
                 return AgentStatus.Backend(address: b.address.description, configuredWeight: configured[b.address] ?? b.weight, weight: b.weight,
-                                           drained: b.weight == 0, healthy: s?.healthy ?? true, slots: counts[b.address.description] ?? 0,
+                                           drained: b.weight == 0, healthy: t.flatMap { effective[$0] } ?? s?.healthy ?? true,
+                                           localHealthy: !inCluster ? nil : (s?.healthy ?? true), slots: counts[b.address.description] ?? 0,
                                            check: t?.description ?? "", lastResult: s?.lastResult ?? "",
                                            lastLatencyMs: s?.lastLatencyMs ?? 0, lastCheck: s?.lastCheck.map { iso.string(from: $0) })
             }
@@ -343,7 +392,7 @@ public actor Agent {
                                     configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
                                     reconciles: reconciles, hashSeed: c.node.hashSeed, lastReconcileError: lastReconcileError,
                                     attached: detached == nil, detached: detached)
-        return AgentStatus(node: node, vips: vips, announcements: announcementStatus())
+        return AgentStatus(node: node, vips: vips, announcements: announcementStatus(), cluster: clusterInfo)
     }
 
     /// Counters read from the maps, with names.

@@ -6,6 +6,34 @@ public struct AgentStatus: Codable, Sendable {
     public var vips: [VIP]
     /// BGP announcements (absent without `node.bgp`).
     public var announcements: Announcements?
+    /// The cluster (absent without a cluster section).
+    public var cluster: Cluster?
+
+    /// This node in its cluster: the shared config it runs and where its health view comes from.
+    public struct Cluster: Codable, Sendable {
+        public var nodeName: String
+        public var endpoints: [String]
+        public var prefix: String
+        /// The etcd revision of the shared config it runs (0: none).
+        public var revision: Int64
+        public var etcdReachable: Bool
+        public var unreachableSince: String?
+        /// Set while it runs its cached config (etcd was unreachable at start): `stale since …`.
+        public var staleSince: String?
+        public var lastError: String?
+        /// The newest revision it refused, and why (the running config keeps forwarding).
+        public var refusedRevision: Int64?
+        public var refusedError: String?
+        public var healthRule: String
+        /// `consensus (majority of 3 live nodes)` or `local (…)`.
+        public var health: String
+        public var healthConsensus: Bool
+        /// Nodes whose observations count now.
+        public var liveNodes: [String]
+        /// Shared configs applied since start, and how long the last one took.
+        public var applied: Int
+        public var lastApplyMs: Double
+    }
 
     /// What this node announces, and the daemon's sessions.
     public struct Announcements: Codable, Sendable {
@@ -94,7 +122,10 @@ public struct AgentStatus: Codable, Sendable {
         public var configuredWeight: UInt32
         public var weight: UInt32
         public var drained: Bool
+        /// Healthy as the data plane uses it: in a cluster, the agreed health.
         public var healthy: Bool
+        /// In a cluster: what this node's own probe says (may differ from `healthy`).
+        public var localHealthy: Bool?
         public var slots: Int
         public var check: String
         public var lastResult: String

@@ -94,6 +94,15 @@ public final class Metrics: @unchecked Sendable {
                 setGauge("xdplb_backend_check_latency_seconds", "Latency of the last health check.", l, b.lastLatencyMs / 1000)
             }
         }
+        if let c = status.cluster {
+            setGauge("xdplb_cluster_revision", "The etcd revision of the shared config this node runs (0: none).", [], Double(c.revision))
+            setGauge("xdplb_cluster_etcd_reachable", "1 while etcd answers this node.", [], c.etcdReachable ? 1 : 0)
+            setGauge("xdplb_cluster_stale", "1 while the node runs its cached config (etcd unreachable at start).", [], c.staleSince == nil ? 0 : 1)
+            setGauge("xdplb_cluster_health_consensus", "1 while health comes from the cluster's consensus; 0 while the node uses its own probes.", [],
+                     c.healthConsensus ? 1 : 0)
+            setGauge("xdplb_cluster_live_nodes", "Nodes whose health observations count now.", [], Double(c.liveNodes.count))
+            setGauge("xdplb_cluster_refused_revision", "The newest shared-config revision this node refused (0: none).", [], Double(c.refusedRevision ?? 0))
+        }
         if let a = status.announcements {
             setGauge("xdplb_node_drained", "1 while 'xdplb node drain' is in effect.", [], a.drained ? 1 : 0)
             for s in a.sessions {

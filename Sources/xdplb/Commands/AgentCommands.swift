@@ -67,6 +67,7 @@ struct RunCommand: AsyncParsableCommand {
                 await agent.refreshNextHops()
             }
         }
+        let cluster = Task { await agent.runCluster() }
         let ticker = Task {
             while !Task.isCancelled {
                 await agent.checkAttachment()
@@ -108,6 +109,8 @@ struct RunCommand: AsyncParsableCommand {
         _ = await server.value
         listener.socket?.remove()
         refresher.cancel()
+        cluster.cancel()
+        _ = await cluster.value
         await agent.stop()
         logger.notice("agent stopped; the data plane keeps forwarding from its pins")
     }
@@ -157,15 +160,26 @@ struct StatusCommand: ParsableCommand {
         if let e = s.node.lastReconcileError { print("LAST RECONCILE FAILED: \(e)") }
         if let d = s.node.detached { print("DATA PLANE DETACHED: \(d)") }
         if let a = s.announcements { printAnnouncements(a) }
+        if let c = s.cluster {
+            print("cluster node \(c.nodeName), prefix \(c.prefix), shared config revision \(c.revision == 0 ? "none" : String(c.revision))"
+                  + (c.etcdReachable ? ", etcd reachable" : ", ETCD UNREACHABLE since \(c.unreachableSince ?? "?")")
+                  + (c.staleSince.map { ", STALE since \($0) (running the cached config)" } ?? ""))
+            print("  health: \(c.health)\(c.liveNodes.isEmpty ? "" : "; nodes " + c.liveNodes.joined(separator: ", "))")
+            if let r = c.refusedRevision { print("  REFUSED revision \(r): \(c.refusedError ?? "")") }
+            if let e = c.lastError, !c.etcdReachable { print("  last etcd error: \(e)") }
+        }
         for v in s.vips {
             print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")\(v.announcement.map { "  [\($0)]" } ?? "")")
             print("  " + "backend".padding(toLength: 28, withPad: " ", startingAt: 0) + "health  weight   slots  last check")
             for b in v.backends {
                 let w = b.drained ? "drain" : (b.weight == b.configuredWeight ? "\(b.weight)" : "\(b.weight)*")
                 print("  " + b.address.padding(toLength: 28, withPad: " ", startingAt: 0)
-                      + (b.healthy ? "up    " : "DOWN  ") + w.leftPad(7) + String(b.slots).leftPad(8)
+                      + (b.healthy ? (b.localHealthy == false ? "up*   " : "up    ") : (b.localHealthy == true ? "DOWN* " : "DOWN  ")) + w.leftPad(7) + String(b.slots).leftPad(8)
                       + "  \(b.lastResult) \(String(format: "%.1f", b.lastLatencyMs))ms (\(b.check))")
             }
+        }
+        if s.vips.contains(where: { $0.backends.contains { $0.localHealthy != nil && $0.localHealthy != $0.healthy } }) {
+            print("\n* the cluster's agreed health differs from this node's own probe")
         }
     }
 }
