@@ -83,6 +83,7 @@ let package = Package(
         .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NetAddress"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Config"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Config", "NetAddress", "Health"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["DataPlane", "BPF", "Packets", "Maglev", "Config", "CXdplb"]),
     ],

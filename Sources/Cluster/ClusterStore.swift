@@ -81,6 +81,10 @@ public struct ClusterStore: Sendable {
         public var members: [String: MemberRecord]
         /// The store's revision when read.
         public var revision: Int64
+
+        public init(reports: [String: NodeReport], health: [String: HealthReport], members: [String: MemberRecord], revision: Int64) {
+            self.reports = reports; self.health = health; self.members = members; self.revision = revision
+        }
     }
 
     /// Reads `nodes/`, `health/` and `members/`.

@@ -73,7 +73,7 @@ struct HostileConfigTests {
         t.stackSize = 256 << 10
         t.start()
         done.wait()
-        #expect(got == ["f.yaml: x: unknown key (allowed here: node, vips)"])
+        #expect(got == ["f.yaml: x: unknown key (allowed here: node, vips, cluster)"])
     }
 
     @Test("brackets in quotes, comments and block scalars do not count as nesting")
@@ -112,7 +112,7 @@ struct HostileConfigTests {
         // A plain key may be at most 1024 characters (YAML's simple keys).
         let got = Self.issues("node: { interface: \(long), encap_source: { ipv4: 10.0.2.2 } }\nvips: []\n\(long.prefix(1000)): 1")
         #expect(got.contains("f.yaml: node.interface: '\(String(repeating: "e", count: 64))…' is not a valid interface name: it is longer than 15 bytes (IFNAMSIZ - 1)"))
-        #expect(got.contains("f.yaml: \(String(repeating: "e", count: 64))…: unknown key (allowed here: node, vips)"))
+        #expect(got.contains("f.yaml: \(String(repeating: "e", count: 64))…: unknown key (allowed here: node, vips, cluster)"))
         let yamlError = Self.issues(Self.node + "vips: []\n\(long): 1")
         #expect(yamlError.count == 1 && yamlError[0].count < 400 && !yamlError[0].contains("\n"), "got: \(yamlError)")
         let ctl = Self.issues(Self.vip("protocol: \"tc\\np\\u001b\", backends: []"))

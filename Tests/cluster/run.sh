@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# Cluster tests (issue 10): three LB agents share one config and one health view
+# through a real three-member etcd cluster (Debian's etcd-server), in network
+# namespaces. Asserts: `xdplb cluster push --wait` converges every node on equal
+# table digests (equal to the offline `xdplb maglev` digest); an invalid push
+# writes nothing; --if-revision refuses a stale base; a bad value written
+# straight into etcd is refused by every agent, which keep forwarding the old
+# config; one node's view of a backend cannot split the cluster (majority rule);
+# a lost etcd member changes nothing; with every member down the nodes keep
+# forwarding, and a restarted agent starts from its cache ("stale since");
+# etcd back → converged again; a stopped agent's lease is revoked at once.
+#
+# Topology (all created here, all deleted on exit), one L2 segment (a bridge in
+# xt-cl-sw-PID):
+#   xt-cl-e{1,2,3}-PID  10.0.9.21-23   etcd members (client :2379, peer :2380)
+#   xt-cl-lb{1,2,3}-PID 10.0.9.1-3     LB agents, XDP (generic), own bpffs each
+#   xt-cl-be-PID        10.0.9.31-33   backends (HTTP :8080 health), and
+#                       10.0.9.40      the client and the operator (xdplb cluster …, etcdctl)
+# Usage: Tests/cluster/run.sh PATH/TO/xdplb
+set -o errexit -o nounset -o pipefail
+XDPLB=$(readlink -f "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d /tmp/xdplb-cluster.XXXXXX)
+sw="xt-cl-sw-$$" be="xt-cl-be-$$"
+prefix=/xdplb-test/
+endpoints=http://10.0.9.21:2379,http://10.0.9.22:2379,http://10.0.9.23:2379
+declare -A agent_pid=() etcd_pid=()
+pids=()
+pass=0 fail=0
+
+nsname() { echo "xt-cl-$1-$$"; }
+cleanup() {
+	for n in "${!agent_pid[@]}"; do kill -9 "${agent_pid[$n]}" 2>/dev/null || true; done
+	for n in "${!etcd_pid[@]}"; do kill -9 "${etcd_pid[$n]}" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	for i in 1 2 3; do "$XDPLB" down --force --bpffs "/sys/fs/bpf/xdplb-cluster-test-$$-$i" >/dev/null 2>&1 || true; done
+	for n in e1 e2 e3 lb1 lb2 lb3; do ip netns del "$(nsname $n)" 2>/dev/null || true; done
+	ip netns del "$be" 2>/dev/null || true
+	ip netns del "$sw" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+. "$here/../lib.sh"
+inns() { local n=$1; shift; nsenter --net="/run/netns/$(nsname "$n")" "$@"; }   # nsenter keeps /sys/fs/bpf visible
+inbe() { ip netns exec "$be" "$@"; }
+cl() { inbe "$XDPLB" cluster "$@" --endpoints "$endpoints" --prefix "$prefix"; }   # the operator's commands
+etcdctl_() { inbe env ETCDCTL_API=3 etcdctl --endpoints "$endpoints" --command-timeout=3s "$@"; }
+adm() { local n=$1; shift; inns "lb$n" "$XDPLB" "$@" --admin "$tmp/lb$n.sock"; }
+st() { adm "$1" status --json; }   # st N: node N's status JSON
+
+# ---- topology ---------------------------------------------------------------
+ip netns add "$sw"
+ip -n "$sw" link add br0 type bridge
+ip -n "$sw" link set br0 up
+plug() { # plug NS SHORT ADDR...: a veth from NS (eth0) to the bridge
+	local ns=$1 short=$2; shift 2
+	ip link add eth0 netns "$ns" type veth peer name "v-$short" netns "$sw"
+	ip -n "$sw" link set "v-$short" master br0 up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link set eth0 up
+	for a in "$@"; do ip -n "$ns" addr add "$a/24" dev eth0; done
+}
+for i in 1 2 3; do ip netns add "$(nsname "e$i")"; plug "$(nsname "e$i")" "e$i" "10.0.9.2$i"; done
+for i in 1 2 3; do ip netns add "$(nsname "lb$i")"; plug "$(nsname "lb$i")" "lb$i" "10.0.9.$i"; done
+ip netns add "$be"
+plug "$be" be 10.0.9.31 10.0.9.32 10.0.9.33 10.0.9.40
+inbe sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+# The LB nodes encapsulate toward the backends' MAC: give them a permanent neighbour.
+bemac=$(inbe cat /sys/class/net/eth0/address)
+for i in 1 2 3; do for a in 10.0.9.31 10.0.9.32 10.0.9.33 10.0.9.40; do
+	ip -n "$(nsname "lb$i")" neigh replace "$a" lladdr "$bemac" dev eth0 nud permanent
+done; done
+for a in 10.0.9.31 10.0.9.32 10.0.9.33; do
+	inbe python3 -m http.server 8080 --bind "$a" --directory "$tmp" >/dev/null 2>&1 &
+	pids+=($!)
+done
+
+# ---- etcd: three members -----------------------------------------------------
+initial=e1=http://10.0.9.21:2380,e2=http://10.0.9.22:2380,e3=http://10.0.9.23:2380
+start_etcd() { # start_etcd N (same data dir on a restart: it rejoins)
+	local i=$1 a="10.0.9.2$1"
+	ip netns exec "$(nsname "e$i")" etcd --name "e$i" --data-dir "$tmp/etcd-e$i" \
+		--listen-client-urls "http://$a:2379" --advertise-client-urls "http://$a:2379" \
+		--listen-peer-urls "http://$a:2380" --initial-advertise-peer-urls "http://$a:2380" \
+		--initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "xt-cl-$$" \
+		--heartbeat-interval 50 --election-timeout 500 >"$tmp/etcd-e$i.log" 2>&1 &
+	etcd_pid[e$i]=$!
+}
+stop_etcd() { kill -9 "${etcd_pid[e$1]}" 2>/dev/null || true; wait "${etcd_pid[e$1]}" 2>/dev/null || true; unset "etcd_pid[e$1]"; }
+for i in 1 2 3; do start_etcd "$i"; done
+healthy_etcd() { etcdctl_ endpoint health >/dev/null 2>&1; }
+if t=$(wait_until 20 healthy_etcd); then ok "a three-member etcd cluster is up (${t}s)"; else
+	bad "etcd did not come up"; tail -5 "$tmp"/etcd-e*.log; exit 1
+fi
+
+# ---- three agents -----------------------------------------------------------------
+node_yaml() { # node_yaml N
+	cat <<YAML
+node:
+  interface: eth0
+  xdp_mode: generic
+  encap_source: { ipv4: 10.0.9.$1 }
+  path_mtu: 1500
+  lru_size: 65536
+  bpffs: /sys/fs/bpf/xdplb-cluster-test-$$-$1
+  admin: $tmp/lb$1.sock
+cluster:
+  endpoints: [http://10.0.9.21:2379, http://10.0.9.22:2379, http://10.0.9.23:2379]
+  prefix: $prefix
+  node_name: lb$1
+  lease_ttl: 3s
+  fallback_after: 5s
+  request_timeout: 1s
+  cache_file: $tmp/lb$1-cache.json
+YAML
+}
+start_agent() { # start_agent N
+	node_yaml "$1" >"$tmp/lb$1.yaml"
+	inns "lb$1" "$XDPLB" run --config "$tmp/lb$1.yaml" >>"$tmp/lb$1.log" 2>&1 &
+	agent_pid[lb$1]=$!
+	wait_until 20 adm "$1" status >/dev/null
+}
+stop_agent() { # stop_agent N SIGNAL
+	kill "-$2" "${agent_pid[lb$1]}" 2>/dev/null || true
+	wait "${agent_pid[lb$1]}" 2>/dev/null || true
+	unset "agent_pid[lb$1]"
+}
+for i in 1 2 3; do
+	if start_agent "$i"; then ok "agent lb$i starts in the cluster (no config pushed yet: no VIPs)"; else
+		bad "agent lb$i did not start"; tail -20 "$tmp/lb$i.log"; exit 1
+	fi
+done
+
+shared_yaml() { # shared_yaml WEIGHT_OF_33 [RING]
+	cat <<YAML
+hash_seed: 0x5eed
+vips:
+  - address: 10.100.0.1
+    port: 53
+    protocol: udp
+    ring_size: ${2:-1009}
+    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }
+    backends:
+      - { address: 10.0.9.31, weight: 100 }
+      - { address: 10.0.9.32, weight: 100 }
+      - { address: 10.0.9.33, weight: $1 }
+YAML
+}
+V=10.100.0.1:53/udp
+digest() { st "$1" | json "[v['digest'] for v in d['vips'] if v['name'] == '$V'][0]"; }
+revision() { st "$1" | json "d['cluster']['revision']"; }
+field() { st "$1" | json "d['cluster']['$2']"; }   # field N KEY: node N's cluster status
+backend() { st "$1" | json "[b for v in d['vips'] if v['name'] == '$V' for b in v['backends'] if b['address'] == '$2'][0]['$3']"; }
+all_digests() { echo "$(digest 1) $(digest 2) $(digest 3)"; }
+stored_revision() { cl get --raw >/dev/null 2>&1 && etcdctl_ get "${prefix}config" -w json | json "d['kvs'][0]['mod_revision']"; }
+
+# ---- push: every node converges -------------------------------------------------
+shared_yaml 100 >"$tmp/shared1.yaml"
+if cl push "$tmp/shared1.yaml" --wait 20 --json >"$tmp/push1.json" 2>"$tmp/push1.err"; then
+	ok "push --wait: every node runs the pushed revision in $(json "round(d['converge_ms'])" <"$tmp/push1.json") ms"
+else bad "push --wait did not converge"; cat "$tmp/push1.json" "$tmp/push1.err"; fi
+rev1=$(json "d['revision']" <"$tmp/push1.json")
+check "every node runs revision $rev1" test "$(revision 1) $(revision 2) $(revision 3)" = "$rev1 $rev1 $rev1"
+all_up() { [ "$(st "$1" | json "sum(b['healthy'] for v in d['vips'] for b in v['backends'])")" = 3 ]; }
+for i in 1 2 3; do wait_until 10 all_up "$i" >/dev/null || true; done
+want=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32,10.0.9.33 --weights 100,100,100 --size 1009 --json | json "d['digest']")
+check "every node's table digest equals the offline Maglev digest ($want)" test "$(all_digests)" = "$want $want $want"
+check "cluster status: every node agrees (exit 0)" cl status
+cl status >"$tmp/status.txt" 2>&1 || true
+check "cluster status shows the three nodes side by side with the digest" \
+	sh -c "grep -cE '^lb[123] +live +$rev1 +$want' '$tmp/status.txt' | grep -qx 3"
+check "the agent's status: consensus health, etcd reachable, three live nodes" \
+	test "$(st 1 | json "d['cluster']['health_consensus'], d['cluster']['etcd_reachable'], len(d['cluster']['live_nodes'])")" = "(True, True, 3)"
+check "the cache file holds the running config" python3 -c "
+import json; c=json.load(open('$tmp/lb1-cache.json')); assert c['revision'] == $rev1 and '10.0.9.33' in c['yaml'], c"
+
+# ---- refused pushes change nothing ----------------------------------------------
+shared_yaml 100 1000 >"$tmp/bad.yaml"
+set +e; cl push "$tmp/bad.yaml" >"$tmp/bad.out" 2>&1; rc=$?; set -e
+check "an invalid push exits 2, names the key, and says nothing was written" \
+	sh -c "test $rc = 2 && grep -q 'vips\[0\].ring_size' '$tmp/bad.out' && grep -q 'nothing was written' '$tmp/bad.out'"
+check "... and etcd still holds revision $rev1" test "$(stored_revision)" = "$rev1"
+shared_yaml 50 >"$tmp/shared2.yaml"
+cl push "$tmp/shared2.yaml" --if-revision "$rev1" --json >"$tmp/push2.json"
+rev2=$(json "d['revision']" <"$tmp/push2.json")
+set +e; cl push "$tmp/shared1.yaml" --if-revision "$rev1" >"$tmp/conflict.out" 2>&1; rc=$?; set -e
+check "--if-revision $rev1 after someone pushed $rev2: refused (exit 1), says so" \
+	sh -c "test $rc = 1 && grep -q 'written after revision $rev1' '$tmp/conflict.out'"
+check "... and etcd still holds revision $rev2" test "$(stored_revision)" = "$rev2"
+at_rev() { [ "$(revision 1) $(revision 2) $(revision 3)" = "$1 $1 $1" ]; }
+wait_until 10 at_rev "$rev2" >/dev/null || true
+want2=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32,10.0.9.33 --weights 100,100,50 --size 1009 --json | json "d['digest']")
+check "the watch applied revision $rev2 on every node (digest $want2)" test "$(all_digests)" = "$want2 $want2 $want2"
+
+# ---- a bad value written around the CLI: every agent refuses it ---------------------
+shared_yaml 100 1000 | etcdctl_ put "${prefix}config" >/dev/null
+bad_rev=$(etcdctl_ get "${prefix}config" -w json | json "d['kvs'][0]['mod_revision']")
+refused_all() { for i in 1 2 3; do [ "$(field "$i" refused_revision)" = "$bad_rev" ] || return 1; done; }
+check "a bad value put with etcdctl (revision $bad_rev) is refused by every agent" wait_until 10 refused_all
+check "... each keeps running revision $rev2 with its old digest" \
+	test "$(revision 1) $(revision 2) $(revision 3) $(all_digests)" = "$rev2 $rev2 $rev2 $want2 $want2 $want2"
+check "... the refusal names the problem" sh -c "echo '$(field 1 refused_error)' | grep -q ring_size"
+check "... is logged" grep -q "refused the shared config from etcd" "$tmp/lb1.log"
+set +e; cl status >"$tmp/status.txt" 2>&1; rc=$?; set -e
+check "... and cluster status flags it (exit 1)" sh -c "test $rc = 1 && grep -q '! lb1: refused revision $bad_rev' '$tmp/status.txt'"
+cl push "$tmp/shared1.yaml" --wait 20 --json >"$tmp/push3.json" 2>&1 || true
+check "a good push after it converges every node" sh -c "test \"\$(json \"d['converged']\" <'$tmp/push3.json')\" = True"
+rev3=$(json "d['revision']" <"$tmp/push3.json")
+check "... and clears the refusal" test "$(field 2 refused_revision)" = "None"
+
+# ---- health consensus: one node's view cannot split the cluster ------------------------
+for i in 1 2 3; do wait_until 10 all_up "$i" >/dev/null || true; done
+ip -n "$(nsname lb1)" route add blackhole 10.0.9.33/32
+down_locally() { [ "$(backend "$1" 10.0.9.33 local_healthy)" = False ]; }
+wait_until 5 down_locally 1 >/dev/null || true
+sleep 1   # several health intervals: a split would show by now
+check "lb1 cannot reach 10.0.9.33: its own probe says down" down_locally 1
+check "... but the majority says up: 10.0.9.33 keeps its slots on every node" \
+	sh -c "test \"$(backend 1 10.0.9.33 healthy) $(backend 2 10.0.9.33 healthy) $(backend 3 10.0.9.33 healthy)\" = 'True True True' && test $(backend 1 10.0.9.33 slots) -gt 0"
+check "... every digest still equal ($want)" test "$(all_digests)" = "$want $want $want"
+ip -n "$(nsname lb2)" route add blackhole 10.0.9.33/32
+want_2=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32 --weights 100,100 --size 1009 --json | json "d['digest']")
+gone() { [ "$(all_digests)" = "$want_2 $want_2 $want_2" ]; }
+if t=$(wait_until 10 gone); then ok "lb1 and lb2 lose it: every node drops 10.0.9.33 (${t}s), digests equal ($want_2)"; else
+	bad "lb1 and lb2 lose 10.0.9.33: not dropped everywhere ($(all_digests))"; fi
+check "... lb3 still reaches it, yet follows the majority" test "$(backend 3 10.0.9.33 local_healthy) $(backend 3 10.0.9.33 healthy) $(backend 3 10.0.9.33 slots)" = "True False 0"
+ip -n "$(nsname lb1)" route del blackhole 10.0.9.33/32
+ip -n "$(nsname lb2)" route del blackhole 10.0.9.33/32
+back() { [ "$(all_digests)" = "$want $want $want" ]; }
+check "routes back: every node takes 10.0.9.33 again" wait_until 10 back
+
+# ---- etcd member loss ------------------------------------------------------------------
+stop_etcd 1
+cl push "$tmp/shared2.yaml" --wait 20 --json >"$tmp/push4.json" 2>"$tmp/push4.err" || true
+if [ "$(json "d['converged']" <"$tmp/push4.json" 2>/dev/null)" = True ]; then
+	ok "etcd member e1 down: a push still converges every node ($(json "round(d['converge_ms'])" <"$tmp/push4.json") ms)"
+else bad "etcd member e1 down: the push did not converge"; cat "$tmp/push4.json" "$tmp/push4.err"; fi
+rev4=$(json "d['revision']" <"$tmp/push4.json" 2>/dev/null || echo 0)
+
+# ---- every etcd member down: the nodes keep forwarding ------------------------------------
+stop_etcd 2
+stop_etcd 3
+unreachable_all() { for i in 1 2 3; do [ "$(field "$i" etcd_reachable)" = False ] || return 1; done; }
+if t=$(wait_until 15 unreachable_all); then ok "etcd down: every agent says unreachable (${t}s)"; else bad "etcd down: not every agent noticed"; fi
+check "... each keeps revision $rev4 and digest $want2" \
+	test "$(revision 1) $(revision 2) $(revision 3) $(all_digests)" = "$rev4 $rev4 $rev4 $want2 $want2 $want2"
+stop_agent 3 TERM
+if start_agent 3; then ok "lb3's agent restarts while etcd is down"; else bad "lb3's agent did not restart"; tail -20 "$tmp/lb3.log"; fi
+check "... from its cache: revision $rev4, digest $want2" test "$(revision 3) $(digest 3)" = "$rev4 $want2"
+check "... and status says stale since …" test "$(field 3 stale_since)" != None
+adm 3 status >"$tmp/lb3.status" 2>&1 || true
+check "... also in the text status" grep -q "stale since" "$tmp/lb3.status"
+# Traffic through lb3 reaches the backends (the data plane never depended on etcd).
+inbe ip route replace 10.100.0.1/32 via 10.0.9.3 src 10.0.9.40
+inbe python3 "$here/../agent/traffic.py" recv --seconds 2.5 --out "$tmp/fwd.json" &
+recv_pid=$!
+sleep 0.3
+inbe python3 "$here/../agent/traffic.py" send 10.0.9.40 10.100.0.1 53 --sports "$(seq -s, 7001 7050)" --count 2 --interval 0.002 >/dev/null
+wait "$recv_pid" || true
+check "... and forwards: 50 flows, 100 packets encapsulated to the backends" python3 -c "
+import json; d=json.load(open('$tmp/fwd.json'))
+assert len(d) == 50 and sum(sum(v.values()) for v in d.values()) == 100, d
+assert set(b for v in d.values() for b in v) <= {'10.0.9.31', '10.0.9.32', '10.0.9.33'}, d"
+
+# ---- etcd back ---------------------------------------------------------------------------
+for i in 1 2 3; do start_etcd "$i"; done
+wait_until 20 healthy_etcd >/dev/null || true
+reachable_all() { for i in 1 2 3; do [ "$(field "$i" etcd_reachable)" = True ] || return 1; done; }
+if t=$(wait_until 20 reachable_all); then ok "etcd back: every agent reconnects (${t}s)"; else bad "etcd back: not every agent reconnected"; fi
+check "... lb3 is no longer stale" wait_until 10 sh -c "test \"\$('$XDPLB' status --json --admin '$tmp/lb3.sock' 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"cluster\"][\"stale_since\"])')\" = None"
+agreed() { cl status >/dev/null 2>&1; }
+check "... and cluster status agrees again" wait_until 15 agreed
+
+# ---- a stopped agent's lease is revoked -----------------------------------------------------
+stop_agent 2 TERM
+set +e; cl status >"$tmp/status.txt" 2>&1; rc=$?; set -e
+check "SIGTERM on lb2: its lease is revoked at once, cluster status flags it expired (exit 1)" \
+	sh -c "test $rc = 1 && grep -qE '^lb2 +expired' '$tmp/status.txt'"
+check "... the other nodes are still live and agree" sh -c "grep -cE '^lb[13] +live +$rev4 +$want2' '$tmp/status.txt' | grep -qx 2"
+start_agent 2 >/dev/null || true
+check "lb2 back: it rejoins with the cluster's config" wait_until 15 agreed
+
+# ---- history and diff -------------------------------------------------------------------------
+cl history --json >"$tmp/history.json" 2>&1 || true
+check "history lists the pushes newest first, the raw etcdctl write among them" python3 -c "
+import json; h=json.load(open('$tmp/history.json')); revs=[e['revision'] for e in h]
+assert revs[:4] == [$rev4, $rev3, $bad_rev, $rev2], revs"
+check "diff of the running file: no difference (exit 0)" cl diff "$tmp/shared2.yaml"
+set +e; cl diff "$tmp/shared1.yaml" >"$tmp/diff.out" 2>&1; rc=$?; set -e
+check "diff of another file: exit 1, names the changed backend" sh -c "test $rc = 1 && grep -q '10.0.9.33' '$tmp/diff.out'"
+
+for i in 1 2 3; do [ -n "${agent_pid[lb$i]:-}" ] && stop_agent "$i" TERM; done
+echo
+echo "cluster: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
