@@ -12,7 +12,19 @@ extension Agent {
             observationsChanged: { [self] in await self.clusterHealthChanged() },
             running: { [self] in await self.runningTables() })
         await publishOwnHealth()
-        await member.run(delegate)
+        // Transitions publish at once (healthChanged); this also publishes a target's first
+        // results, which are no transition (targets start healthy), so every node's vote counts.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await member.run(delegate) }
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: 250_000_000)
+                    await self.publishOwnHealth()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// Applies a shared config from etcd; returns nil, or why it was refused (the running one stays).
