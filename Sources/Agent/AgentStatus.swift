@@ -146,6 +146,8 @@ public struct AgentStats: Codable, Sendable {
     public var backends: [String: Value]
     /// `rx` per CPU (only with `?per_cpu=1`).
     public var perCpu: [String: [Value]]?
+    /// The through-tunnel probe program's counters by outcome (absent while it is not attached).
+    public var tunnelProbes: [String: Value]?
 
     /// Packets and bytes.
     public struct Value: Codable, Sendable, Equatable {

@@ -70,6 +70,10 @@ public final class Metrics: @unchecked Sendable {
             setCounter("xdplb_packets", "Packets by data-plane outcome or path step (per-CPU counters summed).", [("counter", name), ("kind", kind)], Double(v.packets))
             setCounter("xdplb_bytes", "Bytes by data-plane outcome or path step.", [("counter", name), ("kind", kind)], Double(v.bytes))
         }
+        for (outcome, v) in stats.tunnelProbes ?? [:] {
+            setCounter("xdplb_tunnel_probe_packets", "Through-tunnel health probe packets by outcome of the probe program (rx = all marked).",
+                       [("outcome", outcome)], Double(v.packets))
+        }
         for (cpu, v) in (stats.perCpu?["rx"] ?? []).enumerated() {
             setCounter("xdplb_cpu_rx_packets", "Packets seen by the XDP program, per CPU.", [("cpu", "\(cpu)")], Double(v.packets))
         }
