@@ -96,7 +96,7 @@ vips:
     protocol: tcp
     ring_size: 1009
     health: { type: http, path: /, interval: 200ms, timeout: 150ms, rise: 1, fall: 2, through_tunnel: true }
-    backends: [ { address: 10.0.9.31 }, { address: 10.0.9.32 } ]
+    backends: [ { address: 10.0.9.31 }, { address: 10.0.9.32 }, { address: 'fd00:9::31' } ]
   # The same service checked plainly, on the backends' own addresses.
   - address: 10.100.0.1
     port: 80
@@ -124,7 +124,7 @@ all_ok() { # every backend of every VIP healthy with a passing probe
 }
 st | json "[v['name'] for v in d['vips']]" >"$tmp/vips.txt"
 check "VIP names as expected" grep -qF "'$T6'" "$tmp/vips.txt"
-if t=$(wait_until 10 all_ok); then ok "every through-tunnel probe passes: 4in4, 6in4 and 6in6 (${t}s)"; else
+if t=$(wait_until 10 all_ok); then ok "every through-tunnel probe passes: 4in4, 6in4, 4in6 and 6in6 (${t}s)"; else
 	bad "through-tunnel probes do not pass"; st | json "[(v['name'], b['address'], b['last_result']) for v in d['vips'] for b in v['backends']]"; fi
 check "status names the probe: VIP, port and the backend it is tunnelled to" \
 	test "$(field "$T4" 10.0.9.31 check)" = "http 10.100.0.1:8080/ via GRE to 10.0.9.31"
@@ -136,9 +136,11 @@ check "the probe program is attached to eth0 egress (tc, pref 22596)" sh -c "tc 
 # On the bridge ports: the backends' own capture would see be2's packets after its XDP decap.
 ip netns exec "$sw" timeout 3 tcpdump -i v-b1 -nn -U -w "$tmp/b1.pcap" -c 40 'ip proto 47' >/dev/null 2>&1 &
 cap1=$!
+ip netns exec "$sw" timeout 3 tcpdump -i v-b1 -nn -U -w "$tmp/b1v6.pcap" -c 40 'ip6 proto 47' >/dev/null 2>&1 &
+cap3=$!
 ip netns exec "$sw" timeout 3 tcpdump -i v-b2 -nn -U -w "$tmp/b2.pcap" -c 40 'ip6 proto 47' >/dev/null 2>&1 &
 cap2=$!
-wait "$cap1" "$cap2" 2>/dev/null || true
+wait "$cap1" "$cap2" "$cap3" 2>/dev/null || true
 cat >"$tmp/gre.py" <<'PY'
 import struct, sys, ipaddress
 def frames(path):
@@ -198,6 +200,8 @@ check "4in4 probe packets on be1: outer 10.0.9.1 > 10.0.9.31, DF, TTL 64, GRE 0x
 	python3 "$tmp/gre.py" "$tmp/b1.pcap" 4in4 src 10.0.9.1 dst 10.0.9.31 inner_dst 10.100.0.1 inner_src 10.0.9.1 dport 8080
 check "6in4 probe packets on be1: outer IPv4 to 10.0.9.31, GRE 0x86dd, inner to [fd00:100::1]:8080 from fd00:9::1" \
 	python3 "$tmp/gre.py" "$tmp/b1.pcap" 6in4 src 10.0.9.1 dst 10.0.9.31 inner_dst fd00:100::1 inner_src fd00:9::1 dport 8080
+check "4in6 probe packets on be1: outer fd00:9::1 > fd00:9::31, GRE 0x0800, inner to 10.100.0.1:8080 from 10.0.9.1" \
+	python3 "$tmp/gre.py" "$tmp/b1v6.pcap" 4in6 src fd00:9::1 dst fd00:9::31 inner_dst 10.100.0.1 inner_src 10.0.9.1 dport 8080
 check "6in6 probe packets on be2: outer fd00:9::1 > fd00:9::32, next header 47, hop limit 64, inner to [fd00:100::1]:8080" \
 	python3 "$tmp/gre.py" "$tmp/b2.pcap" 6in6 src fd00:9::1 dst fd00:9::32 inner_dst fd00:100::1 dport 8080
 
