@@ -96,9 +96,10 @@ if Context.environment["XDPLB_FUZZ"] == "1" {
     let fuzz: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])]
     let link: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
     package.targets += [
-        .executableTarget(name: "xdplb-fuzz-config", dependencies: ["Config"], path: "Tests/fuzz/config",
+        .target(name: "CFuzzMain", path: "Tests/fuzz/main"),
+        .executableTarget(name: "xdplb-fuzz-config", dependencies: ["Config", "CFuzzMain"], path: "Tests/fuzz/config",
                           swiftSettings: fuzz, linkerSettings: link),
-        .executableTarget(name: "xdplb-fuzz-pcap", dependencies: ["Packets"], path: "Tests/fuzz/pcap",
+        .executableTarget(name: "xdplb-fuzz-pcap", dependencies: ["Packets", "CFuzzMain"], path: "Tests/fuzz/pcap",
                           swiftSettings: fuzz, linkerSettings: link),
     ]
 }

@@ -2,6 +2,7 @@
 // Built only with XDPLB_FUZZ=1 (see Tests/fuzz/run.sh). Invariants checked on every input:
 // no crash or hang (libFuzzer's own timeout), and every error line is bounded (finding 3:
 // an echoed value is clipped, whatever the input).
+import CFuzzMain
 import Config
 
 @_cdecl("LLVMFuzzerTestOneInput")
