@@ -387,8 +387,8 @@ public actor Agent {
                 let t = targets[v.name]?[b.address]
                 let s = t.flatMap { states[$0] }
                 return AgentStatus.Backend(address: b.address.description, configuredWeight: configured[b.address] ?? b.weight, weight: b.weight,
-                                           drained: b.weight == 0, healthy: t.flatMap { effective[$0] } ?? s?.healthy ?? true,
-                                           localHealthy: !inCluster ? nil : (s?.healthy ?? true), slots: counts[b.address.description] ?? 0,
+                                           drained: b.weight == 0, healthy: s?.healthy ?? true,
+                                           agreedHealthy: !inCluster ? nil : (t.flatMap { effective[$0] } ?? s?.healthy ?? true), slots: counts[b.address.description] ?? 0,
                                            check: t?.description ?? "", lastResult: s?.lastResult ?? "",
                                            lastLatencyMs: s?.lastLatencyMs ?? 0, lastCheck: s?.lastCheck.map { iso.string(from: $0) })
             }

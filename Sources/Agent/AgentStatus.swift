@@ -122,10 +122,11 @@ public struct AgentStatus: Codable, Sendable {
         public var configuredWeight: UInt32
         public var weight: UInt32
         public var drained: Bool
-        /// Healthy as the data plane uses it: in a cluster, the agreed health.
+        /// This node's own health check (rise/fall) says healthy.
         public var healthy: Bool
-        /// In a cluster: what this node's own probe says (may differ from `healthy`).
-        public var localHealthy: Bool?
+        /// In a cluster: the health every node agreed on (the consensus rule), which decides the
+        /// ring; may differ from `healthy`. Nil outside a cluster.
+        public var agreedHealthy: Bool?
         public var slots: Int
         public var check: String
         public var lastResult: String

@@ -92,7 +92,10 @@ public final class Metrics: @unchecked Sendable {
             setGauge("xdplb_vip_fail_open", "1 when every backend of the VIP is down and it fails open.", [("vip", v.name)], v.failOpen ? 1 : 0)
             for b in v.backends {
                 let l = [("vip", v.name), ("backend", b.address)]
-                setGauge("xdplb_backend_healthy", "1 when the backend passes its health check.", l, b.healthy ? 1 : 0)
+                setGauge("xdplb_backend_healthy", "1 when the backend passes this node's health check.", l, b.healthy ? 1 : 0)
+                if let a = b.agreedHealthy {
+                    setGauge("xdplb_backend_agreed_healthy", "In a cluster: 1 when the nodes agree the backend is healthy (this decides the ring).", l, a ? 1 : 0)
+                }
                 setGauge("xdplb_backend_weight", "Effective Maglev weight (0 = drained).", l, Double(b.weight))
                 setGauge("xdplb_backend_slots", "Slots the backend holds in the VIP's Maglev ring.", l, Double(b.slots))
                 setGauge("xdplb_backend_check_latency_seconds", "Latency of the last health check.", l, b.lastLatencyMs / 1000)

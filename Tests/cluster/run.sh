@@ -166,7 +166,7 @@ if cl push "$tmp/shared1.yaml" --wait 20 --json >"$tmp/push1.json" 2>"$tmp/push1
 else bad "push --wait did not converge"; cat "$tmp/push1.json" "$tmp/push1.err"; fi
 rev1=$(json "d['revision']" <"$tmp/push1.json")
 check "every node runs revision $rev1" test "$(revision 1) $(revision 2) $(revision 3)" = "$rev1 $rev1 $rev1"
-all_up() { [ "$(st "$1" | json "sum(b['healthy'] for v in d['vips'] for b in v['backends'])")" = 3 ]; }
+all_up() { [ "$(st "$1" | json "sum(b['agreed_healthy'] for v in d['vips'] for b in v['backends'])")" = 3 ]; }
 for i in 1 2 3; do wait_until 10 all_up "$i" >/dev/null || true; done
 want=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32,10.0.9.33 --weights 100,100,100 --size 1009 --json | json "d['digest']")
 digests_are() { [ "$(all_digests)" = "$1 $1 $1" ]; }
@@ -218,13 +218,13 @@ check "... and clears the refusal" test "$(field 2 refused_revision)" = "None"
 # ---- health consensus: one node's view cannot split the cluster ------------------------
 for i in 1 2 3; do wait_until 10 all_up "$i" >/dev/null || true; done
 ip -n "$(nsname lb1)" route add blackhole 10.0.9.33/32
-down_locally() { [ "$(backend "$1" 10.0.9.33 local_healthy)" = False ]; }
+down_locally() { [ "$(backend "$1" 10.0.9.33 healthy)" = False ]; }   # healthy: the node's own probe
 wait_until 5 down_locally 1 >/dev/null || true
 sleep 1   # several health intervals: a split would show by now
 check "lb1 cannot reach 10.0.9.33: its own probe says down" down_locally 1
 majority_up() {
-	echo "healthy: $(backend 1 10.0.9.33 healthy) $(backend 2 10.0.9.33 healthy) $(backend 3 10.0.9.33 healthy), slots on lb1: $(backend 1 10.0.9.33 slots)"
-	[ "$(backend 1 10.0.9.33 healthy) $(backend 2 10.0.9.33 healthy) $(backend 3 10.0.9.33 healthy)" = "True True True" ] && [ "$(backend 1 10.0.9.33 slots)" -gt 0 ]
+	echo "agreed: $(backend 1 10.0.9.33 agreed_healthy) $(backend 2 10.0.9.33 agreed_healthy) $(backend 3 10.0.9.33 agreed_healthy), slots on lb1: $(backend 1 10.0.9.33 slots)"
+	[ "$(backend 1 10.0.9.33 agreed_healthy) $(backend 2 10.0.9.33 agreed_healthy) $(backend 3 10.0.9.33 agreed_healthy)" = "True True True" ] && [ "$(backend 1 10.0.9.33 slots)" -gt 0 ]
 }
 check "... but the majority says up: 10.0.9.33 keeps its slots on every node" majority_up
 check "... every digest still equal ($want)" test "$(all_digests)" = "$want $want $want"
@@ -233,7 +233,7 @@ want_2=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32 --weights 100,100 -
 gone() { [ "$(all_digests)" = "$want_2 $want_2 $want_2" ]; }
 if t=$(wait_until 10 gone); then ok "lb1 and lb2 lose it: every node drops 10.0.9.33 (${t}s), digests equal ($want_2)"; else
 	bad "lb1 and lb2 lose 10.0.9.33: not dropped everywhere ($(all_digests))"; fi
-check "... lb3 still reaches it, yet follows the majority" test "$(backend 3 10.0.9.33 local_healthy) $(backend 3 10.0.9.33 healthy) $(backend 3 10.0.9.33 slots)" = "True False 0"
+check "... lb3 still reaches it, yet follows the majority" test "$(backend 3 10.0.9.33 healthy) $(backend 3 10.0.9.33 agreed_healthy) $(backend 3 10.0.9.33 slots)" = "True False 0"
 ip -n "$(nsname lb1)" route del blackhole 10.0.9.33/32
 ip -n "$(nsname lb2)" route del blackhole 10.0.9.33/32
 back() { [ "$(all_digests)" = "$want $want $want" ]; }

@@ -174,11 +174,11 @@ struct StatusCommand: ParsableCommand {
             for b in v.backends {
                 let w = b.drained ? "drain" : (b.weight == b.configuredWeight ? "\(b.weight)" : "\(b.weight)*")
                 print("  " + b.address.padding(toLength: 28, withPad: " ", startingAt: 0)
-                      + (b.healthy ? (b.localHealthy == false ? "up*   " : "up    ") : (b.localHealthy == true ? "DOWN* " : "DOWN  ")) + w.leftPad(7) + String(b.slots).leftPad(8)
+                      + ((b.agreedHealthy ?? b.healthy) ? (b.healthy ? "up    " : "up*   ") : (b.healthy ? "DOWN* " : "DOWN  ")) + w.leftPad(7) + String(b.slots).leftPad(8)
                       + "  \(b.lastResult) \(String(format: "%.1f", b.lastLatencyMs))ms (\(b.check))")
             }
         }
-        if s.vips.contains(where: { $0.backends.contains { $0.localHealthy != nil && $0.localHealthy != $0.healthy } }) {
+        if s.vips.contains(where: { $0.backends.contains { $0.agreedHealthy != nil && $0.agreedHealthy != $0.healthy } }) {
             print("\n* the cluster's agreed health differs from this node's own probe")
         }
     }
