@@ -102,6 +102,15 @@ def drops(node_delta):
     return sum(v for k, v in node_delta["counters"].items() if k.startswith("drop_"))
 
 
+def push_result(d, name):
+    """What `xdplb cluster push --json` printed (revision, converged, converge_ms), or {}."""
+    try:
+        r = load(os.path.join(d, name))
+    except (OSError, ValueError):
+        return {}
+    return {k: r.get(k) for k in ("revision", "converged", "converge_ms")}
+
+
 def natural(s):
     head = s.rstrip("0123456789")
     tail = s[len(head):]
@@ -410,8 +419,9 @@ def backend_added(d, m, out):
     tol = m["tolerance_rel"] * ideal
     res = {
         "backends_before": m["backends_before"], "backends_after": m["backends_after"], "new_backend": new,
-        "reload_to_ring_seconds": worst(per_node_seconds(d, "joined")),
-        "reload_to_ring_seconds_per_node": per_node_seconds(d, "joined"),
+        "push_to_ring_seconds": worst(per_node_seconds(d, "joined")),
+        "push_to_ring_seconds_per_node": per_node_seconds(d, "joined"),
+        "push": push_result(d, "push.json"),
         "probe_flows": len(both), "probe_failed_before": s0["failed"], "probe_failed_after": s1["failed"],
         "changed_backend": len(changed), "changed_fraction": round(frac, 4) if frac is not None else None,
         "ideal_fraction": round(ideal, 4), "tolerance": round(tol, 4),
@@ -422,8 +432,8 @@ def backend_added(d, m, out):
     say("%d fixed flows before/after %s joined: %d changed backend = %.3f (Maglev ideal 1/%d = %.3f); "
         "%d to %s, %d between old backends",
         len(both), new, len(changed), frac or 0, m["backends_after"], ideal, to_new, new, len(changed) - to_new)
-    say("reload to ring on every node: %s s; long-lived: %d connections, %d broken",
-        res["reload_to_ring_seconds"], ls["connections"], ls["broken"])
+    say("xdplb cluster push to the ring of every node: %s s (push: revision %s, converged %s); long-lived: %d connections, %d broken",
+        res["push_to_ring_seconds"], res["push"].get("revision"), res["push"].get("converged"), ls["connections"], ls["broken"])
     goals = [
         goal("probe flows failed", s0["failed"] + s1["failed"] == 0, s0["failed"] + s1["failed"], 0),
         goal("changed fraction vs ideal", frac is not None and abs(frac - ideal) <= tol,

@@ -65,6 +65,7 @@ topo_up() {
 	add_ns "$NS_ROUTER"
 	for ((i = 1; i <= LB_NODES; i++)); do add_ns "$(ns_lb "$i")"; done
 	for ((i = 1; i <= all_be; i++)); do add_ns "$(ns_be "$i")"; done
+	for ((i = 1; i <= ETCD_MEMBERS; i++)); do add_ns "$(ns_etcd "$i")"; done
 
 	# Router: forwards; ECMP over L3+L4 (policy 3, fields 0x0037: addresses,
 	# protocol, ports — policy 1 is not deterministic for local TCP); loose
@@ -112,6 +113,13 @@ topo_up() {
 		local ns bif rif
 		ns=$(ns_be "$i") bif=$(if_be "$i") rif=$(if_rtr_be "$i")
 		router_link "$ns" "$bif" "$rif" "$(be4 "$i")" "$(be6 "$i")" "$(rtr_be4 "$i")" "$(rtr_be6 "$i")"
+	done
+
+	# etcd members (cluster.sh starts them): each on its own router link; the
+	# LB nodes, the other members and the operator reach them through the router.
+	for ((i = 1; i <= ETCD_MEMBERS; i++)); do
+		router_link "$(ns_etcd "$i")" "$(if_etcd "$i")" "$(if_rtr_etcd "$i")" "$(etcd4 "$i")" "$(etcd6 "$i")" \
+			"$(rtr_etcd4 "$i")" "$(rtr_etcd6 "$i")"
 	done
 }
 
