@@ -550,6 +550,10 @@ def key_numbers(name, r):
     if "error" in r and len(r) <= 3:
         return r["error"]
     try:
+        import analyze_cluster  # noqa: E402  (the cluster scenarios)
+        line = analyze_cluster.key_numbers(name, r)
+        if line is not None:
+            return line
         if name == "distribution":
             return "%d conns; backends %s (max dev %.1f%%); LB nodes %s (max dev %.1f%%)" % (
                 r["connections"], "/".join(str(v) for v in r["per_backend"].values()), r["max_backend_deviation_pct"],
@@ -591,6 +595,9 @@ if __name__ == "__main__":
             "node_join": node_join, "backend_failure": backend_failure,
             "backend_added": backend_added, "agent_restart": agent_restart, "drain": drain}
     with_routes = {"node_failure", "node_drain", "node_join", "agent_restart"}
+    import analyze_cluster  # noqa: E402  (ecmp-lab/analyze_cluster.py: the cluster scenarios)
+    scen.update(analyze_cluster.SCENARIOS)
+    with_routes |= analyze_cluster.WITH_ROUTES
     p = argparse.ArgumentParser(description="xdplb lab report")
     p.add_argument("what", choices=sorted(scen) + ["report"])
     p.add_argument("--dir", required=True)
