@@ -1,4 +1,5 @@
-"""Numbers of the lab's cluster scenarios (cluster_push, bad_push); used by analyze.py, stdlib only.
+"""Numbers of the lab's cluster scenarios (cluster_push, bad_push,
+asymmetric_health); used by analyze.py, stdlib only.
 
 Each scenario directory holds meta.tsv, the JSON `xdplb cluster push --json`
 and `xdplb cluster status --json` printed (TAG.json, TAG-cluster.json), the
@@ -191,6 +192,91 @@ def bad_push(d, m, out):
     return A.finish("bad_push", res, goals, out)
 
 
+def asymmetric_round(d, m, tag, routes_log):
+    ls, raw = A.long_summary(os.path.join(d, "long_%s.json" % tag))
+    t_move = float(m.get("t_%s_drain" % tag, 0))
+    broken_at = [c.get("broken_at") or 0 for c in raw["conns"] if c["broken"]]
+    before_move = sum(1 for t in broken_at if t and t < t_move)
+    st = A.load(os.path.join(d, "%s_status_split.json" % tag))
+    s0, s1, s2 = (A.load(os.path.join(d, "%s_stats%d.json" % (tag, i))) for i in range(3))
+    drain, back = A.stats_delta(s0, s1), A.stats_delta(s1, s2)
+    victim, cut = str(m["victim"]), m["cut_node"]
+    addrs = (m["backend_v4"], m["backend_v6"])
+    per_node, digests = {}, {}
+    for n, s in sorted(st.items(), key=lambda kv: int(kv[0])):
+        e = [b for v in s["vips"] for b in v["backends"] if b["address"] in addrs]
+        c = s.get("cluster") or {}
+        per_node["lb" + n] = {
+            "local_healthy": sorted(set(b.get("local_healthy") for b in e), key=str),
+            "healthy": sorted(set(b["healthy"] for b in e), key=str),
+            "slots": sum(b["slots"] for b in e), "health": c.get("health"),
+        }
+        for v in s["vips"]:
+            digests.setdefault(v["name"], {})["lb" + n] = v["digest"]
+    differ = sorted(v for v, by in digests.items() if len(set(by.values())) > 1)
+    moved_drain = sum(v["counters"].get("ct_miss", 0) for n, v in drain.items() if n != victim)
+    moved_back = back.get(victim, {"counters": {}})["counters"].get("ct_miss", 0)
+    lb_drops = sum(A.drops(v) for v in drain.values()) + sum(A.drops(v) for v in back.values())
+    be = m["backend"]
+    on_be = ls["by_backend"].get(be, {"connections": 0, "broken": 0})
+    return {
+        "health_rule": tag,
+        "local_down_s": m.get(tag + "_local_down_s"), "per_node": per_node,
+        "digests": digests, "digests_equal": not differ, "vips_with_differing_digests": differ,
+        "cluster_status_exit": m.get(tag + "_cluster_rc"),
+        "drain_to_new_ecmp_s": A.route_times(m, routes_log, tag + "_drain")["seconds"],
+        "undrain_to_ecmp_s": A.route_times(m, routes_log, tag + "_undrain")["seconds"],
+        "flows_moved_by_drain_ct_miss": moved_drain, "flows_moved_back_ct_miss": moved_back,
+        "long_lived": ls, "broken": ls["broken"], "broken_on_backend": on_be["broken"],
+        "broken_before_flows_moved": before_move, "broken_after_flows_moved": ls["broken"] - before_move,
+        "connections_on_backend": on_be["connections"],
+        "client_tcp_retransmits": A.retrans(m, tag + "_retrans0", tag + "_retrans1"),
+        "lb_drops": lb_drops, "heal_s": m.get(tag + "_heal_s"),
+    }
+
+
+def asymmetric_health(d, m, out, routes_log):
+    cut, be, victim = m["cut_node"], m["backend"], "lb%s" % m["victim"]
+    rounds = {t: asymmetric_round(d, m, t, routes_log) for t in ("majority", "local")}
+    res = {"cut_node": cut, "backend": be, "moved_by_draining": victim, "lb_nodes": m.get("lb_nodes"),
+           "method": "%s's own packets to %s dropped on its interface (tc egress); its XDP_TX'ed GRE passes" % (cut, be),
+           "switch_to_local_s": m.get("switch_to_local_s"), "switch_back_s": m.get("switch_to_majority_s"),
+           **rounds}
+    for t, r in rounds.items():
+        A.say("%s: %s's probes see %s down after %s s; %s: local_healthy %s, agreed healthy %s, slots %s; "
+              "digests equal %s%s; cluster status exit %s", t, cut, be, r["local_down_s"],
+              "  ".join("%s" % n for n in r["per_node"]), {n: x["local_healthy"] for n, x in r["per_node"].items()},
+              {n: x["healthy"] for n, x in r["per_node"].items()}, {n: x["slots"] for n, x in r["per_node"].items()},
+              r["digests_equal"], "" if r["digests_equal"] else " (differ on %s)" % ", ".join(r["vips_with_differing_digests"]),
+              r["cluster_status_exit"])
+        A.say("%s: %s drained (out of ECMP %s s) and undrained (%s s): %d + %d flows moved; %d long-lived connections, "
+              "%d broken (%d of %d on %s; %d before the flows moved, %d after); retransmits %s, LB drops %d", t, victim,
+              r["drain_to_new_ecmp_s"], r["undrain_to_ecmp_s"], r["flows_moved_by_drain_ct_miss"],
+              r["flows_moved_back_ct_miss"], r["long_lived"]["connections"], r["broken"], r["broken_on_backend"],
+              r["connections_on_backend"], be, r["broken_before_flows_moved"], r["broken_after_flows_moved"],
+              r["client_tcp_retransmits"], r["lb_drops"])
+    mj, lo = rounds["majority"], rounds["local"]
+    cut_sees_down = lambda r: r["per_node"].get(cut, {}).get("local_healthy") == [False]
+    kept = all(x["healthy"] == [True] and x["slots"] > 0 for x in mj["per_node"].values())
+    goals = [
+        goal("majority: %s's own probes see %s down (else nothing was tested)" % (cut, be), cut_sees_down(mj),
+             mj["per_node"].get(cut, {}).get("local_healthy"), [False]),
+        goal("majority: %s stays healthy and in every node's ring" % be, kept, kept, True),
+        goal("majority: digests equal on every node", mj["digests_equal"], mj["digests_equal"], True),
+        goal("majority: xdplb cluster status agrees (exit)", mj["cluster_status_exit"] == 0, mj["cluster_status_exit"], 0),
+        goal("majority: flows moved by ECMP (else nothing was tested)", mj["flows_moved_by_drain_ct_miss"] > 0,
+             mj["flows_moved_by_drain_ct_miss"], "> 0"),
+        goal("majority: broken connections", mj["broken"] == 0 and mj["long_lived"]["connected"] == mj["long_lived"]["connections"],
+             mj["broken"], 0),
+        goal("local: %s's own probes see %s down (else nothing was tested)" % (cut, be), cut_sees_down(lo),
+             lo["per_node"].get(cut, {}).get("local_healthy"), [False]),
+        goal("local: digests diverge (consensus off)", not lo["digests_equal"],
+             "%d VIPs differ" % len(lo["vips_with_differing_digests"]), "reported"),
+        goal("local: broken connections when flows move (consensus off)", True, lo["broken"], "reported"),
+    ]
+    return A.finish("asymmetric_health", res, goals, out)
+
+
 def key_numbers(name, r):
     if name == "cluster_push":
         s = "push -> every node (offline digests): %s s / %s s (goal < %g s, %s nodes); --wait %s / %s ms" % (
@@ -207,8 +293,16 @@ def key_numbers(name, r):
             r["cli"]["exit"], r["revision_before"], r["cli"]["revision_after"], e["revision"], e["refused_by_every_node"],
             e["max_seconds_to_refused"], e["revision_kept"] and e["digests_kept"], r["short_while_refused"]["failed"],
             r["short_while_refused"]["connections"], r["good_push"]["max_node_seconds"], r["long_lived"]["broken"])
+    if name == "asymmetric_health":
+        mj, lo = r["majority"], r["local"]
+        return ("%s blind to %s: majority: digests equal %s, %d moved, %d broken; local: %d VIPs' digests differ, "
+                "%d moved, %d broken (%d before / %d after the move)") % (
+            r["cut_node"], r["backend"], mj["digests_equal"], mj["flows_moved_by_drain_ct_miss"] + mj["flows_moved_back_ct_miss"],
+            mj["broken"], len(lo["vips_with_differing_digests"]),
+            lo["flows_moved_by_drain_ct_miss"] + lo["flows_moved_back_ct_miss"], lo["broken"],
+            lo["broken_before_flows_moved"], lo["broken_after_flows_moved"])
     return None
 
 
-SCENARIOS = {"cluster_push": cluster_push, "bad_push": bad_push}
-WITH_ROUTES = set()
+SCENARIOS = {"cluster_push": cluster_push, "bad_push": bad_push, "asymmetric_health": asymmetric_health}
+WITH_ROUTES = {"asymmetric_health"}

@@ -137,6 +137,8 @@ CLUSTER_REQUEST_TIMEOUT=1s
 # The health rule the agents start with (asymmetric_health switches to local
 # and back); the one in force is in $LAB_STATE_DIR/health_rule.
 CLUSTER_HEALTH_RULE=majority
+# asymmetric_health: LB node 1 loses its probes' path to this backend (probe_cut.bpf.c).
+PROBE_CUT_BACKEND=1
 cache_lb() { echo "$LAB_STATE_DIR/lb$1-cache.json"; }
 # Where the operator runs `xdplb cluster …` and etcdctl.
 NS_OPS=$NS_ROUTER

@@ -221,6 +221,27 @@ uncut_node() {
 	ip -force -n "$NS_ROUTER" link set dev "$rif" xdpdrv obj "$LAB_STATE_DIR/xdp_pass.bpf.o" sec xdp
 }
 
+# probe_cut I / probe_uncut I: LB node I's own packets to backend
+# $PROBE_CUT_BACKEND's addresses dropped on its interface's tc egress
+# (ecmp-lab/probe_cut.bpf.c): its health probes there fail, while the GRE its
+# balancer sends with XDP_TX (which skips tc egress) still gets through.
+# The filter has its own preference, so removing it leaves any other tc
+# program on the interface alone; probe_uncut can run twice.
+PROBE_CUT_PREF=49000
+probe_cut() {
+	local ns lif
+	ns=$(ns_lb "$1") lif=$(if_lb "$1")
+	ns_exec "$ns" tc qdisc show dev "$lif" | grep -q '^qdisc clsact' || ns_exec "$ns" tc qdisc add dev "$lif" clsact
+	ns_exec "$ns" tc filter add dev "$lif" egress pref "$PROBE_CUT_PREF" bpf direct-action \
+		obj "$LAB_STATE_DIR/probe_cut.bpf.o" sec tc
+}
+probe_uncut() {
+	local ns lif
+	ns=$(ns_lb "$1") lif=$(if_lb "$1")
+	lab_ns "$ns" || return 0
+	ns_exec "$ns" tc filter del dev "$lif" egress pref "$PROBE_CUT_PREF" 2>/dev/null || true
+}
+
 # ecmp_nodes [4|6]: LB node indexes in the router's IPv4 (IPv6) VIP route now
 # (next hops the kernel ignores because their link is down not counted).
 ecmp_nodes() {
