@@ -1,5 +1,5 @@
 """Numbers of the lab's cluster scenarios (cluster_push, bad_push,
-asymmetric_health); used by analyze.py, stdlib only.
+asymmetric_health, etcd_loss); used by analyze.py, stdlib only.
 
 Each scenario directory holds meta.tsv, the JSON `xdplb cluster push --json`
 and `xdplb cluster status --json` printed (TAG.json, TAG-cluster.json), the
@@ -277,6 +277,87 @@ def asymmetric_health(d, m, out, routes_log):
     return A.finish("asymmetric_health", res, goals, out)
 
 
+def last_checks(status):
+    """{(node, vip, backend): last_check} from a status snapshot."""
+    return {(n, v["name"], b["address"]): b.get("last_check") for n, s in status.items()
+            for v in s["vips"] for b in v["backends"]}
+
+
+def etcd_loss(d, m, out):
+    ls, _ = A.long_summary(os.path.join(d, "long.json"))
+    short = A.short_summary(os.path.join(d, "short.json"))
+    delta = A.stats_delta(A.load(os.path.join(d, "stats0.json")), A.load(os.path.join(d, "stats1.json")))
+    lb_drops = sum(A.drops(v) for v in delta.values())
+    member, final = push(d, m, "member"), push(d, m, "final")
+    s0, s1 = A.load(os.path.join(d, "status_down0.json")), A.load(os.path.join(d, "status_down1.json"))
+    v0, v1 = node_views(s0), node_views(s1)
+    vb = node_views(A.load(os.path.join(d, "status_back.json")))
+    want = member["expected_digests"] or {}
+    fam = lambda name: "6" if name.startswith("[") else "4"
+    kept = all(x["revision"] == member["revision"] and x["digests"] and
+               all(dg == want.get(fam(v)) for v, dg in x["digests"].items()) for x in list(v0.values()) + list(v1.values()))
+    lc0, lc1 = last_checks(s0), last_checks(s1)
+    probes_ran = bool(lc0) and all(lc1.get(k) and lc0[k] and lc1[k] > lc0[k] for k in lc0)
+    fell_back = all(x["health_consensus"] is False and (x["health"] or "").startswith("local") for x in v1.values())
+    unreachable = node_times(d, "unreachable")
+    reachable = node_times(d, "reachable")
+    res = {
+        "members": m.get("members"), "leader_killed": m.get("leader"), "new_leader": m.get("new_leader"),
+        "one_member_down_push": member,
+        "one_member_down_cluster_status_agrees_again_after_s": m.get("member_agreed_after_s"),
+        "all_down": {
+            "seconds_until_every_node_says_unreachable": A.worst(unreachable), "per_node": unreachable,
+            "outage_s": m.get("outage_s"), "fallback_after": m.get("fallback_after"),
+            "revision_and_digests_kept": kept, "probes_kept_running": probes_ran,
+            "fell_back_to_local_health": fell_back,
+            "nodes_at_start": {n: {k: x[k] for k in ("etcd_reachable", "revision", "health")} for n, x in v0.items()},
+            "nodes_at_end": {n: {k: x[k] for k in ("etcd_reachable", "revision", "health")} for n, x in v1.items()},
+        },
+        "members_back": {
+            "etcd_answers_s": m.get("etcd_back_s"), "every_node_reachable_s": A.worst(reachable), "per_node": reachable,
+            "cluster_status_agrees_s": m.get("agreed_s"), "cluster_status_exit": m.get("back_status_rc"),
+            "nodes": {n: {k: x[k] for k in ("etcd_reachable", "revision", "health")} for n, x in vb.items()},
+        },
+        "final_push": final,
+        "long_lived": ls, "short": short, "lb_drops": lb_drops,
+        "client_tcp_retransmits": A.retrans(m, "retrans0", "retrans1"),
+    }
+    A.say("leader %s killed: a push (revision %s -> %s, exit %s) runs on every node with the offline digests after %s s "
+          "(--wait: %s ms); cluster status then exit %s (%s), agreeing %s s later; new leader %s", m.get("leader"),
+          member["revision_before"], member["revision"], member["exit"], member["max_node_seconds"],
+          member["converge_ms"], member["cluster_status"]["exit"],
+          "; ".join("%s %s %s" % (n, x["lease"], ", ".join(x["problems"])) for n, x in member["cluster_status"]["nodes"].items()
+                    if x["problems"]) or "no node flagged", m.get("member_agreed_after_s"), m.get("new_leader"))
+    A.say("all %s members down: every node says unreachable after %s s (%s); %s s later: revision and digests kept %s, "
+          "probes kept running %s, fell back to its own probes %s (%s)", m.get("members"), A.worst(unreachable),
+          "  ".join("%s %s" % kv for kv in unreachable.items()), m.get("outage_s"), kept, probes_ran, fell_back,
+          "; ".join("%s: %s" % (n, x["health"]) for n, x in v1.items()))
+    A.say("members back: etcd answers after %s s, every node reconnected after %s s, cluster status agrees after %s s "
+          "(exit %s); a push then (revision %s) on every node after %s s", m.get("etcd_back_s"), A.worst(reachable),
+          m.get("agreed_s"), m.get("back_status_rc"), final["revision"], final["max_node_seconds"])
+    A.say("meanwhile: %d long-lived connections, %d broken; %d short, %d failed; LB drops %d, client retransmits %s",
+          ls["connections"], ls["broken"], short["connections"], short["failed"], lb_drops, res["client_tcp_retransmits"])
+    goals = [
+        goal("one member (the leader) down: a push converges on every node",
+             member["exit"] == 0 and member["every_node_on_revision"] and member["max_node_seconds"] is not None,
+             "%s s" % member["max_node_seconds"], "converged"),
+        goal("one member down: cluster status agrees (exit)", member["cluster_status"]["exit"] == 0,
+             member["cluster_status"]["exit"], 0),
+        goal("all down: every node says unreachable", A.worst(unreachable) is not None, A.worst(unreachable), "seen"),
+        goal("all down: revision and digests kept on every node", kept, kept, True),
+        goal("all down: local probes keep running, health falls back to them", probes_ran and fell_back,
+             probes_ran and fell_back, True),
+        goal("members back: every node reconnects, cluster status agrees (exit 0)",
+             A.worst(reachable) is not None and m.get("back_status_rc") == 0, m.get("back_status_rc"), 0),
+        goal("members back: a push converges on every node", final["exit"] == 0 and final["every_node_on_revision"],
+             "%s s" % final["max_node_seconds"], "converged"),
+        goal("broken long-lived connections", ls["broken"] == 0 and ls["connected"] == ls["connections"], ls["broken"], 0),
+        goal("failed short connections", short["failed"] == 0 and short["connections"] > 0, short["failed"], 0),
+        goal("packets dropped by LB nodes", lb_drops == 0, lb_drops, 0),
+    ]
+    return A.finish("etcd_loss", res, goals, out)
+
+
 def key_numbers(name, r):
     if name == "cluster_push":
         s = "push -> every node (offline digests): %s s / %s s (goal < %g s, %s nodes); --wait %s / %s ms" % (
@@ -301,8 +382,17 @@ def key_numbers(name, r):
             mj["broken"], len(lo["vips_with_differing_digests"]),
             lo["flows_moved_by_drain_ct_miss"] + lo["flows_moved_back_ct_miss"], lo["broken"],
             lo["broken_before_flows_moved"], lo["broken_after_flows_moved"])
+    if name == "etcd_loss":
+        a, b = r["all_down"], r["members_back"]
+        return ("leader down: push on every node %s s; all down %s s: unreachable seen %s s, kept config %s, "
+                "local health %s; back: agreed %s s; %d broken, %d/%d short failed, %d LB drops") % (
+            r["one_member_down_push"]["max_node_seconds"], a["outage_s"], a["seconds_until_every_node_says_unreachable"],
+            a["revision_and_digests_kept"], a["fell_back_to_local_health"] and a["probes_kept_running"],
+            b["cluster_status_agrees_s"], r["long_lived"]["broken"], r["short"]["failed"], r["short"]["connections"],
+            r["lb_drops"])
     return None
 
 
-SCENARIOS = {"cluster_push": cluster_push, "bad_push": bad_push, "asymmetric_health": asymmetric_health}
+SCENARIOS = {"cluster_push": cluster_push, "bad_push": bad_push, "asymmetric_health": asymmetric_health,
+             "etcd_loss": etcd_loss}
 WITH_ROUTES = {"asymmetric_health"}
