@@ -48,7 +48,6 @@ meta bad_revision "$bad_rev"
 watch_wait
 snapshot_status "$SC/status_refused.json"
 meta status_refused_rc "$(cluster_status_json "$SC/refused-cluster.json")"
-cluster_cmd status >"$SC/refused-cluster.txt" 2>&1 || true
 short_conns "$SC/short.json" "$SHORT_CONNS" >"$SC/short.log"
 
 # 3. A good push (the running config again): every node runs it, the

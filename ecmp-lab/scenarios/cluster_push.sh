@@ -21,12 +21,12 @@ meta backends "$n"
 meta lb_nodes "$(wc -w <<<"$(up_nodes)")"
 meta goal_s 1
 
-# timed_push TAG FILE [DIGESTS]: push FILE (--wait 30) while a poller per node
-# waits for a newer revision (with DIGESTS: the expected digests); the push's
-# exit status and JSON, its wall time and every node's time go into $SC.
+# timed_push TAG FILE REVISION [DIGESTS]: push FILE (--wait 30) while a poller
+# per node waits for a revision above REVISION (with DIGESTS: the expected
+# digests); the push's exit status and JSON, its wall time and every node's
+# time go into $SC.
 timed_push() {
-	local tag=$1 file=$2 dg=${3:-} r0 rc=0 t0 args=()
-	r0=$(config_revision)
+	local tag=$1 file=$2 r0=$3 dg=${4:-} rc=0 t0 args=()
 	[ -z "$dg" ] || args=(--digests "$dg")
 	watch_cluster revision "$tag" --above "$r0" "${args[@]}"
 	t0=$(now)
@@ -41,11 +41,11 @@ timed_push() {
 
 write_shared "$SC/half.yaml" "$n" 1=50
 maglev_digests "$SC/half.digests" "$n" 1=50
-timed_push half "$SC/half.yaml" "$SC/half.digests"
+timed_push half "$SC/half.yaml" "$(config_revision)" "$SC/half.digests"
 
 write_shared "$LAB_STATE_DIR/shared.yaml" "$n"
 maglev_digests "$SC/full.digests" "$n"
-timed_push full "$LAB_STATE_DIR/shared.yaml" "$SC/full.digests"
+timed_push full "$LAB_STATE_DIR/shared.yaml" "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["revision"])' "$SC/half.json")" "$SC/full.digests"
 
 if [ "$LAB_QUICK" != 1 ]; then
 	# 100 VIPs x 100 backends: VIP k (10.101.0.k) takes 100 consecutive
