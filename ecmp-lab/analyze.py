@@ -353,16 +353,24 @@ def backend_failure(d, m, out):
     victim = m["victim"]
     removal, back = per_node_seconds(d, "removed"), per_node_seconds(d, "back")
     removal_worst, back_worst = worst(removal), worst(back)
-    bound = m["hc_fall"] * m["hc_interval_ms"] / 1000 + m["hc_timeout_ms"] / 1000 + m["slack_s"]
+    consensus = m.get("consensus_s", 0)
+    bound = m["hc_fall"] * m["hc_interval_ms"] / 1000 + m["hc_timeout_ms"] / 1000 + m["slack_s"] + consensus
     others_broken = sum(v["broken"] for b, v in ls["by_backend"].items() if b != victim)
     victim_ls = ls["by_backend"].get(victim, {"connections": 0, "broken": 0})
     to_victim = short["by_backend"].get(victim, 0)
+    try:
+        cs = load(os.path.join(d, "cluster_after_removal.json"))
+        flagged = {r["node"]: r.get("problems") for r in cs.get("rows", []) if r.get("problems")}
+    except (OSError, ValueError):
+        cs, flagged = {}, None
     res = {
         "victim": victim,
+        "cluster_status_after_removal": {"exit": m.get("removed_status_rc"), "agreed": cs.get("agreed"),
+                                         "flagged": flagged},
         "removal_seconds_per_node": removal, "removal_seconds_max": removal_worst,
         "removal_bound_s": round(bound, 3),
-        "bound_formula": "fall x interval + timeout + %.1f s (%d x %d ms + %d ms)" % (
-            m["slack_s"], m["hc_fall"], m["hc_interval_ms"], m["hc_timeout_ms"]),
+        "bound_formula": "fall x interval + timeout + %.1f s + %.1f s consensus (%d x %d ms + %d ms)" % (
+            m["slack_s"], consensus, m["hc_fall"], m["hc_interval_ms"], m["hc_timeout_ms"]),
         "back_in_ring_after_restart_s": back_worst, "back_seconds_per_node": back,
         "long_lived": ls,
         "broken_on_victim": victim_ls["broken"], "connections_on_victim": victim_ls["connections"],
@@ -372,6 +380,8 @@ def backend_failure(d, m, out):
     }
     say("%s killed: out of every ring after %s s (per node %s; bound %.2f s = %s)",
         victim, removal_worst, removal, bound, res["bound_formula"])
+    say("xdplb cluster status after the removal: exit %s%s", m.get("removed_status_rc"),
+        "; " + "; ".join("%s: %s" % (n, ", ".join(p)) for n, p in flagged.items()) if flagged else "")
     say("long-lived: %d on %s (%d broke with it, expected), %d on other backends broke",
         victim_ls["connections"], victim, victim_ls["broken"], others_broken)
     say("new connections after removal: %d, failed %d, to %s %d; back in the ring %s s after restart",
@@ -379,6 +389,8 @@ def backend_failure(d, m, out):
     goals = [
         goal("removal time (s)", removal_worst is not None and removal_worst <= bound, removal_worst, "<= %.2f" % bound),
         goal("broken connections on other backends", others_broken == 0, others_broken, 0),
+        goal("every node agrees on the tables after the removal (xdplb cluster status exit)",
+             m.get("removed_status_rc") in (0, None), m.get("removed_status_rc"), 0),
         goal("new connections failed", short["failed"] == 0, short["failed"], 0),
         goal("new connections to the dead backend", to_victim == 0, to_victim, 0),
         goal("connections on the victim (else nothing was tested)", victim_ls["connections"] > 0,

@@ -419,10 +419,11 @@ scenario_end() {
 # meta KEY VALUE: a number or word for analyze.py.
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$SC/meta.tsv"; }
 
-# long_start NAME SECONDS: long-lived echo connections in the background;
-# returns once they are all up. Sets LONG_PID.
+# long_start NAME SECONDS [nowait]: long-lived echo connections in the
+# background; returns once they are all up (with nowait: at once, and
+# long_ready NAME waits). Sets LONG_PID.
 long_start() {
-	local name=$1 secs=$2
+	local name=$1 secs=$2 nowait=${3:-}
 	lab_ns "$NS_CLIENT" || die "no client namespace"
 	# Started directly so $! is the process (ip netns exec execs timeout).
 	ip netns exec "$NS_CLIENT" timeout $((${secs%.*} + 60)) python3 "$TRAFFIC" long --targets "$(echo_targets)" \
@@ -431,7 +432,10 @@ long_start() {
 	LONG_PID=$!
 	record_pid "long-$SC_NAME" "$LONG_PID"
 	SC_PIDS+=("$LONG_PID")
-	wait_until 20 test -e "$SC/$name.ready" >/dev/null || die "long-lived connections did not come up (see $SC/$name.log)"
+	[ "$nowait" = nowait ] || long_ready "$name"
+}
+long_ready() {
+	wait_until 20 test -e "$SC/$1.ready" >/dev/null || die "long-lived connections did not come up (see $SC/$1.log)"
 }
 
 # long_wait: wait for the long-lived connections to finish.

@@ -14,10 +14,9 @@ set -o errexit -o nounset -o pipefail
 . "$(dirname "$0")/../scenario.sh" bad_push
 
 n=$(active_backends)
+long_start long $((PHASE + 6)) nowait          # up by step 2 (long_ready)
 maglev_digests "$SC/good.digests" "$n"
-long_start long $((PHASE + 6))
 snapshot_status "$SC/status0.json"
-snapshot_stats "$SC/stats0.json"
 r0=$(config_revision)
 meta revision_before "$r0"
 
@@ -40,10 +39,13 @@ meta revision_after_cli "$(config_revision)"
 
 # 2. Around the CLI: etcdctl put of the same text; a poller per node waits
 # for the node to refuse a revision above the running one.
+long_ready long
+snapshot_stats "$SC/stats0.json"
 watch_cluster refused refused --above "$r0"
 now >"$SC/refused.t"
-etcdctl_lab put "${CLUSTER_PREFIX}config" <"$SC/bad.yaml" >"$SC/put.out" 2>&1 || warn "etcdctl put failed: $(cat "$SC/put.out")"
-bad_rev=$(config_revision)
+etcdctl_lab put "${CLUSTER_PREFIX}config" -w json <"$SC/bad.yaml" >"$SC/put.out" 2>&1 || warn "etcdctl put failed: $(cat "$SC/put.out")"
+bad_rev=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["header"]["revision"])' "$SC/put.out" 2>/dev/null) ||
+	bad_rev=$(config_revision)
 meta bad_revision "$bad_rev"
 watch_wait
 snapshot_status "$SC/status_refused.json"
