@@ -95,12 +95,13 @@ HC_FALL=3
 # ~0.1-0.5 s each in a debug build on 2 busy cores) and scheduling. Measured
 # (poll.py, 20 ms samples): release 1.5-1.6 s, debug 2.0-2.6 s.
 HC_SLACK_S=1.5
-# Added too, for the agreed health: the node that sees it publishes its probe
-# result to etcd, every node's watch brings it, a second reconcile follows
-# (the majority of two nodes is both). Measured with the debug build in the
-# quick lab (2 nodes, another build running): removal 2.3-3.1 s with the
-# cluster, 1.6-1.8 s without it on the same machine the same hour.
-HC_CONSENSUS_S=1.0
+# Added too, for the agreed health: a backend leaves the rings once the
+# majority's probes say so (of two nodes: both; of three: the second one to
+# see it), published to etcd and brought by every node's watch, then a second
+# reconcile. Measured with the debug build, another build running, the same
+# hour: removal 2.3-3.1 s with the cluster, 1.6-1.8 s without (quick lab, 2
+# nodes); 3.5-5.7 s with it, 2.3 s without (full lab, 3 nodes, load 6-13).
+HC_CONSENSUS_S=1.5
 
 # BGP: router and LB nodes (bird2), BFD timers (100 ms x 3: a silent node
 # leaves the router's ECMP set in ~0.3 s; measured 0.23-0.31 s on these veths).

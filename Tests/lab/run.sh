@@ -21,8 +21,8 @@
 #   node_join        the node starts again: the router's ECMP set gets it back;
 #                    no announcement before its health converged; 0 broken
 #   backend_failure  removed from both nodes' rings within fall x interval +
-#                    timeout + 1.5 s + 1 s for the agreed health through etcd
-#                    (measured without a cluster: release 1.6 s, debug
+#                    timeout + 1.5 s + 1.5 s for the agreed health through
+#                    etcd (measured without a cluster: release 1.6 s, debug
 #                    1.6-2.6 s; with it, debug: 2.3-3.1 s);
 #                    0 broken connections to the other backends; no new
 #                    connection to it, none failed
