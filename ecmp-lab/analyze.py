@@ -583,9 +583,12 @@ def key_numbers(name, r):
                 r["victim"], r["start_to_health_converged_s"], r["start_to_ecmp_s"],
                 r["flows_taken_by_the_node_ct_miss"], r["long_lived"]["broken"])
         if name == "backend_failure":
-            return "%s out of the rings in %s s (bound %.2f); %d broken on other backends; %d new to it" % (
+            cs = r.get("cluster_status_after_removal") or {}
+            return "%s out of the rings in %s s (bound %.2f); %d broken on other backends; %d new to it, %d failed%s" % (
                 r["victim"], r["removal_seconds_max"], r["removal_bound_s"], r["broken_on_other_backends"],
-                r["new_to_victim"])
+                r["new_to_victim"], r["new_failed"],
+                "" if cs.get("exit") in (0, None) else "; NODES DISAGREE: " + "; ".join(
+                    "%s: %s" % (n, ", ".join(p)) for n, p in (cs.get("flagged") or {}).items()))
         if name == "backend_added":
             return "%.3f of flows changed backend (ideal %.3f); %d moved between old; %d broken" % (
                 r["changed_fraction"] or 0, r["ideal_fraction"], r["moved_between_old_backends"],

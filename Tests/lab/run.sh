@@ -25,7 +25,8 @@
 #                    etcd (measured without a cluster: release 1.6 s, debug
 #                    1.6-2.6 s; with it, debug: 2.3-3.1 s);
 #                    0 broken connections to the other backends; no new
-#                    connection to it, none failed
+#                    connection to it, none failed; cluster status agrees
+#                    after the removal (every node has the same tables)
 #   backend_added    changed fraction within ±25% of Maglev's 1/(M+1);
 #                    0 broken established connections
 #   agent_restart    0 broken/failed connections, 0 LB drops, program adopted,
@@ -142,6 +143,8 @@ check "backend_failure: out of every ring in $(num r[\'$d\'][\'removal_seconds_m
 check "backend_failure: 0 broken connections on the other backends ($(num r[\'$d\'][\'connections_on_victim\']) on the dead one broke with it)" \
 	"r['$d']['broken_on_other_backends'] == 0 and r['$d']['connections_on_victim'] > 0"
 check "backend_failure: new connections: none failed, none to the dead backend" "r['$d']['new_failed'] == 0 and r['$d']['new_to_victim'] == 0"
+check "backend_failure: both nodes agree on the tables without it (xdplb cluster status exit $(num r[\'$d\'][\'cluster_status_after_removal\'][\'exit\']); flagged: $(num r[\'$d\'][\'cluster_status_after_removal\'][\'flagged\']))" \
+	"r['$d']['cluster_status_after_removal']['exit'] == 0"
 
 d=backend_added
 check "backend_added: $(num r[\'$d\'][\'changed_fraction\']) of flows changed backend, Maglev ideal $(num r[\'$d\'][\'ideal_fraction\']) ±25%" \
