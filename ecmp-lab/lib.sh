@@ -358,6 +358,21 @@ short_conns() {
 		--count "$count" --concurrency "$CONCURRENCY" --out "$out" "$@"
 }
 
+# short_steady SECONDS: SHORT_CONNS short connections from the client at a
+# steady rate over SECONDS, in the background ($SC/short.json). Sets SHORT_PID.
+short_steady() {
+	local secs=$1
+	lab_ns "$NS_CLIENT" || die "no client namespace"
+	# Started directly so $! is the process (ip netns exec execs timeout).
+	ip netns exec "$NS_CLIENT" timeout $((secs + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
+		--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
+		--rate "$(python3 -c "print($SHORT_CONNS / $secs)")" --max-seconds $((secs + 30)) \
+		--out "$SC/short.json" >"$SC/short.log" 2>&1 7>&- 8>&- &
+	SHORT_PID=$!
+	record_pid "short-$SC_NAME" "$SHORT_PID"
+	SC_PIDS+=("$SHORT_PID")
+}
+
 # Client-side TCP counters (retransmissions), for "packets lost".
 client_retrans() { ns_exec "$NS_CLIENT" awk '$1 == "Tcp:" && $13 ~ /^[0-9]+$/ { print $13 }' /proc/net/snmp; }
 

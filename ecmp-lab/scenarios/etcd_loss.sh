@@ -28,12 +28,7 @@ SC_UNDO+=("for e in \$(seq 1 $ETCD_MEMBERS); do etcd_running \$e || start_etcd \
 long_start long "$secs"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
-ip netns exec "$NS_CLIENT" timeout $((secs + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
-	--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
-	--rate "$(python3 -c "print($SHORT_CONNS / $secs)")" --max-seconds $((secs + 30)) --out "$SC/short.json" >"$SC/short.log" 2>&1 &
-short_pid=$!
-record_pid "short-$SC_NAME" "$short_pid"
-SC_PIDS+=("$short_pid")
+short_steady "$secs"
 sleep "$PHASE"
 
 # 1. The leader dies; a push still converges.
@@ -88,7 +83,7 @@ meta final_rc "$rc"
 watch_wait
 meta final_status_rc "$(cluster_status_json "$SC/final-cluster.json")"
 
-wait "$short_pid" || warn "short traffic exited with $?"
+wait "$SHORT_PID" || warn "short traffic exited with $?"
 long_wait
 meta retrans1 "$(client_retrans)"
 snapshot_stats "$SC/stats1.json"
