@@ -102,6 +102,15 @@ def drops(node_delta):
     return sum(v for k, v in node_delta["counters"].items() if k.startswith("drop_"))
 
 
+def push_result(d, name):
+    """What `xdplb cluster push --json` printed (revision, converged, converge_ms), or {}."""
+    try:
+        r = load(os.path.join(d, name))
+    except (OSError, ValueError):
+        return {}
+    return {k: r.get(k) for k in ("revision", "converged", "converge_ms")}
+
+
 def natural(s):
     head = s.rstrip("0123456789")
     tail = s[len(head):]
@@ -344,16 +353,24 @@ def backend_failure(d, m, out):
     victim = m["victim"]
     removal, back = per_node_seconds(d, "removed"), per_node_seconds(d, "back")
     removal_worst, back_worst = worst(removal), worst(back)
-    bound = m["hc_fall"] * m["hc_interval_ms"] / 1000 + m["hc_timeout_ms"] / 1000 + m["slack_s"]
+    consensus = m.get("consensus_s", 0)
+    bound = m["hc_fall"] * m["hc_interval_ms"] / 1000 + m["hc_timeout_ms"] / 1000 + m["slack_s"] + consensus
     others_broken = sum(v["broken"] for b, v in ls["by_backend"].items() if b != victim)
     victim_ls = ls["by_backend"].get(victim, {"connections": 0, "broken": 0})
     to_victim = short["by_backend"].get(victim, 0)
+    try:
+        cs = load(os.path.join(d, "cluster_after_removal.json"))
+        flagged = {r["node"]: r.get("problems") for r in cs.get("rows", []) if r.get("problems")}
+    except (OSError, ValueError):
+        cs, flagged = {}, None
     res = {
         "victim": victim,
+        "cluster_status_after_removal": {"exit": m.get("removed_status_rc"), "agreed": cs.get("agreed"),
+                                         "flagged": flagged},
         "removal_seconds_per_node": removal, "removal_seconds_max": removal_worst,
         "removal_bound_s": round(bound, 3),
-        "bound_formula": "fall x interval + timeout + %.1f s (%d x %d ms + %d ms)" % (
-            m["slack_s"], m["hc_fall"], m["hc_interval_ms"], m["hc_timeout_ms"]),
+        "bound_formula": "fall x interval + timeout + %.1f s + %.1f s consensus (%d x %d ms + %d ms)" % (
+            m["slack_s"], consensus, m["hc_fall"], m["hc_interval_ms"], m["hc_timeout_ms"]),
         "back_in_ring_after_restart_s": back_worst, "back_seconds_per_node": back,
         "long_lived": ls,
         "broken_on_victim": victim_ls["broken"], "connections_on_victim": victim_ls["connections"],
@@ -363,6 +380,8 @@ def backend_failure(d, m, out):
     }
     say("%s killed: out of every ring after %s s (per node %s; bound %.2f s = %s)",
         victim, removal_worst, removal, bound, res["bound_formula"])
+    say("xdplb cluster status after the removal: exit %s%s", m.get("removed_status_rc"),
+        "; " + "; ".join("%s: %s" % (n, ", ".join(p)) for n, p in flagged.items()) if flagged else "")
     say("long-lived: %d on %s (%d broke with it, expected), %d on other backends broke",
         victim_ls["connections"], victim, victim_ls["broken"], others_broken)
     say("new connections after removal: %d, failed %d, to %s %d; back in the ring %s s after restart",
@@ -370,6 +389,8 @@ def backend_failure(d, m, out):
     goals = [
         goal("removal time (s)", removal_worst is not None and removal_worst <= bound, removal_worst, "<= %.2f" % bound),
         goal("broken connections on other backends", others_broken == 0, others_broken, 0),
+        goal("every node agrees on the tables after the removal (xdplb cluster status exit)",
+             m.get("removed_status_rc") in (0, None), m.get("removed_status_rc"), 0),
         goal("new connections failed", short["failed"] == 0, short["failed"], 0),
         goal("new connections to the dead backend", to_victim == 0, to_victim, 0),
         goal("connections on the victim (else nothing was tested)", victim_ls["connections"] > 0,
@@ -410,8 +431,9 @@ def backend_added(d, m, out):
     tol = m["tolerance_rel"] * ideal
     res = {
         "backends_before": m["backends_before"], "backends_after": m["backends_after"], "new_backend": new,
-        "reload_to_ring_seconds": worst(per_node_seconds(d, "joined")),
-        "reload_to_ring_seconds_per_node": per_node_seconds(d, "joined"),
+        "push_to_ring_seconds": worst(per_node_seconds(d, "joined")),
+        "push_to_ring_seconds_per_node": per_node_seconds(d, "joined"),
+        "push": push_result(d, "push.json"),
         "probe_flows": len(both), "probe_failed_before": s0["failed"], "probe_failed_after": s1["failed"],
         "changed_backend": len(changed), "changed_fraction": round(frac, 4) if frac is not None else None,
         "ideal_fraction": round(ideal, 4), "tolerance": round(tol, 4),
@@ -422,8 +444,8 @@ def backend_added(d, m, out):
     say("%d fixed flows before/after %s joined: %d changed backend = %.3f (Maglev ideal 1/%d = %.3f); "
         "%d to %s, %d between old backends",
         len(both), new, len(changed), frac or 0, m["backends_after"], ideal, to_new, new, len(changed) - to_new)
-    say("reload to ring on every node: %s s; long-lived: %d connections, %d broken",
-        res["reload_to_ring_seconds"], ls["connections"], ls["broken"])
+    say("xdplb cluster push to the ring of every node: %s s (push: revision %s, converged %s); long-lived: %d connections, %d broken",
+        res["push_to_ring_seconds"], res["push"].get("revision"), res["push"].get("converged"), ls["connections"], ls["broken"])
     goals = [
         goal("probe flows failed", s0["failed"] + s1["failed"] == 0, s0["failed"] + s1["failed"], 0),
         goal("changed fraction vs ideal", frac is not None and abs(frac - ideal) <= tol,
@@ -540,6 +562,10 @@ def key_numbers(name, r):
     if "error" in r and len(r) <= 3:
         return r["error"]
     try:
+        import analyze_cluster  # noqa: E402  (the cluster scenarios)
+        line = analyze_cluster.key_numbers(name, r)
+        if line is not None:
+            return line
         if name == "distribution":
             return "%d conns; backends %s (max dev %.1f%%); LB nodes %s (max dev %.1f%%)" % (
                 r["connections"], "/".join(str(v) for v in r["per_backend"].values()), r["max_backend_deviation_pct"],
@@ -557,9 +583,12 @@ def key_numbers(name, r):
                 r["victim"], r["start_to_health_converged_s"], r["start_to_ecmp_s"],
                 r["flows_taken_by_the_node_ct_miss"], r["long_lived"]["broken"])
         if name == "backend_failure":
-            return "%s out of the rings in %s s (bound %.2f); %d broken on other backends; %d new to it" % (
+            cs = r.get("cluster_status_after_removal") or {}
+            return "%s out of the rings in %s s (bound %.2f); %d broken on other backends; %d new to it, %d failed%s" % (
                 r["victim"], r["removal_seconds_max"], r["removal_bound_s"], r["broken_on_other_backends"],
-                r["new_to_victim"])
+                r["new_to_victim"], r["new_failed"],
+                "" if cs.get("exit") in (0, None) else "; NODES DISAGREE: " + "; ".join(
+                    "%s: %s" % (n, ", ".join(p)) for n, p in (cs.get("flagged") or {}).items()))
         if name == "backend_added":
             return "%.3f of flows changed backend (ideal %.3f); %d moved between old; %d broken" % (
                 r["changed_fraction"] or 0, r["ideal_fraction"], r["moved_between_old_backends"],
@@ -581,6 +610,9 @@ if __name__ == "__main__":
             "node_join": node_join, "backend_failure": backend_failure,
             "backend_added": backend_added, "agent_restart": agent_restart, "drain": drain}
     with_routes = {"node_failure", "node_drain", "node_join", "agent_restart"}
+    import analyze_cluster  # noqa: E402  (ecmp-lab/analyze_cluster.py: the cluster scenarios)
+    scen.update(analyze_cluster.SCENARIOS)
+    with_routes |= analyze_cluster.WITH_ROUTES
     p = argparse.ArgumentParser(description="xdplb lab report")
     p.add_argument("what", choices=sorted(scen) + ["report"])
     p.add_argument("--dir", required=True)

@@ -4,7 +4,8 @@
 # index, so two runs build the same lab. Nothing here touches the system.
 #
 #   xl-client ── xl-rtr ──┬── xl-lb1 … xl-lbN     (one veth each, MTU 1600)
-#   (MTU 1500)            └── xl-be1 … xl-beM+1   (one veth each, MTU 1600)
+#   (MTU 1500)            ├── xl-be1 … xl-beM+1   (one veth each, MTU 1600)
+#                         └── xl-etcd1 … 3        (one veth each, MTU 1600)
 #
 # The router learns an ECMP route for each VIP over the LB nodes from BGP
 # only: bird2 on the router (AS $RTR_ASN) has one eBGP session per family with
@@ -13,6 +14,14 @@
 # send GRE back out their only interface (XDP_TX) to the router, which forwards
 # it to the backend; backends answer the client directly (DSR) via the router.
 # Backend M+1 runs from the start but joins the VIPs only in backend_added.
+#
+# The VIPs and backends live in etcd, not in the node files: three etcd
+# members, each in its own namespace on its own router link (xl-etcd1..3,
+# 10.95.i.2), form the cluster the agents follow (cluster: section of each
+# node file). The lab pushes the shared config once with `xdplb cluster push
+# --wait` and every change after that (backend_added, drain, ...) is a push
+# too. The operator's commands (xdplb cluster …, etcdctl) run in the router's
+# namespace, which reaches every member directly.
 
 LAB_PREFIX=xl-
 MAX_NAMELEN=15                        # IFNAMSIZ - 1
@@ -86,6 +95,13 @@ HC_FALL=3
 # ~0.1-0.5 s each in a debug build on 2 busy cores) and scheduling. Measured
 # (poll.py, 20 ms samples): release 1.5-1.6 s, debug 2.0-2.6 s.
 HC_SLACK_S=1.5
+# Added too, for the agreed health: a backend leaves the rings once the
+# majority's probes say so (of two nodes: both; of three: the second one to
+# see it), published to etcd and brought by every node's watch, then a second
+# reconcile. Measured with the debug build, another build running, the same
+# hour: removal 2.3-3.1 s with the cluster, 1.6-1.8 s without (quick lab, 2
+# nodes); 3.5-5.7 s with it, 2.3 s without (full lab, 3 nodes, load 6-13).
+HC_CONSENSUS_S=1.5
 
 # BGP: router and LB nodes (bird2), BFD timers (100 ms x 3: a silent node
 # leaves the router's ECMP set in ~0.3 s; measured 0.23-0.31 s on these veths).
@@ -99,6 +115,47 @@ BGP_TABLE=100                       # the agent's announcement table on each LB 
 BGP_GRACE=30s
 BGP_QUIET=500ms
 BGP_DRAIN_TIMEOUT=10s
+
+# etcd: member i in namespace xl-etcdi, 10.95.i.0/24 and fd00:95:i::/64 on its
+# router link (router .1, member .2); client port 2379, peer port 2380. Heartbeat
+# and election timeout are etcd's defaults (100 ms / 1 s): the lab shares two
+# cores with six busy agents, and a 500 ms election timeout can elect spuriously
+# there; a lost leader is replaced in 1-2 s.
+ETCD_MEMBERS=3
+ns_etcd() { echo "${LAB_PREFIX}etcd$1"; }
+if_etcd() { echo "${LAB_PREFIX}etcd$1-rtr"; }
+if_rtr_etcd() { echo "${LAB_PREFIX}rtr-etcd$1"; }
+rtr_etcd4() { echo "10.95.$1.1"; }
+rtr_etcd6() { echo "fd00:95:$1::1"; }
+etcd4() { echo "10.95.$1.2"; }
+etcd6() { echo "fd00:95:$1::2"; }
+ETCD_CLIENT_PORT=2379
+ETCD_PEER_PORT=2380
+ETCD_HEARTBEAT_MS=100
+ETCD_ELECTION_MS=1000
+etcd_data() { echo "$LAB_STATE_DIR/etcd/e$1"; }
+# The cluster's key prefix and the agents' cluster settings: a node's lease
+# (its report and health vote) lapses 3 s after it dies; etcd unreachable for
+# 5 s -> the node falls back to its own probes; 1 s per etcd request.
+CLUSTER_PREFIX=/xdplb-lab/
+CLUSTER_LEASE_TTL=3s
+CLUSTER_FALLBACK_AFTER=5s
+CLUSTER_REQUEST_TIMEOUT=1s
+# The health rule the agents start with (asymmetric_health switches to local
+# and back); the one in force is in $LAB_STATE_DIR/health_rule.
+CLUSTER_HEALTH_RULE=majority
+# asymmetric_health: LB node 1 loses its probes' path to this backend (probe_cut.bpf.c).
+PROBE_CUT_BACKEND=1
+cache_lb() { echo "$LAB_STATE_DIR/lb$1-cache.json"; }
+# Where the operator runs `xdplb cluster …` and etcdctl.
+NS_OPS=$NS_ROUTER
+# etcd_endpoints: the client URLs of every member, comma separated.
+etcd_endpoints() {
+	local i out=()
+	for ((i = 1; i <= ETCD_MEMBERS; i++)); do out+=("http://$(etcd4 "$i"):$ETCD_CLIENT_PORT"); done
+	local IFS=,
+	echo "${out[*]}"
+}
 
 # Where the lab keeps its state (one lab at a time: names are fixed).
 LAB_STATE_DIR=${LAB_STATE_DIR:-/run/xdplb-ecmp-lab}

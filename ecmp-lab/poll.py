@@ -5,13 +5,21 @@ its announcement state (stdlib only).
     poll.py --admin SOCKET --address A [--address B] --want removed|present
             --since EPOCH|@FILE --timeout S --out FILE
     poll.py --admin SOCKET --want converged|stopped --since ... --out FILE
+    poll.py --admin SOCKET --want revision --above R [--digests FILE] --since ... --out FILE
+    poll.py --admin SOCKET --want refused --above R | --want reachable|unreachable ...
 
 Runs inside an LB node's namespace (nsenter --net=/run/netns/xl-lbN) and reads
 the agent's GET /status on its admin socket every 20 ms, so a timing
 costs no process start per sample. "removed": every VIP entry of the given
 addresses is unhealthy with 0 slots; "present": healthy with slots;
 "converged": the agent's health checks converged (it may announce);
-"stopped": traffic to the node has stopped (announcements.traffic_stopped).
+"stopped": traffic to the node has stopped (announcements.traffic_stopped);
+"revision": the node runs a cluster config revision above R (and with
+--digests, every VIP's table digest is the one FILE gives for its family:
+{"4": DIGEST, "6": DIGEST}); the revision seen goes to OUT.rev;
+"refused": the node refused a revision above R (cluster.refused_revision; the
+revision goes to OUT.rev);
+"reachable"/"unreachable": the node's cluster.etcd_reachable.
 --table T (with converged): at every sample before convergence, also look at
 the node's announcement table T (routes proto 222, which bird exports) and
 count the samples that found a VIP route there in OUT.early. Writes the
@@ -36,10 +44,26 @@ def refuse_outside_lab():
         sys.exit("poll.py: refusing to run outside an xl- lab namespace (ip netns identify: %r)" % name)
 
 
-def reached(status, addresses, want):
+def family(vip_name):
+    """4 or 6, from a VIP name like 10.100.0.1:80/tcp or [fd00:100::1]:80/tcp."""
+    return "6" if vip_name.startswith("[") or vip_name.count(":") > 1 else "4"
+
+
+def reached(status, addresses, want, a=None):
     if want in ("converged", "stopped"):
         key = "health_converged" if want == "converged" else "traffic_stopped"
         return (status.get("announcements") or {}).get(key) is True
+    cluster = status.get("cluster") or {}
+    if want == "revision":
+        if (cluster.get("revision") or 0) <= a.above:
+            return False
+        if a.digests:
+            return bool(status["vips"]) and all(v["digest"] == a.digests.get(family(v["name"])) for v in status["vips"])
+        return True
+    if want == "refused":
+        return (cluster.get("refused_revision") or 0) > a.above
+    if want in ("reachable", "unreachable"):
+        return cluster.get("etcd_reachable") is (want == "reachable")
     entries = [b for v in status["vips"] for b in v["backends"] if b["address"] in addresses]
     if not entries:
         return want == "removed"
@@ -52,7 +76,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--admin", required=True, help="the agent's admin unix socket (node.admin)")
     p.add_argument("--address", action="append", default=[])
-    p.add_argument("--want", choices=["removed", "present", "converged", "stopped"], required=True)
+    p.add_argument("--want", choices=["removed", "present", "converged", "stopped", "revision", "refused",
+                                      "reachable", "unreachable"], required=True)
+    p.add_argument("--above", type=int, default=0, help="--want revision|refused: a revision above this one")
+    p.add_argument("--digests", help="--want revision: JSON file {\"4\": DIGEST, \"6\": DIGEST}")
+    p.add_argument("--interval", type=float, default=0.02, help="seconds between samples (0.02 .. 1)")
     p.add_argument("--since", required=True)
     p.add_argument("--timeout", type=float, default=20)
     p.add_argument("--out", required=True)
@@ -60,6 +88,10 @@ def main():
     a = p.parse_args()
     if a.want in ("removed", "present") and not a.address:
         p.error("--want %s needs --address" % a.want)
+    a.interval = min(max(a.interval, 0.02), 1.0)
+    if a.digests:
+        with open(a.digests) as f:
+            a.digests = json.load(f)
     if not a.admin.startswith("/"):
         sys.exit("poll.py: --admin must be the agent's unix socket path")
     deadline = time.time() + min(a.timeout, 120)
@@ -91,17 +123,20 @@ def main():
         in_table = a.table is not None and announced(a.table)
         try:
             status = get_status(a.admin)
-            if reached(status, set(a.address), a.want):
+            if reached(status, set(a.address), a.want, a):
                 # The agent's own time of convergence, when it tells it (the
                 # sample's time is later by up to a poll and a status call).
                 at = (status.get("announcements") or {}).get("health_converged_at") if a.want == "converged" else None
                 result = "%.2f" % ((at if at else time.time()) - since)
+                if a.want in ("revision", "refused"):
+                    with open(a.out + ".rev", "w") as f:
+                        f.write("%d\n" % status["cluster"]["revision" if a.want == "revision" else "refused_revision"])
                 break
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):
             pass
         if in_table:
             early += 1
-        time.sleep(0.02)
+        time.sleep(a.interval)
     with open(a.out, "w") as f:
         f.write(result + "\n")
     if a.table is not None:
@@ -112,7 +147,7 @@ def main():
 class UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP/1.1 over the agent's unix socket."""
 
-    def __init__(self, path, timeout=1.0):
+    def __init__(self, path, timeout=5.0):
         super().__init__("localhost", timeout=timeout)
         self.path = path
 

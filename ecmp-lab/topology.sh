@@ -65,6 +65,7 @@ topo_up() {
 	add_ns "$NS_ROUTER"
 	for ((i = 1; i <= LB_NODES; i++)); do add_ns "$(ns_lb "$i")"; done
 	for ((i = 1; i <= all_be; i++)); do add_ns "$(ns_be "$i")"; done
+	for ((i = 1; i <= ETCD_MEMBERS; i++)); do add_ns "$(ns_etcd "$i")"; done
 
 	# Router: forwards; ECMP over L3+L4 (policy 3, fields 0x0037: addresses,
 	# protocol, ports — policy 1 is not deterministic for local TCP); loose
@@ -112,6 +113,13 @@ topo_up() {
 		local ns bif rif
 		ns=$(ns_be "$i") bif=$(if_be "$i") rif=$(if_rtr_be "$i")
 		router_link "$ns" "$bif" "$rif" "$(be4 "$i")" "$(be6 "$i")" "$(rtr_be4 "$i")" "$(rtr_be6 "$i")"
+	done
+
+	# etcd members (cluster.sh starts them): each on its own router link; the
+	# LB nodes, the other members and the operator reach them through the router.
+	for ((i = 1; i <= ETCD_MEMBERS; i++)); do
+		router_link "$(ns_etcd "$i")" "$(if_etcd "$i")" "$(if_rtr_etcd "$i")" "$(etcd4 "$i")" "$(etcd6 "$i")" \
+			"$(rtr_etcd4 "$i")" "$(rtr_etcd6 "$i")"
 	done
 }
 
@@ -211,6 +219,27 @@ uncut_node() {
 	rif=$(if_rtr_lb "$1")
 	ns_exec "$NS_ROUTER" tc qdisc del dev "$rif" clsact 2>/dev/null || true
 	ip -force -n "$NS_ROUTER" link set dev "$rif" xdpdrv obj "$LAB_STATE_DIR/xdp_pass.bpf.o" sec xdp
+}
+
+# probe_cut I / probe_uncut I: LB node I's own packets to backend
+# $PROBE_CUT_BACKEND's addresses dropped on its interface's tc egress
+# (ecmp-lab/probe_cut.bpf.c): its health probes there fail, while the GRE its
+# balancer sends with XDP_TX (which skips tc egress) still gets through.
+# The filter has its own preference, so removing it leaves any other tc
+# program on the interface alone; probe_uncut can run twice.
+PROBE_CUT_PREF=49000
+probe_cut() {
+	local ns lif
+	ns=$(ns_lb "$1") lif=$(if_lb "$1")
+	ns_exec "$ns" tc qdisc show dev "$lif" | grep -q '^qdisc clsact' || ns_exec "$ns" tc qdisc add dev "$lif" clsact
+	ns_exec "$ns" tc filter add dev "$lif" egress pref "$PROBE_CUT_PREF" bpf direct-action \
+		obj "$LAB_STATE_DIR/probe_cut.bpf.o" sec tc
+}
+probe_uncut() {
+	local ns lif
+	ns=$(ns_lb "$1") lif=$(if_lb "$1")
+	lab_ns "$ns" || return 0
+	ns_exec "$ns" tc filter del dev "$lif" egress pref "$PROBE_CUT_PREF" 2>/dev/null || true
 }
 
 # ecmp_nodes [4|6]: LB node indexes in the router's IPv4 (IPv6) VIP route now

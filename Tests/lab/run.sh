@@ -5,7 +5,10 @@
 # given xdplb binary (2 LB nodes announcing the VIPs over BGP — bird2 on the
 # router and on each node, eBGP + BFD, the router's ECMP routes learned from
 # BGP only —, 2 backends + 1 that joins, native XDP, GRE decap in BPF, real
-# HTTP and echo servers) and asserts on the JSON report:
+# HTTP and echo servers, a three-member etcd cluster the agents take their
+# VIPs, backends and agreed health from) and asserts on the JSON report:
+#   setup            the lab's one `xdplb cluster push --wait` converged on
+#                    both nodes
 #   distribution     no failed connection; every backend and every LB node
 #                    within 4 standard deviations of an even share (800
 #                    connections over 2: ±14.1%); the same ring digest on both
@@ -18,15 +21,29 @@
 #   node_join        the node starts again: the router's ECMP set gets it back;
 #                    no announcement before its health converged; 0 broken
 #   backend_failure  removed from both nodes' rings within fall x interval +
-#                    timeout + 1.5 s (measured: release 1.6 s, debug 2.0-2.6 s);
+#                    timeout + 1.5 s + 1.5 s for the agreed health through
+#                    etcd (measured without a cluster: release 1.6 s, debug
+#                    1.6-2.6 s; with it, debug: 2.3-3.1 s);
 #                    0 broken connections to the other backends; no new
-#                    connection to it, none failed
+#                    connection to it, none failed; cluster status agrees
+#                    after the removal (every node has the same tables)
 #   backend_added    changed fraction within ±25% of Maglev's 1/(M+1);
 #                    0 broken established connections
 #   agent_restart    0 broken/failed connections, 0 LB drops, program adopted,
 #                    0 changes of the router's VIP routes (route history)
 #   drain            no new connection to the drained backend; all its
-#                    established connections finished
+#                    established connections finished (drained by a push)
+#   cluster_push     two pushes: each exits 0 with a revision above the old
+#                    one, both nodes run exactly that revision with the digests
+#                    `xdplb maglev` computes offline, `xdplb cluster status`
+#                    exits 0; the times are printed (goal < 1 s: the lab
+#                    report says ok or MISS; not asserted)
+#   bad_push         an invalid file: exit 2, "nothing was written", etcd's
+#                    revision unchanged; the same text put with etcdctl: both
+#                    nodes refuse exactly that revision (naming ring_size),
+#                    keep the old revision and digests, cluster status exits 1,
+#                    no short connection fails; a good push converges and
+#                    clears the refusals (status exit 0); 0 broken
 # Needs root. Fixed lab names (xl-*): fails if a lab is already up.
 # Usage: Tests/lab/run.sh PATH/TO/xdplb
 set -o errexit -o nounset -o pipefail
@@ -59,7 +76,7 @@ report=$tmp/report.json
 
 start=$(date +%s)
 rc=0
-XDPLB=$XDPLB timeout 300 "$root/ecmp-lab/run" --quick --lb-nodes 2 --backends 2 --report "$report" >"$tmp/lab.log" 2>&1 || rc=$?
+XDPLB=$XDPLB timeout 420 "$root/ecmp-lab/run" --quick --lb-nodes 2 --backends 2 --report "$report" >"$tmp/lab.log" 2>&1 || rc=$?
 secs=$(($(date +%s) - start))
 # The lab's own summary: one line per scenario.
 sed -n '/^==== ecmp-lab report/,/^\[lab/p' "$tmp/lab.log" | grep -v '^\[lab' | sed 's/^/    /'
@@ -126,6 +143,8 @@ check "backend_failure: out of every ring in $(num r[\'$d\'][\'removal_seconds_m
 check "backend_failure: 0 broken connections on the other backends ($(num r[\'$d\'][\'connections_on_victim\']) on the dead one broke with it)" \
 	"r['$d']['broken_on_other_backends'] == 0 and r['$d']['connections_on_victim'] > 0"
 check "backend_failure: new connections: none failed, none to the dead backend" "r['$d']['new_failed'] == 0 and r['$d']['new_to_victim'] == 0"
+check "backend_failure: both nodes agree on the tables without it (xdplb cluster status exit $(num r[\'$d\'][\'cluster_status_after_removal\'][\'exit\']); flagged: $(num r[\'$d\'][\'cluster_status_after_removal\'][\'flagged\']))" \
+	"r['$d']['cluster_status_after_removal']['exit'] == 0"
 
 d=backend_added
 check "backend_added: $(num r[\'$d\'][\'changed_fraction\']) of flows changed backend, Maglev ideal $(num r[\'$d\'][\'ideal_fraction\']) ±25%" \
@@ -145,5 +164,72 @@ d=drain
 check "drain: no new connection to the drained backend, none failed" "r['$d']['new_to_drained'] == 0 and r['$d']['new_failed'] == 0 and r['$d']['new_connections'] > 0"
 check "drain: $(num r[\'$d\'][\'finished_on_drained\'])/$(num r[\'$d\'][\'connections_on_drained\']) established connections on it finished" \
 	"r['$d']['connections_on_drained'] > 0 and r['$d']['finished_on_drained'] == r['$d']['connections_on_drained'] and r['$d']['long_lived']['broken'] == 0"
+
+# The cluster checks, in one Python run: each prints PASS or FAIL and the
+# numbers it looked at.
+while IFS= read -r line; do
+	case $line in
+	PASS\ *) pass=$((pass + 1)) ;;
+	FAIL\ *) fail=$((fail + 1)) ;;
+	esac
+	echo "$line"
+done < <(python3 - "$report" <<'PY' 2>&1 || echo "FAIL cluster checks: the checker failed"
+import json, sys
+r = json.load(open(sys.argv[1]))
+
+def check(name, fn):
+    try:
+        ok = fn()
+    except Exception as e:                   # a missing key is a failure, shown
+        print("FAIL %s\n    error: %s: %s" % (name, type(e).__name__, e)); return
+    print(("PASS " if ok else "FAIL ") + name)
+
+ip = r["lab"]["cluster"]["initial_push"]
+check("setup: one xdplb cluster push --wait (revision %s) converged on both nodes in %.0f ms" % (ip["revision"], ip["converge_ms"]),
+      lambda: ip["converged"] is True and sorted(ip["nodes"]) == ["lb1", "lb2"] and ip["vips"] == 4)
+
+c = r["cluster_push"]
+for key, what in (("weight_change", "be1 weight 50"), ("weight_back", "weights back to 100")):
+    p = c[key]
+    check("cluster_push: push (%s) exit %s, revision %s -> %s, both nodes run exactly it with the offline digests %s"
+          % (what, p["exit"], p["revision_before"], p["revision"], p["expected_digests"]),
+          lambda p=p: p["exit"] == 0 and p["converged"] is True and p["revision"] > p["revision_before"]
+          and sorted(p["node_revisions"]) == ["lb1", "lb2"] and all(v == p["revision"] for v in p["node_revisions"].values())
+          and all(t is not None for t in p["node_seconds"].values()) and len(p["node_seconds"]) == 2)
+    check("cluster_push: (%s) every node in %s s (goal < 1 s), --wait %s ms; xdplb cluster status exit %s, agreed %s"
+          % (what, p["max_node_seconds"], p["converge_ms"], p["cluster_status"]["exit"], p["cluster_status"]["agreed"]),
+          lambda p=p: p["cluster_status"]["exit"] == 0 and p["cluster_status"]["agreed"] is True
+          and p["cluster_status"]["digests_equal"]
+          and all(x["revision"] == p["revision"] for x in p["cluster_status"]["nodes"].values()))
+check("cluster_push: the weight change changed both families' tables (%s -> %s) and the push back restored them"
+      % (c["weight_back"]["expected_digests"], c["weight_change"]["expected_digests"]),
+      lambda: all(c["weight_change"]["expected_digests"][f] != c["weight_back"]["expected_digests"][f] for f in ("4", "6")))
+
+b = r["bad_push"]
+e = b["etcdctl_put"]
+check("bad_push: xdplb cluster push of an invalid file: exit %s, names vips[0].ring_size %s, says nothing was written %s, revision %s -> %s"
+      % (b["cli"]["exit"], b["cli"]["names_the_key"], b["cli"]["says_nothing_was_written"], b["revision_before"], b["cli"]["revision_after"]),
+      lambda: b["cli"]["exit"] == 2 and b["cli"]["names_the_key"] and b["cli"]["says_nothing_was_written"]
+      and b["cli"]["revision_after"] == b["revision_before"])
+check("bad_push: the same text put with etcdctl (revision %s) is refused by both nodes (refused_revision %s) in %s s, naming ring_size"
+      % (e["revision"], [x["refused_revision"] for x in e["nodes"].values()], e["max_seconds_to_refused"]),
+      lambda: e["revision"] > b["revision_before"] and sorted(e["nodes"]) == ["lb1", "lb2"]
+      and all(x["refused_revision"] == e["revision"] and "ring_size" in x["refused_error"] for x in e["nodes"].values()))
+check("bad_push: ... both keep revision %s (%s) and their digests; cluster status exit %s"
+      % (b["revision_before"], [x["revision"] for x in e["nodes"].values()], e["cluster_status_exit"]),
+      lambda: all(x["revision"] == b["revision_before"] for x in e["nodes"].values()) and e["digests_kept"] is True
+      and e["cluster_status_exit"] == 1)
+check("bad_push: ... and forward: %d short connections, %d failed" % (b["short_while_refused"]["connections"], b["short_while_refused"]["failed"]),
+      lambda: b["short_while_refused"]["failed"] == 0 and b["short_while_refused"]["connections"] > 0)
+gp = b["good_push"]
+check("bad_push: a good push then (exit %s, revision %s) runs on both nodes in %s s, refusals cleared, cluster status exit %s"
+      % (gp["exit"], gp["revision"], gp["max_node_seconds"], gp["cluster_status"]["exit"]),
+      lambda: gp["exit"] == 0 and gp["revision"] > e["revision"] and len(gp["node_revisions"]) == 2
+      and all(v == gp["revision"] for v in gp["node_revisions"].values()) and b["refusals_cleared"]
+      and gp["cluster_status"]["exit"] == 0)
+check("bad_push: 0 of %d long-lived connections broke, %d LB drops" % (b["long_lived"]["connections"], b["lb_drops"]),
+      lambda: b["long_lived"]["broken"] == 0 and b["long_lived"]["connections"] > 0 and b["lb_drops"] == 0)
+PY
+)
 
 finish

@@ -18,13 +18,7 @@ secs=$((LB_NODES * 3 + 2 * PHASE))
 long_start long "$secs"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
-# Short connections at a steady rate over the same time, in the background.
-ip netns exec "$NS_CLIENT" timeout $((secs + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
-	--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
-	--rate "$(python3 -c "print($SHORT_CONNS / $secs)")" --max-seconds $((secs + 30)) --out "$SC/short.json" >"$SC/short.log" 2>&1 &
-short_pid=$!
-record_pid "short-$SC_NAME" "$short_pid"
-SC_PIDS+=("$short_pid")
+short_steady "$secs"          # short connections over the same time
 sleep "$PHASE"
 meta route_before "$(ecmp_nodes 4)"
 meta t_restarts "$(now)"
@@ -41,7 +35,7 @@ for i in $(up_nodes); do
 done
 meta t_restarts_end "$(now)"
 meta route_after "$(ecmp_nodes 4)"
-wait "$short_pid" || warn "short traffic exited with $?"
+wait "$SHORT_PID" || warn "short traffic exited with $?"
 long_wait
 meta retrans1 "$(client_retrans)"
 snapshot_stats "$SC/stats1.json"

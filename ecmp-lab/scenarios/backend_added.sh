@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scenario 4, backend added: backend M+1 joins every VIP on every node
-# (config rewritten, `xdplb reload`) while long-lived connections run. The same
+# (one `xdplb cluster push` of the shared config with it) while long-lived
+# connections run. The same
 # PROBE_FLOWS fixed flows (source address and port) are sent before and after:
 # the fraction that changes backend is compared with Maglev's ideal 1/(M+1)
 # (only flows now owned by the new backend should move). Goal: 0 broken
@@ -21,9 +22,9 @@ long_start long $((2 * PHASE + 8))
 short_conns "$SC/probe0.json" "$PROBE_FLOWS" --sport-base "$sport_base" >"$SC/probe0.log"
 watch_backend present joined "$(be4 $new)" "$(be6 $new)"
 echo "$new" >"$LAB_STATE_DIR/active_backends"
-for ((i = 1; i <= LB_NODES; i++)); do write_config "$i" "$new"; done
+write_shared "$LAB_STATE_DIR/shared.yaml" "$new"
 now >"$SC/joined.t"
-for i in $(up_nodes); do lbx "$i" reload >>"$SC/reload.out"; done
+lab_push "$LAB_STATE_DIR/shared.yaml" --wait 30 --json >"$SC/push.json" 2>"$SC/push.err" || warn "push of be$new: exit $? ($(cat "$SC/push.err"))"
 watch_wait
 wait_until 30 all_healthy >/dev/null || die "be$new not healthy in every node's ring within 30 s"
 sleep 1
