@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "xdplb_abi.h"
+#include "maps_node.h"
 
 /* Default conntrack buckets (XDPLB_CT_WAYS flows each); the agent sizes
  * xdplb_ct from lru_size before load and writes ct_mask to match. */
@@ -75,13 +76,7 @@ struct {
 	__array(values, struct xdplb_ring_inner);
 } xdplb_rings SEC(".maps");
 
-/* Backend id -> address, generation, flags and resolved next hop. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPLB_MAX_BACKENDS);
-	__type(key, __u32);
-	__type(value, struct xdplb_backend);
-} xdplb_backends SEC(".maps");
+/* xdplb_backends: maps_node.h (shared with the probe program). */
 
 /* Conntrack: the flow table (xdplb_abi.h); written by the program. */
 struct {
@@ -91,13 +86,7 @@ struct {
 	__type(value, struct xdplb_ct_bucket);
 } xdplb_ct SEC(".maps");
 
-/* The node's run-time settings (key 0): encap sources, hash seed, path MTU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct xdplb_node_cfg);
-} xdplb_config SEC(".maps");
+/* xdplb_config: maps_node.h. */
 
 /* Per-CPU outcome and path counters, indexed by enum xdplb_counter_id. */
 struct {

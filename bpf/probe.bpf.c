@@ -32,26 +32,12 @@
 #include <bpf/bpf_endian.h>
 
 #include "xdplb_abi.h"
+#include "maps_node.h"
 #include "csum.h"
 
 #define PROBE_AF_INET 2
 #define PROBE_AF_INET6 10
 #define PROBE_IP_DF 0x4000
-
-/* The balancer's maps (same definitions as bpf/maps.h; the agent reuses the pinned ones). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPLB_MAX_BACKENDS);
-	__type(key, __u32);
-	__type(value, struct xdplb_backend);
-} xdplb_backends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct xdplb_node_cfg);
-} xdplb_config SEC(".maps");
 
 /* enum xdplb_probe_counter_id -> packets, bytes. */
 struct {
