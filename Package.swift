@@ -89,3 +89,17 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Tests/fuzz/run.sh builds them with XDPLB_FUZZ=1 in .build-fuzz):
+// not part of the normal build.
+if Context.environment["XDPLB_FUZZ"] == "1" {
+    let fuzz: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address", "-parse-as-library"])]
+    let link: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    package.targets += [
+        .target(name: "CFuzzMain", path: "Tests/fuzz/main"),
+        .executableTarget(name: "xdplb-fuzz-config", dependencies: ["Config", "CFuzzMain"], path: "Tests/fuzz/config",
+                          swiftSettings: fuzz, linkerSettings: link),
+        .executableTarget(name: "xdplb-fuzz-pcap", dependencies: ["Packets", "CFuzzMain"], path: "Tests/fuzz/pcap",
+                          swiftSettings: fuzz, linkerSettings: link),
+    ]
+}

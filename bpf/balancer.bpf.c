@@ -26,6 +26,27 @@
 #include "nexthop.h"
 
 /*
+ * Whether the packet's source can be the target of an ICMP error: a unicast
+ * host address (RFC 1812 4.3.2.7, RFC 4443 2.4 e.3). Not IPv4 0/8, 127/8,
+ * 224/4 (multicast) or 240/4 (reserved, broadcast); not IPv6 ff00::/8
+ * (multicast) or ::/96 (unspecified, loopback, IPv4-compatible). A spoofed
+ * source of those kinds must not turn the balancer into a reflector.
+ */
+static __always_inline bool src_takes_icmp(const struct xdplb_pkt *pkt)
+{
+	__u32 w0 = bpf_ntohl(pkt->flow.src[0]);
+
+	if (pkt->flow.family == XDPLB_FAMILY_V4) {
+		__u32 top = w0 >> 24;
+
+		return top != 0 && top != 127 && top < 224;
+	}
+	if ((w0 >> 24) == 0xff)
+		return false;
+	return pkt->flow.src[0] | pkt->flow.src[1] | pkt->flow.src[2];
+}
+
+/*
  * The encapsulated packet would exceed the path MTU; `mtu` is what is left for
  * the inner packet. Answer with ICMP too-big when the client can use it.
  */
@@ -37,7 +58,7 @@ static __always_inline int handle_too_big(struct xdp_md *ctx, struct xdplb_pkt *
 	/* Never answer ICMP with ICMP; an IPv4 sender without DF lets routers
 	 * fragment, which GRE with DF can't do; a packet shorter than the quote
 	 * only fits a path MTU below any real link. */
-	if (is_icmp || pkt->ip_len <= XDPLB_ICMP_QUOTE_LEN)
+	if (is_icmp || pkt->ip_len <= XDPLB_ICMP_QUOTE_LEN || !src_takes_icmp(pkt))
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_TOO_BIG, XDP_DROP);
 	if (pkt->flow.family == XDPLB_FAMILY_V4) {
 		if (!(pkt->flags & XDPLB_PKT_F_DF))

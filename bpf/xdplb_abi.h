@@ -374,4 +374,36 @@ _Static_assert(sizeof(struct xdplb_bench_state) == 104, "xdplb_bench_state layou
 #define XDPLB_MAP_BENCH_PROGS "xdplb_bench_pr"
 #define XDPLB_PROG_BENCH_LOOP "xdplb_bench_loop"
 
+/* ==== 9. probe: through-tunnel health checks on the LB node (bpf/probe.bpf.c) ==== */
+
+/*
+ * The agent's through-tunnel probe sockets set SO_MARK to XDPLB_PROBE_MARK |
+ * backend id and connect to the VIP. xdplb_probe (tc clsact egress on the
+ * node's interface) wraps each such packet in the data plane's own outer
+ * header (bpf/encap.h: outer IPv4 or IPv6, 4-byte GRE, DF, TTL 64) toward that
+ * backend, clears the mark and sends it to the backend's next hop; the backend
+ * decapsulates it like client traffic and answers the probe by DSR, from the
+ * VIP. Unmarked packets pass untouched. Every marked packet counts
+ * XDPLB_PROBE_CNT_RX and exactly one outcome below. Append only.
+ */
+#define XDPLB_PROBE_MARK 0x58440000U      /* 'XD' in the high 16 bits */
+#define XDPLB_PROBE_MARK_MASK 0xffff0000U /* mark & this == XDPLB_PROBE_MARK: a probe */
+#define XDPLB_PROBE_ID_MASK 0x0000ffffU   /* mark & this: the backend id */
+#define XDPLB_PROBE_TC_PRIORITY 0x5844     /* tc filter priority (and handle 1) on egress */
+
+enum xdplb_probe_counter_id {
+	XDPLB_PROBE_CNT_RX = 0,           /* marked packets seen */
+	XDPLB_PROBE_CNT_GRE_V4,           /* encapsulated in outer IPv4, sent */
+	XDPLB_PROBE_CNT_GRE_V6,           /* encapsulated in outer IPv6, sent */
+	XDPLB_PROBE_CNT_DROP_NO_BACKEND,  /* the id is not a live backend */
+	XDPLB_PROBE_CNT_DROP_NO_SOURCE,   /* no encap source of the backend's family */
+	XDPLB_PROBE_CNT_DROP_MALFORMED,   /* not Ethernet + IPv4/IPv6 */
+	XDPLB_PROBE_CNT_DROP_ENCAP_FAIL,  /* the kernel refused to grow the packet */
+	XDPLB_PROBE_CNT_DROP_FIB_FAIL,    /* no route to the backend */
+	XDPLB_PROBE_CNT_MAX
+};
+
+#define XDPLB_MAP_PROBE_COUNTERS "xdplb_probe_cnt"
+#define XDPLB_PROG_PROBE "xdplb_probe"    /* tc clsact egress, direct-action */
+
 #endif /* XDPLB_ABI_H */

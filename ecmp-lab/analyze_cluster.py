@@ -207,8 +207,9 @@ def asymmetric_round(d, m, tag, routes_log):
         e = [b for v in s["vips"] for b in v["backends"] if b["address"] in addrs]
         c = s.get("cluster") or {}
         per_node["lb" + n] = {
-            "local_healthy": sorted(set(b.get("local_healthy") for b in e), key=str),
-            "healthy": sorted(set(b["healthy"] for b in e), key=str),
+            # status: healthy = the node's own probe, agreed_healthy = the cluster's (decides the ring)
+            "local_healthy": sorted(set(b["healthy"] for b in e), key=str),
+            "healthy": sorted(set(b.get("agreed_healthy", b["healthy"]) for b in e), key=str),
             "slots": sum(b["slots"] for b in e), "health": c.get("health"),
         }
         for v in s["vips"]:

@@ -333,7 +333,7 @@ for node, s in d.items():
     revisions.add((s.get("cluster") or {}).get("revision"))
     for v in s["vips"]:
         bs = v["backends"]
-        if len(bs) != n or not all(b["healthy"] and (b["slots"] > 0 or b["drained"]) for b in bs):
+        if len(bs) != n or not all(b.get("agreed_healthy", b["healthy"]) and (b["slots"] > 0 or b["drained"]) for b in bs):
             sys.exit(1)
         digests.setdefault(v["name"], set()).add(v["digest"])
 sys.exit(0 if len(names) <= 1 and len(revisions) <= 1 and all(len(x) == 1 for x in digests.values()) else 1)

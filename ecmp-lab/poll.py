@@ -68,8 +68,8 @@ def reached(status, addresses, want, a=None):
     if not entries:
         return want == "removed"
     if want == "removed":
-        return all(not b["healthy"] and b["slots"] == 0 for b in entries)
-    return all(b["healthy"] and b["slots"] > 0 for b in entries)
+        return all(not b.get("agreed_healthy", b["healthy"]) and b["slots"] == 0 for b in entries)
+    return all(b.get("agreed_healthy", b["healthy"]) and b["slots"] > 0 for b in entries)
 
 
 def main():

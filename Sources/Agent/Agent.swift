@@ -65,6 +65,10 @@ public actor Agent {
     var lastRetry = Date.distantPast
     /// Why the data plane is not serving (nil while attached); see `checkAttachment`.
     var detached: String?
+    /// Through-tunnel probes: what the checker's tasks read at probe time (Agent+Tunnel.swift).
+    let tunnelState = TunnelProbeState()
+    /// The probe program, once a VIP asked for through-tunnel checks.
+    var probeEncapsulator: ProbeEncapsulator?
 
     /// Brings up the data plane for the config at `configPath` (load or adopt) and fills it.
     /// - Parameter objectPath: a balancer ELF object to run instead of the embedded one (upgrades, tests).
@@ -103,10 +107,12 @@ public actor Agent {
             logger.info("adopted pinned state", metadata: ["backends": "\(adopted.backends)", "vips": "\(adopted.vips)"])
         }
         nextHops = KernelNextHopResolver.resolve(Self.backendAddresses(cfg))
-        health = HealthChecker(logger: logger) { [weak self] _, _ in
+        let tunnel = tunnelState
+        health = HealthChecker(logger: logger, tunnel: { tunnel.route($0) }) { [weak self] _, _ in
             guard let self else { return }
             Task { await self.healthChanged() }
         }
+        prepareTunnelProbes()
         await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
         try reconcile(reason: "start")
     }
@@ -123,7 +129,7 @@ public actor Agent {
             for b in v.backends {
                 let check = b.health ?? v.health
                 let port = check.port ?? (v.port == 0 ? 80 : v.port)
-                m[b.address] = ProbeTarget(address: b.address, port: port, check: check)
+                m[b.address] = ProbeTarget(address: b.address, port: port, check: check, via: check.throughTunnel ? v.address : nil)
             }
             out[v.name] = m
         }
@@ -200,6 +206,7 @@ public actor Agent {
         do {
             try FaultInjection.check(c)
             report = try controller.apply(c, downByVIP: down, nextHops: nextHops)
+            tunnelState.set(ids: controller.backendIDs)
             lastReconcileError = nil
         } catch {
             lastReconcileError = "\(error)"
@@ -282,6 +289,7 @@ public actor Agent {
         config = new
         configLoadedAt = Date()
         nextHops = KernelNextHopResolver.resolve(Self.backendAddresses(new))
+        prepareTunnelProbes()
         await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
         do {
             try await reconcileWithHealth(reason: "reload")
@@ -345,6 +353,8 @@ public actor Agent {
 
     /// Re-resolves next hops and reconciles if any changed.
     public func refreshNextHops() async {
+        let vips = tunnelVIPs()
+        if !vips.isEmpty { checkTunnelRoutes(vips) }
         let n = KernelNextHopResolver.resolve(Self.backendAddresses(config))
         guard n != nextHops else { return }
         nextHops = n
@@ -377,8 +387,8 @@ public actor Agent {
                 let t = targets[v.name]?[b.address]
                 let s = t.flatMap { states[$0] }
                 return AgentStatus.Backend(address: b.address.description, configuredWeight: configured[b.address] ?? b.weight, weight: b.weight,
-                                           drained: b.weight == 0, healthy: t.flatMap { effective[$0] } ?? s?.healthy ?? true,
-                                           localHealthy: !inCluster ? nil : (s?.healthy ?? true), slots: counts[b.address.description] ?? 0,
+                                           drained: b.weight == 0, healthy: s?.healthy ?? true,
+                                           agreedHealthy: !inCluster ? nil : (t.flatMap { effective[$0] } ?? s?.healthy ?? true), slots: counts[b.address.description] ?? 0,
                                            check: t?.description ?? "", lastResult: s?.lastResult ?? "",
                                            lastLatencyMs: s?.lastLatencyMs ?? 0, lastCheck: s?.lastCheck.map { iso.string(from: $0) })
             }
@@ -417,7 +427,11 @@ public actor Agent {
                 cpu![name] = try CounterReader.perCPU(maps.counters, index: UInt32(id)).map { .init(packets: $0.packets, bytes: $0.bytes) }
             }
         }
-        return AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCpu: cpu)
+        var stats = AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCpu: cpu)
+        if probeEncapsulator != nil {
+            stats.tunnelProbes = tunnelProbeCounters().mapValues { AgentStats.Value(packets: $0.packets, bytes: $0.bytes) }
+        }
+        return stats
     }
 
     /// Agent-side event counts for metrics.

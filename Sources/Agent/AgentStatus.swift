@@ -122,10 +122,11 @@ public struct AgentStatus: Codable, Sendable {
         public var configuredWeight: UInt32
         public var weight: UInt32
         public var drained: Bool
-        /// Healthy as the data plane uses it: in a cluster, the agreed health.
+        /// This node's own health check (rise/fall) says healthy.
         public var healthy: Bool
-        /// In a cluster: what this node's own probe says (may differ from `healthy`).
-        public var localHealthy: Bool?
+        /// In a cluster: the health every node agreed on (the consensus rule), which decides the
+        /// ring; may differ from `healthy`. Nil outside a cluster.
+        public var agreedHealthy: Bool?
         public var slots: Int
         public var check: String
         public var lastResult: String
@@ -146,6 +147,8 @@ public struct AgentStats: Codable, Sendable {
     public var backends: [String: Value]
     /// `rx` per CPU (only with `?per_cpu=1`).
     public var perCpu: [String: [Value]]?
+    /// The through-tunnel probe program's counters by outcome (absent while it is not attached).
+    public var tunnelProbes: [String: Value]?
 
     /// Packets and bytes.
     public struct Value: Codable, Sendable, Equatable {

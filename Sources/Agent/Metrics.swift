@@ -70,6 +70,10 @@ public final class Metrics: @unchecked Sendable {
             setCounter("xdplb_packets", "Packets by data-plane outcome or path step (per-CPU counters summed).", [("counter", name), ("kind", kind)], Double(v.packets))
             setCounter("xdplb_bytes", "Bytes by data-plane outcome or path step.", [("counter", name), ("kind", kind)], Double(v.bytes))
         }
+        for (outcome, v) in stats.tunnelProbes ?? [:] {
+            setCounter("xdplb_tunnel_probe_packets", "Through-tunnel health probe packets by outcome of the probe program (rx = all marked).",
+                       [("outcome", outcome)], Double(v.packets))
+        }
         for (cpu, v) in (stats.perCpu?["rx"] ?? []).enumerated() {
             setCounter("xdplb_cpu_rx_packets", "Packets seen by the XDP program, per CPU.", [("cpu", "\(cpu)")], Double(v.packets))
         }
@@ -88,7 +92,10 @@ public final class Metrics: @unchecked Sendable {
             setGauge("xdplb_vip_fail_open", "1 when every backend of the VIP is down and it fails open.", [("vip", v.name)], v.failOpen ? 1 : 0)
             for b in v.backends {
                 let l = [("vip", v.name), ("backend", b.address)]
-                setGauge("xdplb_backend_healthy", "1 when the backend passes its health check.", l, b.healthy ? 1 : 0)
+                setGauge("xdplb_backend_healthy", "1 when the backend passes this node's health check.", l, b.healthy ? 1 : 0)
+                if let a = b.agreedHealthy {
+                    setGauge("xdplb_backend_agreed_healthy", "In a cluster: 1 when the nodes agree the backend is healthy (this decides the ring).", l, a ? 1 : 0)
+                }
                 setGauge("xdplb_backend_weight", "Effective Maglev weight (0 = drained).", l, Double(b.weight))
                 setGauge("xdplb_backend_slots", "Slots the backend holds in the VIP's Maglev ring.", l, Double(b.slots))
                 setGauge("xdplb_backend_check_latency_seconds", "Latency of the last health check.", l, b.lastLatencyMs / 1000)

@@ -112,6 +112,12 @@ public final class PinnedDataPlane: @unchecked Sendable {
         return li.ifindex != 0
     }
 
+    static func interfaceName(_ ifindex: UInt32) -> String {
+        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(ifindex, &buf) != nil else { return "ifindex \(ifindex)" }
+        return String(cString: buf)
+    }
+
     /// Detaches the program and removes every pin under `directory`.
     /// - Returns: the pins removed.
     @discardableResult
@@ -120,6 +126,10 @@ public final class PinnedDataPlane: @unchecked Sendable {
         let linkPath = "\(directory)/\(XDPLB_PIN_LINK)"
         if BPFFS.exists(linkPath) {
             let link = try BPFLink.openPinned(linkPath)
+            // The through-tunnel probe program on the same interface's egress goes too.
+            if let li = try? link.info(), ProbeEncapsulator.detach(ifindex: li.ifindex) {
+                removed.append("tc egress filter \(XDPLB_PROG_PROBE) (through-tunnel probes) on \(Self.interfaceName(li.ifindex))")
+            }
             try? link.detach()
             try BPFFS.unpin(linkPath)
             removed.append(linkPath)

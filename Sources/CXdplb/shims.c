@@ -182,3 +182,35 @@ void xdplb_vip_slot_write(void *table, uint32_t index, const struct xdplb_vip_sl
 	memcpy(&s->meta, &value->meta, sizeof(s->meta));
 	__atomic_store_n(&s->seq, seq + 1, __ATOMIC_RELEASE);
 }
+
+int xdplb_tc_attach_egress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority, .prog_fd = prog_fd,
+		    .flags = BPF_TC_F_REPLACE);
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST)
+		return err;
+	return bpf_tc_attach(&hook, &opts);
+}
+
+int xdplb_tc_detach_egress(int ifindex, uint32_t handle, uint32_t priority)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+
+	return bpf_tc_detach(&hook, &opts);
+}
+
+int xdplb_tc_query_egress(int ifindex, uint32_t handle, uint32_t priority, uint32_t *prog_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+	int err = bpf_tc_query(&hook, &opts);
+
+	if (err)
+		return err;
+	*prog_id = opts.prog_id;
+	return 0;
+}

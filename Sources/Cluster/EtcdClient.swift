@@ -205,7 +205,7 @@ public final class EtcdClient: Sendable {
             let data = try await collect(response)
             guard response.status == .ok, let token = try? JSONDecoder().decode(WireAuthResponse.self, from: data).token else {
                 let e = try? JSONDecoder().decode(WireError.self, from: data)
-                throw EtcdError.server(code: e?.code ?? Int(response.status.code), message: "authenticating as \(credentials.user): \(e?.message ?? "refused")")
+                throw EtcdError.server(code: e?.code ?? Int(response.status.code), message: "authenticating as \(credentials.user): \(e?.message ?? e?.error ?? "refused (HTTP \(response.status.code)) \(String(decoding: data.prefix(200), as: UTF8.self))")")
             }
             state.withLockedValue { $0.token = token }
             return token

@@ -452,7 +452,7 @@ struct Reader {
 
     mutating func healthCheck(_ e: (Node, String), base: HealthCheckConfig) -> HealthCheckConfig? {
         guard let m = mapping(e.0, e.1, allowed: ["type", "path", "method", "host", "expect_status", "interval", "timeout",
-                                                   "rise", "fall", "port"]) else { return nil }
+                                                   "rise", "fall", "port", "through_tunnel"]) else { return nil }
         var h = base
         if let v = choice(m["type"], HealthCheckConfig.Kind.self) { h.type = v }
         if let v = string(m["path"]) {
@@ -495,6 +495,10 @@ struct Reader {
         if let v = integer(m["rise"], 1...100) { h.rise = v }
         if let v = integer(m["fall"], 1...100) { h.fall = v }
         if let v = integer(m["port"], 1...65535) { h.port = UInt16(v) }
+        if let v = bool(m["through_tunnel"]) { h.throughTunnel = v }
+        if h.throughTunnel && h.type == .none {
+            fail(e.1, "through_tunnel needs a probe: type tcp or http, not none")
+        }
         if h.timeoutMs > h.intervalMs {
             fail(e.1, "timeout (\(h.timeoutMs)ms) must not exceed interval (\(h.intervalMs)ms)")
         }

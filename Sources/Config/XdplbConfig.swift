@@ -106,6 +106,10 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var fall: Int = 3
     /// Port to probe (nil: the VIP port).
     public var port: UInt16?
+    /// Probe the VIP through the tunnel: connect to the VIP address (and `port`), the packets
+    /// GRE-encapsulated to the backend exactly as client traffic is; the backend answers by DSR.
+    /// Passes only if the backend has the VIP, the decap and the service.
+    public var throughTunnel = false
 
     /// The defaults.
     public init() {}

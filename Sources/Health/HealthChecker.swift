@@ -14,31 +14,45 @@ public struct ProbeTarget: Hashable, Sendable, CustomStringConvertible {
     public var port: UInt16
     /// The check.
     public var check: HealthCheckConfig
+    /// Through the tunnel: the VIP address the probe connects to (its packets GRE-encapsulated
+    /// to `address` by the probe program); nil: the probe connects to `address` itself.
+    public var via: IPAddress?
 
     /// A probe target.
-    public init(address: IPAddress, port: UInt16, check: HealthCheckConfig) {
+    public init(address: IPAddress, port: UInt16, check: HealthCheckConfig, via: IPAddress? = nil) {
         self.address = address
         self.port = port
         self.check = check
+        self.via = via
     }
 
-    /// `type addr:port[path]`.
+    /// `type addr:port[path]`, or `type vip:port[path] via GRE to addr` through the tunnel.
     public var description: String {
-        let a = address.isV6 ? "[\(address)]" : "\(address)"
-        return check.type == .http ? "http \(a):\(port)\(check.path)" : "\(check.type.rawValue) \(a):\(port)"
+        func br(_ x: IPAddress) -> String { x.isV6 ? "[\(x)]" : "\(x)" }
+        let dst = br(via ?? address)
+        let what = check.type == .http ? "http \(dst):\(port)\(check.path)" : "\(check.type.rawValue) \(dst):\(port)"
+        return via == nil ? what : "\(what) via GRE to \(address)"
     }
 
     public static func == (a: ProbeTarget, b: ProbeTarget) -> Bool {
-        a.address == b.address && a.port == b.port && a.check == b.check
+        a.address == b.address && a.port == b.port && a.check == b.check && a.via == b.via
     }
 
     public func hash(into h: inout Hasher) {
         h.combine(address)
+        h.combine(via)
         h.combine(port)
         h.combine(check.type.rawValue)
         h.combine(check.path)
         h.combine(check.intervalMs)
     }
+}
+
+/// How a through-tunnel probe is sent: with this socket mark (the probe program wraps it
+/// toward the backend), or not at all, and why.
+public enum TunnelRoute: Sendable, Equatable {
+    case mark(UInt32)
+    case unavailable(String)
 }
 
 /// The current view of one probe target.
@@ -70,16 +84,21 @@ public actor HealthChecker {
     /// Every target's state.
     public private(set) var states: [ProbeTarget: ProbeState] = [:]
     private let onChange: @Sendable (ProbeTarget, ProbeState) -> Void
+    private let tunnel: @Sendable (ProbeTarget) -> TunnelRoute
 
     /// - Parameters:
     ///   - maxInFlight: probes allowed at once (bounds sockets and CPU).
     ///   - threads: event-loop threads for the probe sockets.
+    ///   - tunnel: how a through-tunnel probe (`via` set) is sent now: its socket mark, or
+    ///     why it can't be (it then fails with that reason, so it can never pass by another path).
     ///   - onChange: called on every healthy ↔ unhealthy transition.
     public init(maxInFlight: Int = 256, threads: Int = 1, logger: Logger,
+                tunnel: @escaping @Sendable (ProbeTarget) -> TunnelRoute = { _ in .unavailable("through-tunnel probes are not set up") },
                 onChange: @escaping @Sendable (ProbeTarget, ProbeState) -> Void) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.maxInFlight = maxInFlight
         self.logger = logger
+        self.tunnel = tunnel
         self.onChange = onChange
     }
 
@@ -111,7 +130,15 @@ public actor HealthChecker {
         while !Task.isCancelled {
             let started = ContinuousClock.now
             await acquire()
-            let result = await Probe.run(t, group: group)
+            let result: Probe.Result
+            if t.via != nil {
+                switch tunnel(t) {
+                case .mark(let mark): result = await Probe.run(t, group: group, mark: mark)
+                case .unavailable(let why): result = Probe.Result(ok: false, message: why, latencyMs: 0)
+                }
+            } else {
+                result = await Probe.run(t, group: group)
+            }
             release()
             record(t, result)
             let elapsed = ContinuousClock.now - started
@@ -171,7 +198,7 @@ enum Probe {
         var latencyMs: Double
     }
 
-    static func run(_ t: ProbeTarget, group: EventLoopGroup) async -> Result {
+    static func run(_ t: ProbeTarget, group: EventLoopGroup, mark: UInt32? = nil) async -> Result {
         let start = ContinuousClock.now
         func done(_ ok: Bool, _ message: String) -> Result {
             let d = ContinuousClock.now - start
@@ -181,15 +208,21 @@ enum Probe {
         let timeout = TimeAmount.milliseconds(Int64(t.check.timeoutMs))
         let deadline = NIODeadline.now() + timeout
         let statusPromise = group.next().makePromise(of: Int.self)
-        let bootstrap = ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        if let mark {
+            // The probe program wraps packets with this mark toward the backend (SO_MARK: CAP_NET_ADMIN).
+            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_MARK)),
+                                                value: SocketOptionValue(Int32(bitPattern: mark)))
+        }
+        bootstrap = bootstrap
             .channelInitializer { ch in
                 t.check.type == .http ? ch.pipeline.addHandler(StatusLineHandler(promise: statusPromise)) : ch.eventLoop.makeSucceededVoidFuture()
             }
         let channel: Channel
         do {
-            channel = try await bootstrap.connect(host: t.address.description, port: Int(t.port)).get()
+            channel = try await bootstrap.connect(host: (t.via ?? t.address).description, port: Int(t.port)).get()
         } catch {
             statusPromise.fail(error)
             return done(false, describe(error))
@@ -199,7 +232,8 @@ enum Probe {
             statusPromise.succeed(0)
             return done(true, "ok")
         }
-        let host = t.check.host ?? (t.address.isV6 ? "[\(t.address)]" : "\(t.address)")
+        let dst = t.via ?? t.address
+        let host = t.check.host ?? (dst.isV6 ? "[\(dst)]" : "\(dst)")
         let request = "\(t.check.method) \(t.check.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: xdplb-health\r\nConnection: close\r\n\r\n"
         channel.writeAndFlush(channel.allocator.buffer(string: request), promise: nil)
         let timer = channel.eventLoop.scheduleTask(deadline: deadline) {

@@ -166,6 +166,38 @@ struct ConntrackAndICMPTests {
         #expect(delta(before, try bed.counters())["drop_too_big"] == 1)
     }
 
+    @Test("too big from a source that can't take ICMP (multicast, broadcast, loopback, 0/8, ::, ff02::1): dropped, counted, no ICMP")
+    func tooBigNonUnicastSource() throws {
+        let bed = try TestBed()
+        for src in ["224.0.0.1", "239.1.2.3", "255.255.255.255", "240.0.0.1", "127.0.0.1", "0.0.0.0", "0.1.2.3"] {
+            let a = try #require(IPAddress(src))
+            let seg = PacketBuilder.tcp(src: a, dst: Lab.vip4, sport: 40000, dport: 80, flags: .ack, payload: Array(repeating: 0x5a, count: 1460))
+            let ip = PacketBuilder.ipv4(src: a, dst: Lab.vip4, proto: 6, payload: seg, id: 7, flagsAndOffset: 0x4000)
+            let before = try bed.counters()
+            let r = try bed.run(PacketBuilder.ethernet(dst: Lab.nodeMAC, src: Lab.routerMAC, etherType: 0x0800, payload: ip))
+            #expect(r.action == .drop, "\(src): \(String(describing: r.action))")
+            let d = delta(before, try bed.counters())
+            #expect(d["drop_too_big"] == 1 && d["tx_too_big"] == nil, "\(src): \(d)")
+        }
+        for src in ["ff02::1", "ff0e::1", "::", "::1", "::10.0.0.1"] {
+            let a = try #require(IPAddress(src))
+            let f = Frames.tcp(a, 40000, Lab.vip6, 443, flags: .ack, payload: Array(repeating: 0x33, count: 1440))
+            let before = try bed.counters()
+            #expect(try bed.run(f).action == .drop, "\(src)")
+            let d = delta(before, try bed.counters())
+            #expect(d["drop_too_big"] == 1 && d["tx_too_big"] == nil, "\(src): \(d)")
+        }
+        // A unicast source next to those edges still gets its ICMP.
+        for src in ["1.0.0.1", "126.255.255.255", "128.0.0.1", "223.255.255.254"] {
+            let a = try #require(IPAddress(src))
+            let seg = PacketBuilder.tcp(src: a, dst: Lab.vip4, sport: 40000, dport: 80, flags: .ack, payload: Array(repeating: 0x5a, count: 1460))
+            let ip = PacketBuilder.ipv4(src: a, dst: Lab.vip4, proto: 6, payload: seg, id: 7, flagsAndOffset: 0x4000)
+            let before = try bed.counters()
+            #expect(try bed.run(PacketBuilder.ethernet(dst: Lab.nodeMAC, src: Lab.routerMAC, etherType: 0x0800, payload: ip)).action == .tx, "\(src)")
+            #expect(delta(before, try bed.counters())["tx_too_big"] == 1, "\(src)")
+        }
+    }
+
     @Test("just fitting the path MTU is forwarded")
     func exactFit() throws {
         let bed = try TestBed()

@@ -35,7 +35,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	for i in 1 2 3; do "$XDPLB" down --force --bpffs "/sys/fs/bpf/xdplb-cluster-test-$$-$i" >/dev/null 2>&1 || true; done
-	for n in e1 e2 e3 lb1 lb2 lb3; do ip netns del "$(nsname $n)" 2>/dev/null || true; done
+	for n in e1 e2 e3 e4 lb1 lb2 lb3; do ip netns del "$(nsname $n)" 2>/dev/null || true; done
 	ip netns del "$be" 2>/dev/null || true
 	ip netns del "$sw" 2>/dev/null || true
 	[ -n "${XDPLB_TEST_KEEP:-}" ] && cp -r "$tmp" "$XDPLB_TEST_KEEP"   # logs, for debugging
@@ -144,7 +144,7 @@ vips:
     port: 53
     protocol: udp
     ring_size: ${2:-1009}
-    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }
+    health: { type: http, path: /, port: 8080, interval: 300ms, timeout: 250ms, rise: 1, fall: 2 }
     backends:
       - { address: 10.0.9.31, weight: 100 }
       - { address: 10.0.9.32, weight: 100 }
@@ -166,11 +166,13 @@ if cl push "$tmp/shared1.yaml" --wait 20 --json >"$tmp/push1.json" 2>"$tmp/push1
 else bad "push --wait did not converge"; cat "$tmp/push1.json" "$tmp/push1.err"; fi
 rev1=$(json "d['revision']" <"$tmp/push1.json")
 check "every node runs revision $rev1" test "$(revision 1) $(revision 2) $(revision 3)" = "$rev1 $rev1 $rev1"
-all_up() { [ "$(st "$1" | json "sum(b['healthy'] for v in d['vips'] for b in v['backends'])")" = 3 ]; }
+all_up() { [ "$(st "$1" | json "sum(b['agreed_healthy'] for v in d['vips'] for b in v['backends'])")" = 3 ]; }
 for i in 1 2 3; do wait_until 10 all_up "$i" >/dev/null || true; done
 want=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32,10.0.9.33 --weights 100,100,100 --size 1009 --json | json "d['digest']")
-check "every node's table digest equals the offline Maglev digest ($want)" test "$(all_digests)" = "$want $want $want"
-check "cluster status: every node agrees (exit 0)" cl status
+digests_are() { [ "$(all_digests)" = "$1 $1 $1" ]; }
+check "every node's table digest equals the offline Maglev digest ($want)" wait_until 10 digests_are "$want"
+agreed() { cl status >/dev/null 2>&1; }
+check "cluster status: every node agrees (exit 0)" wait_until 5 agreed
 cl status >"$tmp/status.txt" 2>&1 || true
 check "cluster status shows the three nodes side by side with the digest" \
 	sh -c "grep -cE '^lb[123] +live +$rev1 +$want' '$tmp/status.txt' | grep -qx 3"
@@ -195,7 +197,7 @@ check "... and etcd still holds revision $rev2" test "$(stored_revision)" = "$re
 at_rev() { [ "$(revision 1) $(revision 2) $(revision 3)" = "$1 $1 $1" ]; }
 wait_until 10 at_rev "$rev2" >/dev/null || true
 want2=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32,10.0.9.33 --weights 100,100,50 --size 1009 --json | json "d['digest']")
-check "the watch applied revision $rev2 on every node (digest $want2)" test "$(all_digests)" = "$want2 $want2 $want2"
+check "the watch applied revision $rev2 on every node (digest $want2)" wait_until 10 digests_are "$want2"
 
 # ---- a bad value written around the CLI: every agent refuses it ---------------------
 shared_yaml 100 1000 | etcdctl_ put "${prefix}config" >/dev/null
@@ -216,13 +218,13 @@ check "... and clears the refusal" test "$(field 2 refused_revision)" = "None"
 # ---- health consensus: one node's view cannot split the cluster ------------------------
 for i in 1 2 3; do wait_until 10 all_up "$i" >/dev/null || true; done
 ip -n "$(nsname lb1)" route add blackhole 10.0.9.33/32
-down_locally() { [ "$(backend "$1" 10.0.9.33 local_healthy)" = False ]; }
+down_locally() { [ "$(backend "$1" 10.0.9.33 healthy)" = False ]; }   # healthy: the node's own probe
 wait_until 5 down_locally 1 >/dev/null || true
 sleep 1   # several health intervals: a split would show by now
 check "lb1 cannot reach 10.0.9.33: its own probe says down" down_locally 1
 majority_up() {
-	echo "healthy: $(backend 1 10.0.9.33 healthy) $(backend 2 10.0.9.33 healthy) $(backend 3 10.0.9.33 healthy), slots on lb1: $(backend 1 10.0.9.33 slots)"
-	[ "$(backend 1 10.0.9.33 healthy) $(backend 2 10.0.9.33 healthy) $(backend 3 10.0.9.33 healthy)" = "True True True" ] && [ "$(backend 1 10.0.9.33 slots)" -gt 0 ]
+	echo "agreed: $(backend 1 10.0.9.33 agreed_healthy) $(backend 2 10.0.9.33 agreed_healthy) $(backend 3 10.0.9.33 agreed_healthy), slots on lb1: $(backend 1 10.0.9.33 slots)"
+	[ "$(backend 1 10.0.9.33 agreed_healthy) $(backend 2 10.0.9.33 agreed_healthy) $(backend 3 10.0.9.33 agreed_healthy)" = "True True True" ] && [ "$(backend 1 10.0.9.33 slots)" -gt 0 ]
 }
 check "... but the majority says up: 10.0.9.33 keeps its slots on every node" majority_up
 check "... every digest still equal ($want)" test "$(all_digests)" = "$want $want $want"
@@ -231,7 +233,7 @@ want_2=$(inbe "$XDPLB" maglev --backends 10.0.9.31,10.0.9.32 --weights 100,100 -
 gone() { [ "$(all_digests)" = "$want_2 $want_2 $want_2" ]; }
 if t=$(wait_until 10 gone); then ok "lb1 and lb2 lose it: every node drops 10.0.9.33 (${t}s), digests equal ($want_2)"; else
 	bad "lb1 and lb2 lose 10.0.9.33: not dropped everywhere ($(all_digests))"; fi
-check "... lb3 still reaches it, yet follows the majority" test "$(backend 3 10.0.9.33 local_healthy) $(backend 3 10.0.9.33 healthy) $(backend 3 10.0.9.33 slots)" = "True False 0"
+check "... lb3 still reaches it, yet follows the majority" test "$(backend 3 10.0.9.33 healthy) $(backend 3 10.0.9.33 agreed_healthy) $(backend 3 10.0.9.33 slots)" = "True False 0"
 ip -n "$(nsname lb1)" route del blackhole 10.0.9.33/32
 ip -n "$(nsname lb2)" route del blackhole 10.0.9.33/32
 back() { [ "$(all_digests)" = "$want $want $want" ]; }
@@ -279,7 +281,6 @@ reachable_all() { for i in 1 2 3; do [ "$(field "$i" etcd_reachable)" = True ] |
 if t=$(wait_until 20 reachable_all); then ok "etcd back: every agent reconnects (${t}s)"; else bad "etcd back: not every agent reconnected"; fi
 not_stale() { [ "$(field 3 stale_since)" = None ]; }
 check "... lb3 is no longer stale" wait_until 10 not_stale
-agreed() { cl status >/dev/null 2>&1; }
 check "... and cluster status agrees again" wait_until 15 agreed
 
 # ---- a stopped agent's lease is revoked -----------------------------------------------------
@@ -299,6 +300,81 @@ assert revs[:4] == [$rev4, $rev3, $bad_rev, $rev2], revs"
 check "diff of the running file: no difference (exit 0)" cl diff "$tmp/shared2.yaml"
 set +e; cl diff "$tmp/shared1.yaml" >"$tmp/diff.out" 2>&1; rc=$?; set -e
 check "diff of another file: exit 1, names the changed backend" sh -c "test $rc = 1 && grep -q '10.0.9.33' '$tmp/diff.out'"
+
+# ---- TLS and auth: a fourth etcd (its own cluster) with client certificates and users ----------
+pki=$tmp/pki
+mkdir -p "$pki"
+mkcert() { # mkcert NAME SUBJECT EXTS: a P-256 key and a certificate signed by the test CA
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+	printf '%s\n' "$3" >"$pki/$1.ext"
+	openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 1 -extfile "$pki/$1.ext" -out "$pki/$1.pem" 2>/dev/null
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=xt-cluster-ca -keyout "$pki/ca.key" -out "$pki/ca.pem" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=xt-other-ca -keyout "$pki/other.key" -out "$pki/other.pem" 2>/dev/null
+# etcd's gateway talks to its own gRPC side with the server certificate (so: clientAuth too), and
+# refuses a client certificate with a CommonName when --client-cert-auth is on (CVE-2018-16886):
+# the agents' certificate has none; they are authorized as an etcd user (password).
+mkcert server /CN=e4 $'subjectAltName=IP:10.0.9.24\nextendedKeyUsage=serverAuth,clientAuth'
+mkcert client /O=xdplb-agents 'extendedKeyUsage=clientAuth'
+chmod 600 "$pki"/*.key
+ip netns add "$(nsname e4)"
+plug "$(nsname e4)" e4 10.0.9.24
+ip netns exec "$(nsname e4)" etcd --name e4 --data-dir "$tmp/etcd-e4" \
+	--listen-client-urls https://10.0.9.24:2379 --advertise-client-urls https://10.0.9.24:2379 \
+	--cert-file "$pki/server.pem" --key-file "$pki/server.key" --trusted-ca-file "$pki/ca.pem" --client-cert-auth \
+	--listen-peer-urls http://10.0.9.24:2380 --initial-advertise-peer-urls http://10.0.9.24:2380 \
+	--initial-cluster e4=http://10.0.9.24:2380 --initial-cluster-token "xt-cl-tls-$$" >"$tmp/etcd-e4.log" 2>&1 &
+etcd_pid[e4]=$!
+e4ctl() { inbe env ETCDCTL_API=3 etcdctl --endpoints https://10.0.9.24:2379 --cacert "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" --command-timeout=3s "$@"; }
+wait_until 20 e4ctl endpoint health >/dev/null || { bad "the TLS etcd did not come up"; tail -5 "$tmp/etcd-e4.log"; }
+{
+	e4ctl user add root:root-pw-$$
+	e4ctl user grant-role root root
+	e4ctl role add xdplb
+	e4ctl role grant-permission xdplb --prefix=true readwrite /xdplb-tls/
+	e4ctl user add "xdplb:pw-$$"
+	e4ctl user grant-role xdplb xdplb
+	e4ctl auth enable
+} >"$tmp/auth.log" 2>&1 || { bad "etcd auth setup failed"; cat "$tmp/auth.log"; }
+printf 'pw-%s\n' "$$" >"$tmp/etcd.password"
+printf 'wrong\n' >"$tmp/wrong.password"
+chmod 600 "$tmp"/*.password
+tls_node() { # tls_node N CA PASSWORD_FILE
+	node_yaml "$1" | sed -n '/^cluster:/q;p'
+	cat <<YAML
+cluster:
+  endpoints: [https://10.0.9.24:2379]
+  prefix: /xdplb-tls/
+  node_name: lb$1
+  ca_file: $2
+  cert_file: $pki/client.pem
+  key_file: $pki/client.key
+  username: xdplb
+  password_file: $3
+  lease_ttl: 3s
+  request_timeout: 1s
+  cache_file: $tmp/lb$1-tls-cache.json
+YAML
+}
+tls_node 1 "$pki/ca.pem" "$tmp/etcd.password" >"$tmp/tls1.yaml"
+tls_node 1 "$pki/ca.pem" "$tmp/wrong.password" >"$tmp/tls-badpw.yaml"
+tls_node 1 "$pki/other.pem" "$tmp/etcd.password" >"$tmp/tls-badca.yaml"
+tcl() { inbe "$XDPLB" cluster "$@"; }
+check "TLS + client certificate + user auth: push works" tcl push "$tmp/shared1.yaml" --config "$tmp/tls1.yaml"
+tcl get --raw --config "$tmp/tls1.yaml" >"$tmp/tls-get.yaml" 2>&1 || true
+check "... and get returns exactly what was pushed" cmp "$tmp/tls-get.yaml" "$tmp/shared1.yaml"
+set +e; tcl get --config "$tmp/tls-badpw.yaml" >"$tmp/badpw.out" 2>&1; rc_pw=$?; tcl get --config "$tmp/tls-badca.yaml" >"$tmp/badca.out" 2>&1; rc_ca=$?; set -e
+check "a wrong password: exit 1, says authentication failed" sh -c "test $rc_pw = 1 && grep -qi 'authentication failed' '$tmp/badpw.out' || { cat '$tmp/badpw.out'; exit 1; }"
+check "a server certificate from another CA: exit 1, says so" sh -c "test $rc_ca = 1 && grep -qiE 'certificate|tls|handshake' '$tmp/badca.out' || { cat '$tmp/badca.out'; exit 1; }"
+# lb1's agent joins the TLS cluster: applies its config and publishes under its lease.
+stop_agent 1 TERM
+cp "$tmp/tls1.yaml" "$tmp/lb1.yaml"
+nsenter --net="/run/netns/$(nsname lb1)" "$XDPLB" run --config "$tmp/lb1.yaml" >>"$tmp/lb1.log" 2>&1 &
+agent_pid[lb1]=$!
+wait_until 20 adm 1 status >/dev/null || true
+tls_agreed() { tcl status --config "$tmp/tls1.yaml" >/dev/null 2>&1; }
+check "an agent over TLS with auth runs the pushed config and reports it (cluster status agrees)" wait_until 15 tls_agreed
+check "... with the offline digest ($want)" test "$(digest 1)" = "$want"
 
 for i in 1 2 3; do [ -n "${agent_pid[lb$i]:-}" ] && stop_agent "$i" TERM; done
 echo

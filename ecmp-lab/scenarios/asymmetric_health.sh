@@ -38,7 +38,7 @@ local_down() {
 import json, sys
 d = json.load(sys.stdin); a = set(sys.argv[1:])
 e = [b for v in d["vips"] for b in v["backends"] if b["address"] in a]
-sys.exit(0 if e and all(b.get("local_healthy") is False for b in e) else 1)' "$(be4 "$be")" "$(be6 "$be")"
+sys.exit(0 if e and all(b.get("healthy") is False for b in e) else 1)' "$(be4 "$be")" "$(be6 "$be")"
 }
 
 # use_rule RULE: restart every agent with cluster.health_rule RULE (SIGKILL +

@@ -64,5 +64,12 @@ int xdplb_map_info(int map_fd, uint32_t *id, uint32_t *type, uint32_t *max_entri
 		   uint32_t *key_size, uint32_t *value_size);
 /* bpf_obj_get_info_by_fd for a link: id, prog id, ifindex (XDP links). */
 int xdplb_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *ifindex);
+/* tc clsact egress filter (handle, priority) running prog_fd, direct-action; creates the
+ * clsact qdisc if missing and replaces a filter at the same handle/priority. 0 or -errno. */
+int xdplb_tc_attach_egress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority);
+/* Removes that filter (the qdisc stays: others may use it). 0, or -ENOENT if absent, or -errno. */
+int xdplb_tc_detach_egress(int ifindex, uint32_t handle, uint32_t priority);
+/* The program id of that filter in *prog_id (0 or -errno; -ENOENT if absent). */
+int xdplb_tc_query_egress(int ifindex, uint32_t handle, uint32_t priority, uint32_t *prog_id);
 
 #endif

@@ -174,11 +174,11 @@ struct StatusCommand: ParsableCommand {
             for b in v.backends {
                 let w = b.drained ? "drain" : (b.weight == b.configuredWeight ? "\(b.weight)" : "\(b.weight)*")
                 print("  " + b.address.padding(toLength: 28, withPad: " ", startingAt: 0)
-                      + (b.healthy ? (b.localHealthy == false ? "up*   " : "up    ") : (b.localHealthy == true ? "DOWN* " : "DOWN  ")) + w.leftPad(7) + String(b.slots).leftPad(8)
+                      + ((b.agreedHealthy ?? b.healthy) ? (b.healthy ? "up    " : "up*   ") : (b.healthy ? "DOWN* " : "DOWN  ")) + w.leftPad(7) + String(b.slots).leftPad(8)
                       + "  \(b.lastResult) \(String(format: "%.1f", b.lastLatencyMs))ms (\(b.check))")
             }
         }
-        if s.vips.contains(where: { $0.backends.contains { $0.localHealthy != nil && $0.localHealthy != $0.healthy } }) {
+        if s.vips.contains(where: { $0.backends.contains { $0.agreedHealthy != nil && $0.agreedHealthy != $0.healthy } }) {
             print("\n* the cluster's agreed health differs from this node's own probe")
         }
     }
@@ -259,6 +259,7 @@ struct StatsCommand: ParsableCommand {
         section("counter", b.counters, a.counters, skipZero: true)
         section("VIP", b.vips, a.vips, skipZero: false)
         section("backend", b.backends, a.backends, skipZero: false)
+        if let t = b.tunnelProbes { section("through-tunnel probe packets", t, a.tunnelProbes ?? [:], skipZero: false) }
         if let cpu = b.perCpu?["rx"] {
             out += "\nrx per CPU: " + cpu.enumerated().map { "cpu\($0.offset) \($0.element.packets)" }.joined(separator: "  ") + "\n"
         }
@@ -277,6 +278,7 @@ struct StatsCommand: ParsableCommand {
         }
         var obj: [String: Any] = ["interval_seconds": dt, "counters": rows(b.counters, a.counters), "vips": rows(b.vips, a.vips),
                                   "backends": rows(b.backends, a.backends)]
+        if let t = b.tunnelProbes { obj["tunnel_probes"] = rows(t, a.tunnelProbes ?? [:]) }
         if let cpu = b.perCpu { obj["per_cpu"] = cpu.mapValues { $0.map { ["packets": $0.packets, "bytes": $0.bytes] } } }
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)
@@ -371,6 +373,8 @@ struct DownCommand: ParsableCommand {
             }
         }
         let removed = try withExtendedLifetime(lock) { try PinnedDataPlane.down(directory: dir) }
-        print(removed.isEmpty ? "nothing pinned under \(dir)" : "detached and unpinned \(removed.count) objects under \(dir)")
+        let pins = removed.filter { $0.hasPrefix("/") }
+        print(removed.isEmpty ? "nothing pinned under \(dir)" : "detached and unpinned \(pins.count) objects under \(dir)")
+        for r in removed where !r.hasPrefix("/") { print("removed \(r)") }
     }
 }
