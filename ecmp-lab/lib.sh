@@ -195,18 +195,22 @@ write_shared() {
 	mv "$out.tmp" "$out"
 }
 
-# start_agent I: start `xdplb run` in LB node I, wait for its admin API.
+# start_agent I [nowait]: start `xdplb run` in LB node I, wait for its admin
+# API (with nowait: agent_wait I does).
 start_agent() {
-	local i=$1 pid
+	local i=$1 nowait=${2:-} pid
 	# Started directly (not through a function in the background) so $! is the agent.
 	nsenter --net="/run/netns/$(ns_lb "$i")" "$XDPLB" run --config "$(cfg_lb "$i")" \
 		>>"$LAB_STATE_DIR/agent-lb$i.log" 2>&1 7>&- 8>&- &
 	pid=$!
 	disown "$pid"          # no "Killed" job notice when a scenario SIGKILLs it
 	record_pid "agent$i" "$pid"
-	if ! wait_until 30 lbx "$i" status >/dev/null; then
-		tail -n 20 "$LAB_STATE_DIR/agent-lb$i.log" >&2
-		die "agent on $(ns_lb "$i") did not answer on $(admin_lb "$i") within 30 s"
+	[ "$nowait" = nowait ] || agent_wait "$i"
+}
+agent_wait() {
+	if ! wait_until 30 lbx "$1" status >/dev/null; then
+		tail -n 20 "$LAB_STATE_DIR/agent-lb$1.log" >&2
+		die "agent on $(ns_lb "$1") did not answer on $(admin_lb "$1") within 30 s"
 	fi
 }
 
@@ -378,9 +382,10 @@ client_retrans() { ns_exec "$NS_CLIENT" awk '$1 == "Tcp:" && $13 ~ /^[0-9]+$/ { 
 
 # ---- backends ----------------------------------------------------------------
 
-# start_backend I: the HTTP and echo servers of backend I (answering as "beI").
+# start_backend I [nowait]: the HTTP and echo servers of backend I (answering
+# as "beI"); waits until they listen (with nowait: backend_wait I does).
 start_backend() {
-	local i=$1 ns ready=$LAB_STATE_DIR/be$1.ready
+	local i=$1 nowait=${2:-} ns ready=$LAB_STATE_DIR/be$1.ready
 	ns=$(ns_be "$i")
 	lab_ns "$ns" || die "start_backend: '$ns' is not a lab namespace"
 	rm -f "$ready"
@@ -389,7 +394,10 @@ start_backend() {
 		--echo-port "$ECHO_PORT" --ready "$ready" --lifetime 7200 >>"$LAB_STATE_DIR/be$i.log" 2>&1 7>&- 8>&- &
 	record_pid "be$i" $!
 	disown $!
-	wait_until 10 test -e "$ready" >/dev/null || die "backend be$i did not start (see $LAB_STATE_DIR/be$i.log)"
+	[ "$nowait" = nowait ] || backend_wait "$i"
+}
+backend_wait() {
+	wait_until 10 test -e "$LAB_STATE_DIR/be$1.ready" >/dev/null || die "backend be$1 did not start (see $LAB_STATE_DIR/be$1.log)"
 }
 
 # stop_backend I: stop backend I's servers (its connections are reset).
