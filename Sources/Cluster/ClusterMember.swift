@@ -51,6 +51,9 @@ public actor ClusterMember {
     var ownHealth: [String: Bool] = [:]
     var lease: Int64?
     var published: (report: NodeReport?, health: [String: Bool]?) = (nil, nil)
+    /// A publish is running (actor reentrancy: its awaits let others in) / another was asked for meanwhile.
+    var publishing = false
+    var publishAgain: (asked: Bool, force: Bool) = (false, false)
     var healthMode = ""
 
     /// A member for `config`'s cluster.
@@ -167,6 +170,17 @@ public actor ClusterMember {
         lease = id
         try await store.etcd.put(store.keys.member(config.nodeName),
                                  clusterJSON(MemberRecord(node: config.nodeName, started: ISO8601DateFormatter().string(from: Self.started))))
+        // The lease is kept alive from now on, also while a slow first apply runs.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.keepLease(id, ttl: ttl) }
+            group.addTask { try await self.syncAndFollow() }
+            defer { group.cancelAll() }
+            _ = try await group.next()
+        }
+    }
+
+    /// Reads everything under the prefix, applies and publishes, then follows the watch.
+    func syncAndFollow() async throws {
         let (revision, kvs) = try await store.etcd.get(store.keys.prefix, prefix: true)
         let wasUnreachable = !reachable
         reachable = true
@@ -189,12 +203,7 @@ public actor ClusterMember {
         if let kv = configKV, kv.modRevision != runningRevision || staleSince != nil { await apply(kv) }
         try await publish(force: true)
         await delegate?.observationsChanged()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.keepLease(id, ttl: ttl) }
-            group.addTask { try await self.follow(from: revision + 1) }
-            defer { group.cancelAll() }
-            _ = try await group.next()
-        }
+        try await follow(from: revision + 1)
     }
 
     static let started = Date()
@@ -269,21 +278,44 @@ public actor ClusterMember {
     }
 
     /// Publishes the report and health if they changed (or always, with `force`).
+    ///
+    /// One publish at a time: a call while one runs is folded into another round after it, so
+    /// an older report can never land in etcd after a newer one, and what is recorded as
+    /// published is exactly what was written.
     public func publish(force: Bool) async throws {
+        if publishing {
+            publishAgain = (true, publishAgain.force || force)
+            return
+        }
+        publishing = true
+        defer { publishing = false }
+        var f = force
+        repeat {
+            publishAgain = (false, false)
+            do { try await publishOnce(force: f) } catch {
+                // A round asked for meanwhile (a new session's forced publish) still runs.
+                if !publishAgain.asked { throw error }
+            }
+            f = publishAgain.force
+        } while publishAgain.asked
+    }
+
+    func publishOnce(force: Bool) async throws {
         guard let lease, reachable, let delegate else { return }
         let r = await delegate.running()
         let report = NodeReport(node: config.nodeName, revision: runningRevision, configSHA256: runningYAML.map(sha256Hex) ?? "",
                                 hashSeed: r.hashSeed, digests: r.digests, health: healthMode,
                                 staleSince: staleSince.map { ISO8601DateFormatter().string(from: $0) }, refused: refused,
                                 updated: ISO8601DateFormatter().string(from: Date()))
+        let health = ownHealth
         do {
             if force || published.report?.content != report.content {
                 try await store.etcd.put(store.keys.node(config.nodeName), clusterJSON(report), lease: lease)
                 published.report = report
             }
-            if force || published.health != ownHealth {
-                try await store.etcd.put(store.keys.health(config.nodeName), clusterJSON(HealthReport(node: config.nodeName, observations: ownHealth)), lease: lease)
-                published.health = ownHealth
+            if force || published.health != health {
+                try await store.etcd.put(store.keys.health(config.nodeName), clusterJSON(HealthReport(node: config.nodeName, observations: health)), lease: lease)
+                published.health = health
             }
         } catch {
             lastError = error.description
