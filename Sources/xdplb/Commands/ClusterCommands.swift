@@ -298,6 +298,7 @@ struct ClusterStatusCommand: AsyncParsableCommand {
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.sortedKeys, .prettyPrinted]
+                e.keyEncodingStrategy = .convertToSnakeCase   // as every other JSON output
                 print(String(decoding: try e.encode(cmp), as: UTF8.self))
             } else {
                 print("config: " + (current.map(describe) ?? "none pushed yet"))
