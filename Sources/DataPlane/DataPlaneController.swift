@@ -122,6 +122,9 @@ public final class DataPlaneController: @unchecked Sendable {
         }
 
         // 1. Backends: one entry per address across all VIPs; draining = weight 0 everywhere.
+        // A backend now down everywhere stays present until the rings without it are in (a
+        // packet still hashed to it meanwhile is sent on, not dropped), then loses the flag.
+        var clearPresentAfterRings: [(id: UInt32, entry: xdplb_backend)] = []
         let weights = plan.weights
         for (addr, w) in weights.sorted(by: { $0.key < $1.key }) {
             let id = try backendID(for: addr)
@@ -142,9 +145,15 @@ public final class DataPlaneController: @unchecked Sendable {
                 e.nh_dmac = (0, 0, 0, 0, 0, 0)
                 e.nh_smac = (0, 0, 0, 0, 0, 0)
             }
-            if backendEntries[id] == nil || !ABI.bytesEqual(old, e) {
-                try maps.backends.update(id, e)
-                backendEntries[id] = e
+            var written = e
+            let present = UInt32(XDPLB_BACKEND_F_PRESENT)
+            if let prev = backendEntries[id], prev.flags & present != 0, e.flags & present == 0 {
+                written.flags |= present
+                clearPresentAfterRings.append((id, e))
+            }
+            if backendEntries[id] == nil || !ABI.bytesEqual(old, written) {
+                try maps.backends.update(id, written)
+                backendEntries[id] = written
                 report.backendsWritten += 1
             }
         }
@@ -174,6 +183,10 @@ public final class DataPlaneController: @unchecked Sendable {
         try flushPending()
         try writeVIPTable()
         try writeVIPAddrs()
+        for (id, e) in clearPresentAfterRings {
+            try maps.backends.update(id, e)
+            backendEntries[id] = e
+        }
 
         // 3. Backends no VIP uses any more: clear them (LRU entries stop matching).
         for (addr, id) in backendIDs where weights[addr] == nil {
