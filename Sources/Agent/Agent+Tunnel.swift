@@ -32,13 +32,9 @@ final class TunnelProbeState: @unchecked Sendable {
 }
 
 extension Agent {
-    /// VIP addresses probed through the tunnel in the running config.
+    /// VIP addresses probed through the tunnel in the running config (the probe targets' `via`).
     func tunnelVIPs() -> Set<IPAddress> {
-        var out: Set<IPAddress> = []
-        for v in config.vips where v.health.throughTunnel || v.backends.contains(where: { $0.health?.throughTunnel == true }) {
-            out.insert(v.address)
-        }
-        return out
+        Set(probeTargets().values.flatMap { $0.values }.compactMap(\.via))
     }
 
     /// Attaches the probe program when a VIP first needs it, and checks the routes to those VIPs.
