@@ -44,17 +44,18 @@ extension Agent {
         announcer.update(vips: inputs, node: node)
     }
 
-    /// The periodic part of the gate (every 250 ms from `xdplb run`): heartbeat,
-    /// traffic observation, health convergence, attachment.
-    public func announcementTick() async {
-        guard let announcer else { return }
-        announcer.heartbeat()
-        // A failed reconcile is retried every 2 s: the gate re-announces once it succeeds.
+    /// The agent's periodic work (every 250 ms from `xdplb run`): the gate's
+    /// heartbeat and traffic observation, reconcile retries, health convergence.
+    /// Runs on every node, with or without `node.bgp`: the hold after isolation
+    /// is released here, so it must not depend on announcing anything.
+    public func periodicTick() async {
+        announcer?.heartbeat()
+        // A failed reconcile is retried every 2 s (the gate, if any, re-announces once it succeeds).
         if lastReconcileError != nil, Date().timeIntervalSince(lastRetry) >= 2 {
             lastRetry = Date()
             try? await reconcileWithHealth(reason: "retry")
         }
-        if let total = try? controller.vips.values.reduce(UInt64(0), { $0 &+ (try CounterReader.sum(dataPlane.maps.vipStats, index: $1.index)).packets }) {
+        if let announcer, let total = try? controller.vips.values.reduce(UInt64(0), { $0 &+ (try CounterReader.sum(dataPlane.maps.vipStats, index: $1.index)).packets }) {
             announcer.observeTraffic(vipPackets: total)
         }
         let wasHolding = convergence.holding
@@ -63,7 +64,7 @@ extension Agent {
             // Settled after isolation: now apply the real view (this also re-announces).
             try? await reconcileWithHealth(reason: "health converged")
         }
-        updateAnnouncements()
+        if announcer != nil { updateAnnouncements() }
     }
 
     /// Feeds the probe states to the convergence tracker and logs what changed.
@@ -103,7 +104,7 @@ extension Agent {
         let start = Date()
         let deadline = start.addingTimeInterval(Double(announcer.bgp.drainTimeoutMs) / 1000)
         while Date() < deadline {
-            await announcementTick()
+            await periodicTick()
             if announcer.trafficStoppedSince() != nil { return (Date().timeIntervalSince(start), true) }
             try? await Task.sleep(nanoseconds: 100_000_000)
         }

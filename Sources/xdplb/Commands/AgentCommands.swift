@@ -71,7 +71,7 @@ struct RunCommand: AsyncParsableCommand {
         let ticker = Task {
             while !Task.isCancelled {
                 await agent.checkAttachment()
-                await agent.announcementTick()
+                await agent.periodicTick()
                 try? await Task.sleep(nanoseconds: 250_000_000)
             }
         }
