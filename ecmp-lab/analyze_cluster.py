@@ -1,5 +1,6 @@
 """Numbers of the lab's cluster scenarios (cluster_push, bad_push,
-asymmetric_health, etcd_loss); used by analyze.py, stdlib only.
+asymmetric_health, etcd_loss) and of the through-tunnel check (tunnel_check);
+used by analyze.py, stdlib only.
 
 Each scenario directory holds meta.tsv, the JSON `xdplb cluster push --json`
 and `xdplb cluster status --json` printed (TAG.json, TAG-cluster.json), the
@@ -359,6 +360,88 @@ def etcd_loss(d, m, out):
     return A.finish("etcd_loss", res, goals, out)
 
 
+def entries_of(status, addresses, port):
+    """{lbN: [backend entries of ADDRESSES in the VIPs on PORT]} from a status snapshot."""
+    out = {}
+    for node, st in status.items():
+        vs = [v for v in st.get("vips") or [] if v["name"].rsplit("/", 1)[0].endswith(":%d" % port)]
+        out["lb" + node] = [dict(b, vip=v["name"]) for v in vs for b in v["backends"] if b["address"] in addresses]
+    return dict(sorted(out.items(), key=lambda kv: A.natural(kv[0])))
+
+
+def in_ring(e):
+    return e.get("agreed_healthy", e["healthy"]) is True and e["slots"] > 0
+
+
+def tunnel_check(d, m, out):
+    addrs = {m["backend_v4"], m["backend_v6"]}
+    http, echo = m.get("http_port", 80), m.get("echo_port", 7)
+    be, bound = m["backend"], m["bound_s"]
+    s0 = A.load(os.path.join(d, "status_tunnel0.json"))
+    sd = A.load(os.path.join(d, "status_tunnel_down.json"))
+    sp = A.load(os.path.join(d, "status_plain_off.json"))
+    down = node_times(d, "tunnel_down")
+    up = node_times(d, "tunnel_up")
+    # The checks the status names: the HTTP VIPs' through GRE, the echo VIPs' plain.
+    checks_http = sorted({e["check"] for es in entries_of(s0, addrs, http).values() for e in es})
+    checks_echo = sorted({e["check"] for es in entries_of(s0, addrs, echo).values() for e in es})
+    via_gre = bool(checks_http) and all("via GRE" in c for c in checks_http) and not any("via GRE" in c for c in checks_echo)
+    http_down = entries_of(sd, addrs, http)
+    echo_kept = entries_of(sd, addrs, echo)
+    out_of_http = bool(http_down) and all(es and all(not in_ring(e) for e in es) for es in http_down.values())
+    kept_by_plain = bool(echo_kept) and all(es and all(in_ring(e) and e["healthy"] for e in es) for es in echo_kept.values())
+    down_reason = sorted({e["last_result"] for es in http_down.values() for e in es})[:3]
+    plain = entries_of(sp, addrs, http)
+    plain_kept = bool(plain) and all(es and all(in_ring(e) and e["healthy"] for e in es) for es in plain.values())
+    # The probe program's packets between the two snapshots (every node wraps its own probes).
+    p0 = A.load(os.path.join(d, "stats_tunnel0.json"))
+    p1 = A.load(os.path.join(d, "stats_tunnel1.json"))
+    gre = {}
+    for node, st in p1.items():
+        t1, t0 = st.get("tunnel_probes") or {}, (p0.get(node) or {}).get("tunnel_probes") or {}
+        gre["lb" + node] = {k: int(v["packets"] - t0.get(k, {}).get("packets", 0)) for k, v in t1.items()
+                            if k in ("gre_v4", "gre_v6") or k.startswith("drop")}
+    wrapped = bool(gre) and all(g.get("gre_v4", 0) > 0 and g.get("gre_v6", 0) > 0 for g in gre.values())
+    st = A.short_summary(os.path.join(d, "short_tunnel.json"))
+    sp_short = A.short_summary(os.path.join(d, "short_plain.json"))
+    expected_share = round(100.0 / m["backends"], 1)
+    res = {
+        "backend": be, "bound_s": bound, "checks": {"http": checks_http, "echo": checks_echo},
+        "tunnel": {"seconds_to_out_of_http_rings": down, "max_seconds": A.worst(down),
+                   "out_of_every_http_ring": out_of_http, "why": down_reason,
+                   "kept_in_echo_rings_by_plain_check": kept_by_plain,
+                   "probe_packets_through_gre": gre, "short": st,
+                   "seconds_back_after_vip_restored": up, "max_seconds_back": A.worst(up),
+                   "cluster_status_exit": m.get("tunnel_status_rc")},
+        "plain": {"waited_s": m.get("plain_waited_s"), "still_healthy_in_every_http_ring": plain_kept,
+                  "short": sp_short, "failed_pct": round(100.0 * sp_short["failed"] / max(sp_short["connections"], 1), 1),
+                  "expected_failed_pct": expected_share},
+    }
+    A.say("checks: HTTP VIPs %s; echo VIPs %s", "; ".join(checks_http[:2]), "; ".join(checks_echo[:2]))
+    A.say("%s without the VIPs on lo, through-tunnel check: out of the HTTP VIPs' rings on every node after %s s (%s; bound %s s), "
+          "last result %s; kept in the echo VIPs' rings by their plain check: %s", be, A.worst(down),
+          "  ".join("%s %s" % kv for kv in down.items()), bound, down_reason, kept_by_plain)
+    A.say("probe packets wrapped in GRE meanwhile: %s", "  ".join("%s %s" % (n, g) for n, g in gre.items()))
+    A.say("while out: %d short HTTP connections, %d failed, %d to %s; VIPs back: in again after %s s",
+          st["connections"], st["failed"], st["by_backend"].get(be, 0), be, A.worst(up))
+    A.say("plain check, same fault: still healthy in every ring after %s s: %s; %d of %d short HTTP connections failed "
+          "(%.1f %%; %s's share: %.1f %%)", m.get("plain_waited_s"), plain_kept, sp_short["failed"],
+          sp_short["connections"], res["plain"]["failed_pct"], be, expected_share)
+    goals = [
+        goal("HTTP VIPs checked through GRE, echo VIPs plainly (status)", via_gre, via_gre, True),
+        goal("out of the HTTP VIPs' rings on every node (through-tunnel check)",
+             out_of_http and A.worst(down) is not None and A.worst(down) <= bound, A.worst(down), "<= %s s" % bound),
+        goal("kept in the echo VIPs' rings (plain check still passes)", kept_by_plain, kept_by_plain, True),
+        goal("probes wrapped in GRE (v4 and v6) on every node", wrapped, wrapped, True),
+        goal("failed short connections while out", st["failed"] == 0 and st["connections"] > 0
+             and st["by_backend"].get(be, 0) == 0, "%d failed, %d to %s" % (st["failed"], st["by_backend"].get(be, 0), be), 0),
+        goal("back in after the VIPs return", A.worst(up) is not None, A.worst(up), "seen"),
+        goal("plain check keeps it (what it cannot see)", plain_kept and sp_short["failed"] > 0,
+             "healthy %s, %d failed" % (plain_kept, sp_short["failed"]), "healthy, > 0 failed"),
+    ]
+    return A.finish("tunnel_check", res, goals, out)
+
+
 def key_numbers(name, r):
     if name == "cluster_push":
         s = "push -> every node (offline digests): %s s / %s s (goal < %g s, %s nodes); --wait %s / %s ms" % (
@@ -391,9 +474,15 @@ def key_numbers(name, r):
             a["revision_and_digests_kept"], a["fell_back_to_local_health"] and a["probes_kept_running"],
             b["cluster_status_agrees_s"], r["long_lived"]["broken"], r["short"]["failed"], r["short"]["connections"],
             r["lb_drops"])
+    if name == "tunnel_check":
+        t, p = r["tunnel"], r["plain"]
+        return ("%s without the VIPs on lo: through-tunnel check out of every ring in %s s (bound %s s), plain check "
+                "kept it; %d/%d short failed with the tunnel check, %d/%d (%.1f %%) with the plain one") % (
+            r["backend"], t["max_seconds"], r["bound_s"], t["short"]["failed"], t["short"]["connections"],
+            p["short"]["failed"], p["short"]["connections"], p["failed_pct"])
     return None
 
 
 SCENARIOS = {"cluster_push": cluster_push, "bad_push": bad_push, "asymmetric_health": asymmetric_health,
-             "etcd_loss": etcd_loss}
+             "etcd_loss": etcd_loss, "tunnel_check": tunnel_check}
 WITH_ROUTES = {"asymmetric_health"}

@@ -3,7 +3,7 @@
 its announcement state (stdlib only).
 
     poll.py --admin SOCKET --address A [--address B] --want removed|present
-            --since EPOCH|@FILE --timeout S --out FILE
+            [--port P] --since EPOCH|@FILE --timeout S --out FILE
     poll.py --admin SOCKET --want converged|stopped --since ... --out FILE
     poll.py --admin SOCKET --want revision --above R [--digests FILE] --since ... --out FILE
     poll.py --admin SOCKET --want refused --above R | --want reachable|unreachable ...
@@ -11,7 +11,8 @@ its announcement state (stdlib only).
 Runs inside an LB node's namespace (nsenter --net=/run/netns/xl-lbN) and reads
 the agent's GET /status on its admin socket every 20 ms, so a timing
 costs no process start per sample. "removed": every VIP entry of the given
-addresses is unhealthy with 0 slots; "present": healthy with slots;
+addresses is unhealthy with 0 slots; "present": healthy with slots (with
+--port P: only the VIPs on port P count);
 "converged": the agent's health checks converged (it may announce);
 "stopped": traffic to the node has stopped (announcements.traffic_stopped);
 "revision": the node runs a cluster config revision above R (and with
@@ -64,7 +65,8 @@ def reached(status, addresses, want, a=None):
         return (cluster.get("refused_revision") or 0) > a.above
     if want in ("reachable", "unreachable"):
         return cluster.get("etcd_reachable") is (want == "reachable")
-    entries = [b for v in status["vips"] for b in v["backends"] if b["address"] in addresses]
+    vips = [v for v in status["vips"] if a is None or a.port is None or v["name"].rsplit("/", 1)[0].endswith(":%d" % a.port)]
+    entries = [b for v in vips for b in v["backends"] if b["address"] in addresses]
     if not entries:
         return want == "removed"
     if want == "removed":
@@ -78,6 +80,7 @@ def main():
     p.add_argument("--address", action="append", default=[])
     p.add_argument("--want", choices=["removed", "present", "converged", "stopped", "revision", "refused",
                                       "reachable", "unreachable"], required=True)
+    p.add_argument("--port", type=int, help="--want removed|present: only the VIPs on this port")
     p.add_argument("--above", type=int, default=0, help="--want revision|refused: a revision above this one")
     p.add_argument("--digests", help="--want revision: JSON file {\"4\": DIGEST, \"6\": DIGEST}")
     p.add_argument("--interval", type=float, default=0.02, help="seconds between samples (0.02 .. 1)")

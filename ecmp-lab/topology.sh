@@ -242,6 +242,21 @@ probe_uncut() {
 	ns_exec "$ns" tc filter del dev "$lif" egress pref "$PROBE_CUT_PREF" 2>/dev/null || true
 }
 
+# vip_off I / vip_on I: remove the VIPs from backend I's lo (its decap and
+# servers keep running, its own addresses still answer: what a plain check
+# sees) and put them back. vip_on can run twice.
+vip_off() {
+	ip -n "$(ns_be "$1")" addr del "$VIP4/32" dev lo
+	ip -n "$(ns_be "$1")" -6 addr del "$VIP6/128" dev lo
+}
+vip_on() {
+	local ns
+	ns=$(ns_be "$1")
+	lab_ns "$ns" || return 0
+	[ -n "$(ip -n "$ns" -o addr show dev lo to "$VIP4/32")" ] || ip -n "$ns" addr add "$VIP4/32" dev lo
+	[ -n "$(ip -n "$ns" -6 -o addr show dev lo to "$VIP6/128")" ] || ip -n "$ns" -6 addr add "$VIP6/128" dev lo nodad
+}
+
 # ecmp_nodes [4|6]: LB node indexes in the router's IPv4 (IPv6) VIP route now
 # (next hops the kernel ignores because their link is down not counted).
 ecmp_nodes() {
