@@ -11,6 +11,7 @@
 #include "counters.h"
 #include "flow_hash.h"
 #include "conntrack.h"
+#include "hop.h"
 
 /* The node config (array key 0). NULL only if the map is broken. */
 static __always_inline struct xdplb_node_cfg *config_get(void)
@@ -192,19 +193,25 @@ static __always_inline struct xdplb_backend *backend_get(__u32 id)
 	return be;
 }
 
-/* The conntrack entry's backend, if it is still the backend the entry saw. */
+/*
+ * The conntrack entry's backend, if it is still the backend the entry saw;
+ * *hop = the entry's second hop id (0: none).
+ */
 static __always_inline struct xdplb_backend *ct_lookup(struct xdplb_ct_bucket *bucket,
-							const struct xdplb_pkt *pkt, __u32 *id)
+							const struct xdplb_pkt *pkt, __u32 *id, __u32 *hop)
 {
 	struct xdplb_ct_entry ct;
 	struct xdplb_backend *be;
+	__u32 bid;
 
 	if (!bucket || !ct_get(bucket, &pkt->flow, &ct))
 		return NULL;
-	be = backend_get(ct.backend_id);
+	bid = ct.backend_id & XDPLB_CT_ID_MASK;
+	be = backend_get(bid);
 	if (!be || be->gen != ct.gen)
 		return NULL;
-	*id = ct.backend_id;
+	*id = bid;
+	*hop = ct.backend_id >> XDPLB_CT_HOP_SHIFT;
 	return be;
 }
 
@@ -253,36 +260,79 @@ static __always_inline struct xdplb_backend *ring_pick(const struct xdplb_vip_me
 }
 
 /*
+ * Second chance (xdplb_abi.h 4b): the backend id the VIP's previous ring
+ * gives `hash`, when there is a previous ring and that id is not `id`; 0
+ * otherwise. The previous ring's size is its own [0].
+ */
+static __always_inline __u32 prev_ring_pick(const struct xdplb_vip_meta *vip, __u32 hash, __u32 id)
+{
+	__u32 key = 0, *value, bid;
+	void *ring;
+
+	ring = bpf_map_lookup_elem(&xdplb_rings_prev, &vip->vip_index);
+	if (!ring)
+		return 0;
+	value = bpf_map_lookup_elem(ring, &key);
+	if (!value || *value == 0)
+		return 0;
+	key = 1 + hash % *value;
+	value = bpf_map_lookup_elem(ring, &key);
+	if (!value)
+		return 0;
+	bid = *value & XDPLB_RING_ID_MASK;
+	return bid == id ? 0 : bid;
+}
+
+/* The second hop's backend for hop id `hop` (0: none), if still PRESENT. */
+static __always_inline const struct xdplb_backend *second_hop_get(__u32 hop)
+{
+	return hop ? backend_get(hop) : NULL;
+}
+
+/*
  * The backend of pkt->flow. Non-SYN packets try conntrack first (CT_HIT /
  * CT_MISS); otherwise the ring decides (NEW_FLOW), and with `remember` the
- * choice is written to conntrack. Sets pkt->hash (flow hash in the VIP's
- * mode, node seed) whenever the ring is used or the backend is IPv6 (its
- * outer flow label). NULL: no backend.
+ * choice is written to conntrack. A non-SYN packet the ring decides gets the
+ * previous ring's backend as its second hop when they differ (*hop; 0 =
+ * none), and conntrack keeps it for the flow's later packets. Sets pkt->hash
+ * (flow hash in the VIP's mode, node seed) whenever the ring is used or the
+ * backend is IPv6 (its outer flow label). NULL: no backend.
  */
 static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 							  const struct xdplb_vip_meta *vip,
 							  bool remember,
-							  const struct xdplb_node_cfg *cfg, __u32 *id)
+							  const struct xdplb_node_cfg *cfg, __u32 *id,
+							  const struct xdplb_backend **hop_be)
 {
 	bool src_only = vip->flags & XDPLB_VIP_F_SRC_IP_HASH;
 	__u32 tuple = flow_hash_mode(pkt, false, cfg->hash_seed);
 	struct xdplb_ct_bucket *bucket = ct_bucket(cfg, tuple);
 	struct xdplb_backend *be = NULL;
+	__u32 hop = 0;
 
 	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
-		be = ct_lookup(bucket, pkt, id);
+		be = ct_lookup(bucket, pkt, id, &hop);
 		count(be ? XDPLB_CNT_CT_HIT : XDPLB_CNT_CT_MISS, pkt->frame_len);
 	}
 	if (!be || (be->flags & XDPLB_BACKEND_F_IPV6))
 		pkt->hash = src_only ? flow_hash_mode(pkt, true, cfg->hash_seed) : tuple;
-	if (be)
+	if (be) {
+		if (hop)
+			*hop_be = second_hop_get(hop);
 		return be;
+	}
 	be = ring_pick(vip, pkt->hash, id);
 	if (!be)
 		return NULL;
 	count(XDPLB_CNT_NEW_FLOW, pkt->frame_len);
+	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
+		hop = prev_ring_pick(vip, pkt->hash, *id);
+		*hop_be = second_hop_get(hop);
+		if (!*hop_be)
+			hop = 0;
+	}
 	if (remember && bucket)
-		ct_put(bucket, &pkt->flow, tuple, *id, be->gen);
+		ct_put(bucket, &pkt->flow, tuple, *id | hop << XDPLB_CT_HOP_SHIFT, be->gen);
 	return be;
 }
 

@@ -81,34 +81,43 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 				   const struct xdplb_vip_meta *vip, bool is_icmp)
 {
 	struct xdplb_node_cfg *cfg = config_get();
+	const struct xdplb_backend *hop = NULL;
 	struct xdplb_backend *be;
 	__u32 id = 0, overhead, outer_len, path;
-	bool encapped;
+	__be32 key = 0;
+	bool encapped, v6;
 	int action;
 
 	if (!cfg)
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_ENCAP_FAIL, XDP_DROP);
-	be = backend_pick(pkt, vip, !is_icmp, cfg, &id);
+	be = backend_pick(pkt, vip, !is_icmp, cfg, &id, &hop);
 	if (!be)
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_NO_BACKEND, XDP_DROP);
+	/* An ICMP error follows its flow to the first hop only. */
+	if (hop && !is_icmp)
+		key = xdplb_hop_key(hop->addr, hop->flags & XDPLB_BACKEND_F_IPV6);
 
-	overhead = (be->flags & XDPLB_BACKEND_F_IPV6) ? XDPLB_GRE_OVERHEAD_V6
-						      : XDPLB_GRE_OVERHEAD_V4;
+	v6 = be->flags & XDPLB_BACKEND_F_IPV6;
+	overhead = (v6 ? XDPLB_GRE_OVERHEAD_V6 : XDPLB_GRE_OVERHEAD_V4) + (key ? XDPLB_GRE_KEY_LEN : 0);
 	outer_len = pkt->ip_len + overhead;
 	/* path_mtu 0: not configured, no limit. */
 	if (cfg->path_mtu && outer_len > cfg->path_mtu)
 		return handle_too_big(ctx, pkt, is_icmp, cfg->path_mtu - overhead);
 
-	if (be->flags & XDPLB_BACKEND_F_IPV6) {
-		encapped = encap_gre_v6(ctx, pkt, be, cfg);
+	if (v6) {
+		encapped = key ? encap_gre_v6(ctx, pkt, be, cfg, XDPLB_GRE_KEY_LEN, key)
+			       : encap_gre_v6(ctx, pkt, be, cfg, 0, 0);
 		path = XDPLB_CNT_GRE_V6;
 	} else {
-		encapped = encap_gre_v4(ctx, pkt, be, cfg);
+		encapped = key ? encap_gre_v4(ctx, pkt, be, cfg, XDPLB_GRE_KEY_LEN, key)
+			       : encap_gre_v4(ctx, pkt, be, cfg, 0, 0);
 		path = XDPLB_CNT_GRE_V4;
 	}
 	if (!encapped)
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_ENCAP_FAIL, XDP_DROP);
 	count(path, pkt->frame_len);
+	if (key)
+		count(XDPLB_CNT_SECOND_HOP, pkt->frame_len);
 	if (is_icmp)
 		count(XDPLB_CNT_ICMP_FWD, pkt->frame_len);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * GRE encapsulation (RFC 2784, 4-byte header, no key/checksum/sequence):
+ * GRE encapsulation (RFC 2784, 4-byte header, no key/checksum/sequence; with
+ * a second hop the RFC 2890 key, 8 bytes, see xdplb_abi.h 4b):
  *
  *   [L2 (VLAN tag kept), ethertype = outer family][outer IPv4|IPv6][GRE][inner IP packet, untouched]
  *
@@ -18,6 +19,14 @@ struct xdplb_gre {
 	__be16 flags;
 	__be16 proto;
 };
+
+/* The GRE header with a key (RFC 2890): K set, then the key. */
+struct xdplb_gre_key {
+	__be16 flags;
+	__be16 proto;
+	__be32 key;
+};
+_Static_assert(sizeof(struct xdplb_gre_key) == sizeof(struct xdplb_gre) + XDPLB_GRE_KEY_LEN, "GRE key length");
 
 /* The outer headers must be exactly the overhead the ABI (and the MTU check) assumes. */
 _Static_assert(sizeof(struct iphdr) + sizeof(struct xdplb_gre) == XDPLB_GRE_OVERHEAD_V4,
@@ -83,32 +92,47 @@ static __always_inline __be16 gre_inner_proto(const struct xdplb_pkt *pkt)
 }
 
 /*
- * Outer IPv4 + GRE toward an IPv4 backend. False (packet unusable) when the
- * node has no IPv4 encap source or the head can't grow.
+ * Write the GRE header at `gre` (already bounds-checked for `key_len` more
+ * bytes): plain, or with the key when key_len is XDPLB_GRE_KEY_LEN.
+ */
+static __always_inline void gre_write(void *gre, const struct xdplb_pkt *pkt, const int key_len, __be32 key)
+{
+	struct xdplb_gre *g = gre;
+
+	g->flags = key_len ? bpf_htons(XDPLB_GRE_FLAG_KEY) : 0;
+	g->proto = gre_inner_proto(pkt);
+	if (key_len)
+		((struct xdplb_gre_key *)gre)->key = key;
+}
+
+/*
+ * Outer IPv4 + GRE toward an IPv4 backend; `key_len` (a constant: 0 or
+ * XDPLB_GRE_KEY_LEN) adds the second hop's key. False (packet unusable) when
+ * the node has no IPv4 encap source or the head can't grow.
  */
 static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_pkt *pkt,
 					 const struct xdplb_backend *be,
-					 const struct xdplb_node_cfg *cfg)
+					 const struct xdplb_node_cfg *cfg, const int key_len, __be32 key)
 {
+	const int overhead = XDPLB_GRE_OVERHEAD_V4 + key_len;
 	struct iphdr hdr = {};
-	struct xdplb_gre *gre;
 	struct iphdr *oip;
-	void *data_end;
+	void *gre, *data_end;
 
 	if (!cfg->encap_src_v4)
 		return false;
-	oip = l2_push_gap(ctx, pkt, XDPLB_GRE_OVERHEAD_V4, bpf_htons(ETH_P_IP), false);
+	oip = l2_push_gap(ctx, pkt, overhead, bpf_htons(ETH_P_IP), false);
 	if (!oip)
 		return false;
 	data_end = (void *)(long)ctx->data_end;
 	gre = (void *)(oip + 1);
-	if ((void *)(gre + 1) > data_end)
+	if (gre + sizeof(struct xdplb_gre) + key_len > data_end)
 		return false;
 
 	hdr.version = 4;
 	hdr.ihl = 5;
 	hdr.tos = pkt->tos;
-	hdr.tot_len = bpf_htons(pkt->ip_len + XDPLB_GRE_OVERHEAD_V4);
+	hdr.tot_len = bpf_htons(pkt->ip_len + overhead);
 	hdr.frag_off = bpf_htons(XDPLB_IP_DF);
 	hdr.ttl = XDPLB_OUTER_TTL;
 	hdr.protocol = IPPROTO_GRE;
@@ -116,47 +140,45 @@ static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_
 	hdr.daddr = be->addr[0];
 	hdr.check = csum_ipv4_hdr(&hdr);
 	*oip = hdr;
-	gre->flags = 0;
-	gre->proto = gre_inner_proto(pkt);
+	gre_write(gre, pkt, key_len, key);
 	return true;
 }
 
 /*
  * Outer IPv6 + GRE toward an IPv6 backend; the flow label is the flow hash,
- * so routers hashing on it keep a flow on one path. False when the node has no
- * IPv6 encap source or the head can't grow.
+ * so routers hashing on it keep a flow on one path; `key_len` as for IPv4.
+ * False when the node has no IPv6 encap source or the head can't grow.
  */
 static __always_inline bool encap_gre_v6(struct xdp_md *ctx, const struct xdplb_pkt *pkt,
 					 const struct xdplb_backend *be,
-					 const struct xdplb_node_cfg *cfg)
+					 const struct xdplb_node_cfg *cfg, const int key_len, __be32 key)
 {
+	const int overhead = XDPLB_GRE_OVERHEAD_V6 + key_len;
 	struct ipv6hdr hdr = {};
-	struct xdplb_gre *gre;
 	struct ipv6hdr *oip6;
-	void *data_end;
+	void *gre, *data_end;
 
 	if (!(cfg->encap_src_v6[0] | cfg->encap_src_v6[1] | cfg->encap_src_v6[2] |
 	      cfg->encap_src_v6[3]))
 		return false;
-	oip6 = l2_push_gap(ctx, pkt, XDPLB_GRE_OVERHEAD_V6, bpf_htons(ETH_P_IPV6), false);
+	oip6 = l2_push_gap(ctx, pkt, overhead, bpf_htons(ETH_P_IPV6), false);
 	if (!oip6)
 		return false;
 	data_end = (void *)(long)ctx->data_end;
 	gre = (void *)(oip6 + 1);
-	if ((void *)(gre + 1) > data_end)
+	if (gre + sizeof(struct xdplb_gre) + key_len > data_end)
 		return false;
 
 	/* version 6 | traffic class | flow label */
 	*(xdplb_word_t *)&hdr =
 		bpf_htonl((6U << 28) | ((__u32)pkt->tos << 20) | (pkt->hash & 0xfffff));
-	hdr.payload_len = bpf_htons(pkt->ip_len + sizeof(struct xdplb_gre));
+	hdr.payload_len = bpf_htons(pkt->ip_len + sizeof(struct xdplb_gre) + key_len);
 	hdr.nexthdr = IPPROTO_GRE;
 	hdr.hop_limit = XDPLB_OUTER_TTL;
 	__builtin_memcpy(&hdr.saddr, cfg->encap_src_v6, sizeof(hdr.saddr));
 	__builtin_memcpy(&hdr.daddr, be->addr, sizeof(hdr.daddr));
 	*oip6 = hdr;
-	gre->flags = 0;
-	gre->proto = gre_inner_proto(pkt);
+	gre_write(gre, pkt, key_len, key);
 	return true;
 }
 

@@ -76,6 +76,14 @@ struct {
 	__array(values, struct xdplb_ring_inner);
 } xdplb_rings SEC(".maps");
 
+/* vip_index -> the ring the VIP had before its last change (second chance, xdplb_abi.h 4b). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, __u32);
+	__array(values, struct xdplb_ring_inner);
+} xdplb_rings_prev SEC(".maps");
+
 /* xdplb_backends: maps_node.h (shared with the probe program). */
 
 /* Conntrack: the flow table (xdplb_abi.h); written by the program. */
@@ -91,7 +99,7 @@ struct {
 /* Per-CPU outcome and path counters, indexed by enum xdplb_counter_id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDPLB_CNT_MAX);
+	__uint(max_entries, XDPLB_CNT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct xdplb_counter);
 } xdplb_counters SEC(".maps");

@@ -19,7 +19,7 @@
 /* ---- 1. version ------------------------------------------------------- */
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define XDPLB_ABI_VERSION 3
+#define XDPLB_ABI_VERSION 4
 
 /* ---- 2. limits -------------------------------------------------------- */
 
@@ -36,6 +36,10 @@
 /* Outer header bytes added by GRE encapsulation (IP + 4-byte GRE). */
 #define XDPLB_GRE_OVERHEAD_V4 24
 #define XDPLB_GRE_OVERHEAD_V6 44
+/* With a second hop (section 4b): the GRE header carries a 4-byte key. */
+#define XDPLB_GRE_KEY_LEN 4
+/* Slots of the counter array: room for counters appended later (the pinned map keeps its size). */
+#define XDPLB_CNT_SLOTS 64
 /* TTL / hop limit of every packet the balancer writes. */
 #define XDPLB_OUTER_TTL 64
 
@@ -167,10 +171,16 @@ struct xdplb_flow_key {
 };
 _Static_assert(sizeof(struct xdplb_flow_key) == 40, "xdplb_flow_key layout");
 
-/* What conntrack remembers of a flow. */
+/*
+ * What conntrack remembers of a flow: the backend (low 16 bits of backend_id)
+ * and, when the flow got a second chance on its first packet here, the second
+ * hop's backend id (high 16 bits; 0 = none). Entries of ABI 3 have 0 there.
+ */
+#define XDPLB_CT_ID_MASK 0xffffU
+#define XDPLB_CT_HOP_SHIFT 16
 struct xdplb_ct_entry {
-	__u32 backend_id;
-	__u32 gen; /* xdplb_backend.gen when the entry was written */
+	__u32 backend_id; /* backend id | second hop id << XDPLB_CT_HOP_SHIFT */
+	__u32 gen;        /* xdplb_backend.gen of the backend when the entry was written */
 };
 _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
 
@@ -248,6 +258,41 @@ struct xdplb_counter {
 };
 _Static_assert(sizeof(struct xdplb_counter) == 16, "xdplb_counter layout");
 
+/* ---- 4b. second chance: the previous ring and the second hop ------------ */
+
+/*
+ * xdplb_rings_prev[vip_index] is the ring the VIP had before its last change
+ * (absent: none, or its time is up; the agent deletes it after the VIP's
+ * second_chance time). A non-SYN packet that misses conntrack takes its
+ * backend from the current ring as always; when the previous ring picks
+ * another backend that is still PRESENT (healthy or draining), the packet
+ * carries that one as its second hop, and conntrack remembers both. SYNs
+ * never carry one.
+ *
+ * On the wire (RFC 2890): the GRE header grows by the key,
+ *   [flags/version 0x2000 (K)][protocol][key, 4 bytes, network order]
+ * so the outer overhead is XDPLB_GRE_OVERHEAD_V4/V6 + 4. The key is the
+ * second hop:
+ *   - an IPv4 backend: its address (a.b.c.d -> bytes a b c d);
+ *   - an IPv6 backend: 0x00 then a 24-bit hop id (0.x.x.x is never a
+ *     backend's IPv4 address): xdplb_hop_id_v6 below of its 16 address bytes,
+ *     which a backend maps back with the list of its peers (tools/gre-decap
+ *     --peer);
+ *   - XDPLB_HOP_HANDED_ON (255.255.255.255): written by a backend that hands
+ *     the packet on; it forbids a further hop (the receiver delivers it).
+ * Packets without a second hop keep the plain 4-byte header.
+ */
+#define XDPLB_GRE_FLAG_KEY 0x2000
+#define XDPLB_HOP_HANDED_ON 0xffffffffU
+#define XDPLB_HOP_V6_MASK 0x00ffffffU
+/*
+ * Hop id of an IPv6 backend: its address as four big-endian u32 words
+ * w0..w3, h = w0 * 0x9E3779B1 ^ w1 * 0x85EBCA77 ^ w2 * 0xC2B2AE3D ^ w3 *
+ * 0x27D4EB2F (mod 2^32), h ^= h >> 15, h ^= h >> 7, id = h & 0xffffff, and
+ * 0 becomes 1. C in bpf/hop.h, Swift in Sources/DataPlane/SecondHop.swift,
+ * bash in tools/gre-decap.
+ */
+
 /* ---- 5. counters (index into the per-CPU counter array) ----------------- */
 
 /*
@@ -281,8 +326,10 @@ enum xdplb_counter_id {
 	XDPLB_CNT_IPV4_OPTIONS,      /* path: IPv4 header with options (forwarded as is) */
 	XDPLB_CNT_GRE_V4,            /* path: encapsulated in outer IPv4 */
 	XDPLB_CNT_GRE_V6,            /* path: encapsulated in outer IPv6 */
+	XDPLB_CNT_SECOND_HOP,        /* path: sent with a second hop in the GRE key */
 	XDPLB_CNT_MAX
 };
+_Static_assert(XDPLB_CNT_MAX <= XDPLB_CNT_SLOTS, "counters fit the counter array");
 
 /* ---- 6. pin names (files under the bpffs directory, default below) ----- */
 
@@ -291,6 +338,7 @@ enum xdplb_counter_id {
 #define XDPLB_MAP_VIPS "xdplb_vips"
 #define XDPLB_MAP_VIP_ADDRS "xdplb_vip_addrs"
 #define XDPLB_MAP_RINGS "xdplb_rings"
+#define XDPLB_MAP_RINGS_PREV "xdplb_rings_prev"
 #define XDPLB_MAP_BACKENDS "xdplb_backends"
 #define XDPLB_MAP_CT "xdplb_ct"
 #define XDPLB_MAP_CONFIG "xdplb_config"

@@ -58,6 +58,12 @@ extension Agent {
         if let announcer, let total = try? controller.vips.values.reduce(UInt64(0), { $0 &+ (try CounterReader.sum(dataPlane.maps.vipStats, index: $1.index)).packets }) {
             announcer.observeTraffic(vipPackets: total)
         }
+        do {
+            let dropped = try controller.expirePreviousRings()
+            if !dropped.isEmpty { logger.info("second chance over: previous rings dropped", metadata: ["vips": "\(dropped.joined(separator: ","))"]) }
+        } catch {
+            logger.error("dropping previous rings failed", metadata: ["error": "\(error)"])
+        }
         let wasHolding = convergence.holding
         refreshConvergence(await health.states)
         if wasHolding && !convergence.holding {

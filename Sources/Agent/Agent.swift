@@ -394,7 +394,7 @@ public actor Agent {
             }
             vips.append(AgentStatus.VIP(name: v.name, hash: v.hash.rawValue, ringSize: v.ringSize, digest: state?.table?.digest ?? "",
                                         failOpen: failOpen.contains(v.name), announcement: announcer?.states[v.name]?.description,
-                                        backends: backends))
+                                        previousRingUntil: state?.previousRingUntil.map { iso.string(from: $0) }, backends: backends))
         }
         let node = AgentStatus.Node(interface: c.node.interface, xdpMode: c.node.xdpMode.rawValue, bpffs: c.node.bpffs,
                                     programId: dataPlane.programInfo.id, programTag: dataPlane.programInfo.tag,

@@ -113,6 +113,8 @@ public struct AgentStatus: Codable, Sendable {
         public var failOpen: Bool
         /// `announced`, `withdrawn: <reason>` (absent without `node.bgp`).
         public var announcement: String?
+        /// Second chance: until when the ring of before the last change stays (absent: none).
+        public var previousRingUntil: String?
         public var backends: [Backend]
     }
 

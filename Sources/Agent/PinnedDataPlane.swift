@@ -50,6 +50,14 @@ public final class PinnedDataPlane: @unchecked Sendable {
         for name in BalancerMaps.names where BPFFS.exists("\(dir)/\(name)") {
             reusing[name] = try BPFMap.openPinned("\(dir)/\(name)", name: name)
         }
+        // ABI 3 sized the counter array to its counters; ABI 4 leaves room (XDPLB_CNT_SLOTS).
+        // Such a pinned array is migrated: its counts are copied into the new one, which
+        // replaces the pin once the new program is loaded.
+        var migrateCounters: BPFMap?
+        if let c = reusing[XDPLB_MAP_COUNTERS], c.info.maxEntries != UInt32(XDPLB_CNT_SLOTS) {
+            migrateCounters = c
+            reusing[XDPLB_MAP_COUNTERS] = nil
+        }
         var lruSize = node.lruSize
         if let ct = reusing[XDPLB_MAP_CT], Int(ct.info.maxEntries) != Conntrack.buckets(forFlows: lruSize) {
             let pinned = Int(ct.info.maxEntries) * Conntrack.ways
@@ -66,6 +74,16 @@ public final class PinnedDataPlane: @unchecked Sendable {
             elf = [UInt8](data)
         }
         let balancer = try Balancer(lruSize: lruSize, reusing: reusing, elf: elf)
+        if let old = migrateCounters {
+            for id in 0..<min(old.info.maxEntries, UInt32(XDPLB_CNT_SLOTS)) {
+                let values = try old.lookupPerCPU(id, as: xdplb_counter.self)
+                if !values.isEmpty { try balancer.maps.counters.updatePerCPU(id, values: values) }
+            }
+            try BPFFS.unpin("\(dir)/\(XDPLB_MAP_COUNTERS)")
+            logger.notice("pinned counter array migrated to the new layout", metadata: [
+                "slots.pinned": "\(old.info.maxEntries)", "slots.now": "\(XDPLB_CNT_SLOTS)",
+            ])
+        }
         for (name, map) in balancer.maps.all where reusing[name] == nil {
             try map.pin(at: "\(dir)/\(name)")
         }

@@ -55,6 +55,9 @@ public final class BPFObject {
         image.deallocate()
     }
 
+    /// True if the object defines a map called `mapName`.
+    public func hasMap(_ mapName: String) -> Bool { bpf_object__find_map_by_name(handle, mapName) != nil }
+
     private func mapPointer(_ mapName: String) throws(BPFError) -> OpaquePointer {
         guard let m = bpf_object__find_map_by_name(handle, mapName) else {
             throw BPFError("find map '\(mapName)' in object '\(name)'", errno: ENOENT)

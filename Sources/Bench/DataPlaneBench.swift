@@ -165,11 +165,12 @@ final class BalancerBuild {
         object = try BPFObject(elf: elf, name: "xdplb")
         try object.setMaxEntries(map: XDPLB_MAP_CT, UInt32(Conntrack.buckets(forFlows: lruSize)))
         if let other {
-            for (name, map) in other.maps.all { try object.reuse(map: name, map) }
+            // An older build may lack maps this one has (e.g. xdplb_rings_prev): it shares the rest.
+            for (name, map) in other.maps.all where object.hasMap(name) { try object.reuse(map: name, map) }
         }
         try object.load()
         program = try object.program(XDPLB_PROG_BALANCER)
-        maps = try BalancerMaps(object: object)
+        maps = try other?.maps ?? BalancerMaps(object: object)
         controller = other?.controller ?? DataPlaneController(maps: maps)
     }
 
@@ -230,6 +231,11 @@ public final class DataPlaneBench {
     static let vip4 = IPAddress("10.100.0.1")!
     static let vip6 = IPAddress("fd00:100::1")!
     static let notVIP = IPAddress("10.100.0.200")!
+    /// A VIP whose ring changed (second chance): its previous ring holds only `backendsAlt`.
+    static let vipHop = IPAddress("10.100.0.4")!
+    /// A VIP that keeps `backendsAlt` configured (a second hop must be PRESENT).
+    static let vipAlt = IPAddress("10.100.0.5")!
+    static let backendsAlt = (1...16).map { IPAddress("10.0.5.\($0)")! }
     static let backends4 = (1...16).map { IPAddress("10.0.4.\($0)")! }
     static let backends6 = (1...16).map { IPAddress("fd00:4::\(String($0, radix: 16))")! }
 
@@ -252,11 +258,17 @@ public final class DataPlaneBench {
         node.lruSize = options.lruSize
         let b4 = Self.backends4.map { BackendConfig(address: $0, weight: 100) }
         let b6 = Self.backends6.map { BackendConfig(address: $0, weight: 100) }
+        let bAlt = Self.backendsAlt.map { BackendConfig(address: $0, weight: 100) }
         config = XdplbConfig(node: node, vips: [
             VIPConfig(address: Self.vip4, port: 80, proto: .tcp, ringSize: 65537, backends: b4),
             VIPConfig(address: Self.vip4, port: 53, proto: .udp, ringSize: 65537, backends: b4),
             VIPConfig(address: Self.vip6, port: 443, proto: .tcp, ringSize: 65537, backends: b6),
+            VIPConfig(address: Self.vipHop, port: 80, proto: .tcp, ringSize: 65537, backends: b4),
+            VIPConfig(address: Self.vipAlt, port: 80, proto: .tcp, ringSize: 65537, backends: bAlt),
         ])
+        // Before the change: vipHop had the other backends, so every flow's previous pick differs.
+        var before = config
+        before.vips[3].backends = bAlt
 
         func read(_ path: String) throws -> [UInt8] {
             guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("cannot read BPF object \(path)") }
@@ -272,7 +284,8 @@ public final class DataPlaneBench {
         self.builds = builds
         // Next hops on ifindex 1 (the test run's default ingress): XDP_TX, no FIB lookup.
         let hop = NextHop(ifindex: 1, destinationMAC: BenchFrames.gatewayMAC, sourceMAC: BenchFrames.nodeMAC)
-        let hops = Dictionary(uniqueKeysWithValues: (Self.backends4 + Self.backends6).map { ($0, hop) })
+        let hops = Dictionary(uniqueKeysWithValues: (Self.backends4 + Self.backends6 + Self.backendsAlt).map { ($0, hop) })
+        try builds[0].controller.apply(before, nextHops: hops)
         try builds[0].controller.apply(config, nextHops: hops)
 
         benchObject = try BPFObject(elf: BPFObjects.bench, name: "xdplb_bench")
@@ -352,6 +365,8 @@ public final class DataPlaneBench {
         let ack6 = FlowSpace(IPAddress("2001:db8:113::")!)
         let udp4 = FlowSpace(IPAddress("192.0.2.0")!)
         let cold4 = FlowSpace(IPAddress("100.64.0.0")!)
+        let miss4 = FlowSpace(IPAddress("198.19.0.0")!)
+        let hop4 = FlowSpace(IPAddress("198.20.0.0")!)
 
         let b = balancer
         var image = ConntrackImage(Conntrack(map: b.maps.conntrack, seed: config.node.hashSeed))
@@ -436,6 +451,20 @@ public final class DataPlaneBench {
                       patch: tcpPatch(cold4), order: .cycle(order: shuffled, position: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"],
                       outputLength: ackFrame.count + gre4, prepare: establish(cold4Pool)),
+            BenchCase(name: "v4_tcp_ack_miss",
+                      description: "IPv4 TCP ACK of a flow conntrack has never seen (a different flow every run; e.g. moved here by ECMP): conntrack miss, Maglev ring, conntrack insert (evicts), GRE v4, XDP_TX",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(miss4.source(0), miss4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 64),
+                      patch: tcpPatch(miss4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_miss", "new_flow"] + fwd4, never: ["ct_hit", "second_hop"],
+                      outputLength: ackFrame.count + gre4),
+            BenchCase(name: "v4_tcp_ack_miss_hop",
+                      description: "The same to a VIP whose ring changed (second chance): conntrack miss, current and previous ring, the previous backend as second hop in the GRE key (8-byte GRE), conntrack insert with the hop, XDP_TX",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(hop4.source(0), hop4.sport(0), Self.vipHop, 80, flags: [.ack, .psh], payload: 64),
+                      patch: tcpPatch(hop4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_miss", "new_flow", "second_hop"] + fwd4, never: ["ct_hit"],
+                      outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN)),
         ]
         if let only = options.only { cases = cases.filter { $0.isFloor || only.contains($0.name) } }
     }
@@ -444,7 +473,8 @@ public final class DataPlaneBench {
 
     /// Every case name, in run order.
     public static let caseNames = ["floor_xdp_tx", "floor_parse_pass", "v4_not_vip", "v4_tcp_syn", "v6_tcp_syn",
-                                   "v4_tcp_ack", "v6_tcp_ack", "v4_udp", "v4_icmp_too_big", "v4_tcp_ack_cold"]
+                                   "v4_tcp_ack", "v6_tcp_ack", "v4_udp", "v4_icmp_too_big", "v4_tcp_ack_cold",
+                                   "v4_tcp_ack_miss", "v4_tcp_ack_miss_hop"]
 
     /// `n` runs of `c`, each a BPF_PROG_TEST_RUN with repeat = 1; the kernel's
     /// duration of each goes into `hist`. On each frame, every program of `c`

@@ -19,6 +19,7 @@ public enum SharedConfigDiff {
                 if x.ringSize != y.ringSize { what.append("ring_size \(x.ringSize) → \(y.ringSize)") }
                 if x.hash != y.hash { what.append("hash \(x.hash.rawValue) → \(y.hash.rawValue)") }
                 if x.health != y.health { what.append("health check changed") }
+                if x.secondChanceMs != y.secondChanceMs { what.append("second_chance \(x.secondChanceMs)ms → \(y.secondChanceMs)ms") }
                 out.append("~ vip \(name)" + (what.isEmpty ? "" : ": " + what.joined(separator: ", ")))
                 let xb = Dictionary(x.backends.map { ($0.address, $0) }, uniquingKeysWith: { p, _ in p })
                 let yb = Dictionary(y.backends.map { ($0.address, $0) }, uniquingKeysWith: { p, _ in p })

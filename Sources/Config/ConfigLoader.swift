@@ -401,7 +401,7 @@ struct Reader {
     }
 
     mutating func vip(_ node: Node, _ path: String) -> VIPConfig? {
-        guard let m = mapping(node, path, allowed: ["address", "port", "protocol", "hash", "ring_size", "health", "backends"]) else { return nil }
+        guard let m = mapping(node, path, allowed: ["address", "port", "protocol", "hash", "ring_size", "health", "second_chance", "backends"]) else { return nil }
         let addr = unicast(m["address"], what: "VIP")
         if m["address"] == nil { fail("\(path).address", "missing") }
         let port = m["port"] == nil ? 0 : integer(m["port"], 0...65535)
@@ -447,6 +447,13 @@ struct Reader {
         var v = VIPConfig(address: addr, port: UInt16(port), proto: proto, ringSize: ring, backends: backends)
         if let h = choice(m["hash"], HashMode.self) { v.hash = h }
         v.health = health
+        if let e = m["second_chance"], let (s, _) = scalar(e) {
+            if s == "off" {
+                v.secondChanceMs = 0
+            } else if let ms = duration(e, 0...VIPConfig.maxSecondChanceMs) {
+                v.secondChanceMs = ms
+            }
+        }
         return v
     }
 

@@ -146,8 +146,20 @@ public struct VIPConfig: Sendable, Equatable {
     public var ringSize: Int = 65537
     /// Health check for every backend (default: TCP connect).
     public var health: HealthCheckConfig = HealthCheckConfig()
+    /// Second chance: how long the ring of before a change stays in the data
+    /// plane, so a flow that misses conntrack carries its old backend as a
+    /// second hop (milliseconds; 0 = off). `second_chance:` in the file.
+    public var secondChanceMs: Int = VIPConfig.defaultSecondChanceMs
     /// Backends.
     public var backends: [BackendConfig]
+
+    /// Ten minutes: longer than an LB node takes to leave and rejoin in a rolling
+    /// restart (BGP grace 30 s, health convergence) and than a rolling backend
+    /// deploy takes per backend, so the two overlapping is covered; a flow that
+    /// got its second hop keeps it in that node's conntrack after the time is up.
+    public static let defaultSecondChanceMs = 600_000
+    /// The longest second-chance time (a day).
+    public static let maxSecondChanceMs = 86_400_000
 
     /// A VIP.
     public init(address: IPAddress, port: UInt16, proto: L4Protocol, hash: HashMode = .fiveTuple,

@@ -14,6 +14,8 @@ public struct BalancerMaps: Sendable {
     public let vipFilter: BPFMap
     /// VIP index → Maglev ring (map in map).
     public let rings: BPFMap
+    /// VIP index → the ring it had before its last change (second chance; map in map).
+    public let ringsPrev: BPFMap
     /// Backend id → backend.
     public let backends: BPFMap
     /// Conntrack: the flow table (buckets of flow → backend id; see ``Conntrack``).
@@ -29,13 +31,13 @@ public struct BalancerMaps: Sendable {
 
     /// Every map name with its handle (for pinning and listing).
     public var all: [(name: String, map: BPFMap)] {
-        [(XDPLB_MAP_VIPS, vips), (XDPLB_MAP_VIP_TABLE, vipTable), (XDPLB_MAP_VIP_ADDRS, vipAddrs), (XDPLB_MAP_VIP_FILTER, vipFilter), (XDPLB_MAP_RINGS, rings), (XDPLB_MAP_BACKENDS, backends),
+        [(XDPLB_MAP_VIPS, vips), (XDPLB_MAP_VIP_TABLE, vipTable), (XDPLB_MAP_VIP_ADDRS, vipAddrs), (XDPLB_MAP_VIP_FILTER, vipFilter), (XDPLB_MAP_RINGS, rings), (XDPLB_MAP_RINGS_PREV, ringsPrev), (XDPLB_MAP_BACKENDS, backends),
          (XDPLB_MAP_CT, conntrack), (XDPLB_MAP_CONFIG, config), (XDPLB_MAP_COUNTERS, counters),
          (XDPLB_MAP_VIP_STATS, vipStats), (XDPLB_MAP_BACKEND_STATS, backendStats)]
     }
 
     /// Every map name the balancer object defines.
-    public static let names = [XDPLB_MAP_VIPS, XDPLB_MAP_VIP_TABLE, XDPLB_MAP_VIP_ADDRS, XDPLB_MAP_VIP_FILTER, XDPLB_MAP_RINGS, XDPLB_MAP_BACKENDS, XDPLB_MAP_CT,
+    public static let names = [XDPLB_MAP_VIPS, XDPLB_MAP_VIP_TABLE, XDPLB_MAP_VIP_ADDRS, XDPLB_MAP_VIP_FILTER, XDPLB_MAP_RINGS, XDPLB_MAP_RINGS_PREV, XDPLB_MAP_BACKENDS, XDPLB_MAP_CT,
                                XDPLB_MAP_CONFIG, XDPLB_MAP_COUNTERS, XDPLB_MAP_VIP_STATS, XDPLB_MAP_BACKEND_STATS]
 
     /// The maps of a loaded balancer object.
@@ -54,6 +56,7 @@ public struct BalancerMaps: Sendable {
         vipAddrs = try open(XDPLB_MAP_VIP_ADDRS)
         vipFilter = try open(XDPLB_MAP_VIP_FILTER)
         rings = try open(XDPLB_MAP_RINGS)
+        ringsPrev = try open(XDPLB_MAP_RINGS_PREV)
         backends = try open(XDPLB_MAP_BACKENDS)
         conntrack = try open(XDPLB_MAP_CT)
         config = try open(XDPLB_MAP_CONFIG)

@@ -29,6 +29,7 @@ public enum CounterNames {
         (XDPLB_CNT_IPV4_OPTIONS, "ipv4_options"),
         (XDPLB_CNT_GRE_V4, "gre_v4"),
         (XDPLB_CNT_GRE_V6, "gre_v6"),
+        (XDPLB_CNT_SECOND_HOP, "second_hop"),
     ].map { (Int($0.0.rawValue), $0.1) }
 
     /// Number of counters the program has.

@@ -29,6 +29,8 @@ public struct VIPState: Sendable {
     public var table: MaglevTable?
     /// Backends left out of the ring because they're down.
     public var down: Set<IPAddress>
+    /// Until when the ring of before the last change stays (second chance); nil: none.
+    public var previousRingUntil: Date?
 }
 
 /// Keeps the balancer's maps equal to a desired state: node settings, VIPs,
@@ -72,12 +74,16 @@ public final class DataPlaneController: @unchecked Sendable {
         for key in try maps.vips.keys(as: xdplb_vip_key.self) {
             guard let meta = try maps.vips.lookup(key, as: xdplb_vip_meta.self) else { continue }
             adoptedVIPIndexes[key] = meta.vip_index
+            // A previous ring a former agent left keeps a whole second-chance time from now.
+            if try maps.ringsPrev.lookup(meta.vip_index, as: UInt32.self) != nil { adoptedPreviousRings.insert(meta.vip_index) }
         }
         return (found, adoptedVIPIndexes.count)
     }
 
     /// VIP slots found by `adopt`, used when a VIP is first written again.
     private var adoptedVIPIndexes: [xdplb_vip_key: UInt32] = [:]
+    /// VIP slots that had a previous ring when adopted.
+    private var adoptedPreviousRings: Set<UInt32> = []
 
     /// Writes the node settings (encap sources, seed, MTU) into the config map.
     public func applyNode(_ node: NodeConfig) throws(BPFError) {
@@ -114,6 +120,7 @@ public final class DataPlaneController: @unchecked Sendable {
         let plan = try self.plan(config, downByVIP: downByVIP)
         pendingRings = []
         pendingVIPs = []
+        pendingPrevious = []
         try applyNode(config.node)
         var upSomewhere: Set<IPAddress> = []
         for v in config.vips {
@@ -169,6 +176,7 @@ public final class DataPlaneController: @unchecked Sendable {
         for (key, index) in adoptedVIPIndexes where !config.vips.contains(where: { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) == key }) {
             try maps.vips.delete(key)
             try maps.rings.delete(index)
+            try maps.ringsPrev.delete(index)
             try maps.vipStats.updatePerCPU(index, xdplb_counter())
             adoptedVIPIndexes[key] = nil
             report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
@@ -205,7 +213,9 @@ public final class DataPlaneController: @unchecked Sendable {
     /// id starts with zeroed per-backend counters (they belonged to its last owner).
     private func backendID(for addr: IPAddress) throws(BPFError) -> UInt32 {
         if let id = backendIDs[addr] { return id }
-        guard let id = takeFree(&freeBackendIDs, range: 1..<UInt32(XDPLB_MAX_BACKENDS), used: backendGens) else {
+        // Fresh ids first, then the longest released: a previous ring (second chance)
+        // still naming a removed backend's id should not name its successor soon.
+        guard let id = takeFree(&freeBackendIDs, range: 1..<UInt32(XDPLB_MAX_BACKENDS), used: backendGens, preferFresh: true) else {
             throw BPFError("allocate a backend id for \(addr)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_BACKENDS - 1) backends")
         }
         try maps.backendStats.updatePerCPU(id, xdplb_counter())
@@ -223,25 +233,40 @@ public final class DataPlaneController: @unchecked Sendable {
         var next: UInt32?
     }
 
-    /// Takes a released id, else the next never-used one in `range` not in `used`.
-    private func takeFree<V>(_ list: inout FreeList, range: Range<UInt32>, used: [UInt32: V]) -> UInt32? {
-        while let id = list.released.popLast() {
-            if used[id] == nil { return id }
+    /// Takes a released id, else the next never-used one in `range` not in `used`
+    /// (with `preferFresh`: a never-used one, else the one released longest ago).
+    private func takeFree<V>(_ list: inout FreeList, range: Range<UInt32>, used: [UInt32: V], preferFresh: Bool = false) -> UInt32? {
+        if !preferFresh {
+            while let id = list.released.popLast() {
+                if used[id] == nil { return id }
+            }
         }
         var n = list.next ?? range.lowerBound
         while n < range.upperBound && used[n] != nil { n += 1 }
-        guard n < range.upperBound else { return nil }
-        list.next = n + 1
-        return n
+        if n < range.upperBound {
+            list.next = n + 1
+            return n
+        }
+        list.next = n
+        while !list.released.isEmpty {
+            let id = list.released.removeFirst()
+            if used[id] == nil { return id }
+        }
+        return nil
     }
 
     private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>, table: MaglevTable?) throws(BPFError) {
         let index: UInt32
         let key = xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)
-        if let cur = vips[v.name] {
+        let before = vips[v.name]
+        var previousUntil = before?.previousRingUntil
+        if let cur = before {
             index = cur.index
         } else if let adopted = adoptedVIPIndexes.removeValue(forKey: key) {
             index = adopted
+            if adoptedPreviousRings.remove(adopted) != nil, v.secondChanceMs > 0 {
+                previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
+            }
         } else {
             var used: [UInt32: Bool] = [:]
             for s in vips.values { used[s.index] = true }
@@ -251,13 +276,43 @@ public final class DataPlaneController: @unchecked Sendable {
             }
             index = free
         }
+        // Second chance: the ring in place becomes the previous one when the table really changes.
+        if v.secondChanceMs == 0 {
+            if previousUntil != nil || before == nil { try maps.ringsPrev.delete(index) }
+            previousUntil = nil
+        } else if let old = before?.table, !Self.sameRing(old, table),
+                  let id = try maps.rings.lookup(index, as: UInt32.self) {
+            pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(v.name)")))
+            previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
+        }
         if let table {
             try swapRing(index: index, table: table, vip: v)
         } else {
             try maps.rings.delete(index)
         }
         pendingVIPs.append((key, Self.meta(v, index: index, table: table)))
-        vips[v.name] = VIPState(config: v, index: index, table: table, down: down)
+        vips[v.name] = VIPState(config: v, index: index, table: table, down: down, previousRingUntil: previousUntil)
+    }
+
+    /// Two tables put the same backend in every slot.
+    static func sameRing(_ a: MaglevTable, _ b: MaglevTable?) -> Bool {
+        guard let b else { return false }
+        return a.size == b.size && a.backends.map(\.identity) == b.backends.map(\.identity) && a.slots == b.slots
+    }
+
+    /// Drops the previous rings whose second-chance time is up (the agent calls
+    /// this every few hundred milliseconds).
+    /// - Returns: the VIPs whose previous ring was dropped.
+    @discardableResult
+    public func expirePreviousRings(now: Date = Date()) throws(BPFError) -> [String] {
+        var dropped: [String] = []
+        for (name, s) in vips {
+            guard let until = s.previousRingUntil, until <= now else { continue }
+            try maps.ringsPrev.delete(s.index)
+            vips[name]?.previousRingUntil = nil
+            dropped.append(name)
+        }
+        return dropped.sorted()
     }
 
     /// The map value of a VIP in slot `index`.
@@ -271,6 +326,8 @@ public final class DataPlaneController: @unchecked Sendable {
 
     /// Rings built but not yet swapped in, and the VIP entries to write after them.
     private var pendingRings: [(index: UInt32, ring: BPFMap)] = []
+    /// Rings in place now that become their VIP's previous ring (swapped in before the new ones).
+    private var pendingPrevious: [(index: UInt32, ring: BPFMap)] = []
     private var pendingVIPs: [(key: xdplb_vip_key, meta: xdplb_vip_meta)] = []
 
     /// Swaps every pending ring in with one batch update, then writes the VIP
@@ -278,9 +335,16 @@ public final class DataPlaneController: @unchecked Sendable {
     /// atomic pointer swap, but the kernel waits for running programs (an RCU
     /// grace period, ~7 ms) once per batch instead of once per ring.
     private func flushPending() throws(BPFError) {
-        let rings = pendingRings, metas = pendingVIPs
+        let rings = pendingRings, metas = pendingVIPs, previous = pendingPrevious
         pendingRings = []
         pendingVIPs = []
+        pendingPrevious = []
+        if !previous.isEmpty {
+            // First the previous rings (still the current ones too: a packet in between sees both agree).
+            try withExtendedLifetime(previous) { () throws(BPFError) in
+                try maps.ringsPrev.updateBatch(keys: previous.map(\.index), values: previous.map(\.ring.fd))
+            }
+        }
         if !rings.isEmpty {
             // The ring maps must stay open (their fds valid) until the kernel holds them.
             try withExtendedLifetime(rings) { () throws(BPFError) in
@@ -319,6 +383,7 @@ public final class DataPlaneController: @unchecked Sendable {
     private func removeVIP(_ s: VIPState) throws(BPFError) {
         try maps.vips.delete(xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number))
         try maps.rings.delete(s.index)
+        try maps.ringsPrev.delete(s.index)
         try maps.vipStats.updatePerCPU(s.index, xdplb_counter())
     }
 

@@ -52,6 +52,15 @@ public enum PacketSummary {
         case 47:
             guard l4.count >= 4 else { return "\(fam) gre truncated" }
             let inner = UInt16(l4[2]) << 8 | UInt16(l4[3])
+            // RFC 2890 key (K bit): xdplb's second hop (bpf/xdplb_abi.h 4b).
+            if l4[0] & 0x20 != 0 {
+                guard l4.count >= 8 else { return "\(fam) gre key truncated" }
+                let k = Array(l4[4..<8])
+                let hop = k == [255, 255, 255, 255] ? "handed on"
+                    : k[0] == 0 ? "second hop IPv6 id 0x" + String(UInt32(k[1]) << 16 | UInt32(k[2]) << 8 | UInt32(k[3]), radix: 16)
+                    : "second hop \(k[0]).\(k[1]).\(k[2]).\(k[3])"
+                return "\(fam) gre \(src) > \(dst) key \(hop) (\(describeIP(Array(l4[8...]), etherType: inner)))"
+            }
             return "\(fam) gre \(src) > \(dst) (\(describeIP(Array(l4[4...]), etherType: inner)))"
         default:
             return "\(fam) proto \(proto) \(src) > \(dst)"

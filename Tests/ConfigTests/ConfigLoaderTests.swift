@@ -27,6 +27,12 @@ struct ConfigLoaderTests {
                 error: "f.yaml: node.bpffs: '/tmp/x' must be a directory under /sys/fs/bpf/"),
         BadCase(description: "ring size not prime", yaml: node + "vips: [ { address: 10.100.0.1, port: 80, ring_size: 1000, backends: [] } ]",
                 error: "f.yaml: vips[0].ring_size: 1000 is not prime (try 1009)"),
+        BadCase(description: "second chance not a duration", yaml: node + "vips: [ { address: 10.100.0.1, port: 80, second_chance: soon, backends: [] } ]",
+                error: "f.yaml: vips[0].second_chance: 'soon' is not a duration (like 500ms, 1s, 2m)"),
+        BadCase(description: "second chance beyond a day", yaml: node + "vips: [ { address: 10.100.0.1, port: 80, second_chance: 1441m, backends: [] } ]",
+                error: "f.yaml: vips[0].second_chance: 1441m is out of range 0ms...86400000ms"),
+        BadCase(description: "second chance a list", yaml: node + "vips: [ { address: 10.100.0.1, port: 80, second_chance: [1s], backends: [] } ]",
+                error: "f.yaml: vips[0].second_chance: expected a single value"),
         BadCase(description: "ring size too big", yaml: node + "vips: [ { address: 10.100.0.1, port: 80, ring_size: 1000003, backends: [] } ]",
                 error: "f.yaml: vips[0].ring_size: 1000003 is out of range 3...655373"),
         BadCase(description: "port out of range", yaml: node + "vips: [ { address: 10.100.0.1, port: 70000, backends: [] } ]",
@@ -84,12 +90,14 @@ struct ConfigLoaderTests {
                 protocol: tcp
                 hash: source-ip
                 ring_size: 251
+                second_chance: 2m
                 health: { type: http, path: /healthz, interval: 1s, timeout: 500ms, rise: 2, fall: 3, expect_status: 200-299 }
                 backends:
                   - { address: 10.0.4.2, weight: 100 }
                   - { address: "fd00:4::2", weight: 0, health: { type: tcp, port: 8080 } }
               - address: "fd00:100::1"
                 protocol: udp
+                second_chance: off
                 health: { type: none }
                 backends: []
             """
@@ -102,5 +110,6 @@ struct ConfigLoaderTests {
         #expect(c.vips[0].backends[1].weight == 0 && c.vips[0].backends[1].health?.type == .tcp && c.vips[0].backends[1].health?.port == 8080)
         #expect(c.vips[0].backends[1].health?.path == "/healthz")   // inherits the VIP's check
         #expect(c.vips[1].name == "[fd00:100::1]:0/udp" && c.vips[1].ringSize == 65537)
+        #expect(c.vips[0].secondChanceMs == 120_000 && c.vips[1].secondChanceMs == 0)
     }
 }

@@ -101,7 +101,7 @@ struct HostileConfigTests {
         for i in 1...8 { lines.append("x\(i): &x\(i) [" + Array(repeating: "*x\(i - 1)", count: 9).joined(separator: ", ") + "]") }
         lines.append("vips: [ { address: 10.100.0.1, port: 80, backends: [], *x8 : 1, { a: 1 }: 2 } ]")
         let got = Self.issues(lines.joined(separator: "\n"))
-        #expect(got.contains("f.yaml: vips[0].<a list>: a key must be a plain name, not a list or mapping (allowed here: address, port, protocol, hash, ring_size, health, backends)"))
+        #expect(got.contains("f.yaml: vips[0].<a list>: a key must be a plain name, not a list or mapping (allowed here: address, port, protocol, hash, ring_size, health, second_chance, backends)"))
         #expect(got.contains { $0.hasPrefix("f.yaml: vips[0].<a mapping>: a key must be a plain name") })
         #expect(got.allSatisfy { $0.count < 300 }, "got: \(got.map { $0.prefix(100) })")
     }

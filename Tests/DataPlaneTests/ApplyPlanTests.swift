@@ -65,8 +65,17 @@ struct ApplyPlanTests {
         let newcomer = IPAddress("10.0.4.9")!
         c.vips[0].backends.append(BackendConfig(address: newcomer))
         try bed.apply(c)
-        #expect(bed.controller.backendIDs[newcomer] == id, "the newcomer took the freed id")
-        let v = try CounterReader.sum(maps.backendStats, index: id)
+        // Fresh ids go first (a previous ring may still name the freed one); the freed
+        // id is taken only once no fresh one is left.
+        let got = try #require(bed.controller.backendIDs[newcomer])
+        #expect(got != id, "the newcomer took a fresh id, not the one just freed")
+        // Whichever id a backend gets starts at zero: dirty every id not in use, then add one more.
+        let inUse = Set(bed.controller.backendIDs.values)
+        for i in UInt32(1)..<UInt32(XDPLB_MAX_BACKENDS) where !inUse.contains(i) { try maps.backendStats.updatePerCPU(i, traffic) }
+        let another = IPAddress("10.0.4.10")!
+        c.vips[0].backends.append(BackendConfig(address: another))
+        try bed.apply(c)
+        let v = try CounterReader.sum(maps.backendStats, index: try #require(bed.controller.backendIDs[another]))
         #expect(v.packets == 0 && v.bytes == 0, "\(v)")
     }
 }

@@ -170,6 +170,7 @@ struct StatusCommand: ParsableCommand {
         }
         for v in s.vips {
             print("\nVIP \(v.name)  hash \(v.hash)  ring \(v.ringSize)  digest \(v.digest.isEmpty ? "-" : v.digest)\(v.failOpen ? "  FAIL-OPEN (all backends down)" : "")\(v.announcement.map { "  [\($0)]" } ?? "")")
+            if let until = v.previousRingUntil { print("  second chance: the ring of before the last change stays until \(until)") }
             print("  " + "backend".padding(toLength: 28, withPad: " ", startingAt: 0) + "health  weight   slots  last check")
             for b in v.backends {
                 let w = b.drained ? "drain" : (b.weight == b.configuredWeight ? "\(b.weight)" : "\(b.weight)*")

@@ -31,6 +31,9 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "Output capture for transmitted packets.")
     var output: String
 
+    @Option(help: "A config applied before --config: its rings become the previous ones, so packets that miss conntrack show their second hop (GRE key).")
+    var previous: String?
+
     @Option(help: "Ingress ifindex the program sees (default: this namespace's index of node.interface, else loopback).")
     var ingressIfindex: UInt32?
 
@@ -57,6 +60,13 @@ struct ReplayCommand: ParsableCommand {
             printError(error.description)
             throw ExitCode(2)
         }
+        var before: XdplbConfig?
+        if let previous {
+            do { before = try ConfigLoader.load(path: previous) } catch {
+                printError(error.description)
+                throw ExitCode(2)
+            }
+        }
         let packets: [CapturedPacket]
         do { packets = try readPcap(input) } catch {
             printError(error.description)
@@ -64,8 +74,14 @@ struct ReplayCommand: ParsableCommand {
         }
         let balancer = try Balancer(lruSize: min(cfg.node.lruSize, 1 << 20))
         let controller = DataPlaneController(maps: balancer.maps)
-        let addrs = Set(cfg.vips.flatMap { $0.backends.map(\.address) })
-        try controller.apply(cfg, nextHops: fib ? [:] : KernelNextHopResolver.resolve(Array(addrs.sorted())))
+        let addrs = Set((cfg.vips + (before?.vips ?? [])).flatMap { $0.backends.map(\.address) })
+        let hops = fib ? [:] : KernelNextHopResolver.resolve(Array(addrs.sorted()))
+        if var before {
+            // The previous config's backends stay configured (drained) if the new one drops them.
+            before.node = cfg.node
+            try controller.apply(before, nextHops: hops)
+        }
+        try controller.apply(cfg, nextHops: hops)
         var ifindex = ingressIfindex ?? UInt32(if_nametoindex(cfg.node.interface))
         if ifindex == 0 { ifindex = 1 }
         var out: [CapturedPacket] = []
