@@ -11,13 +11,24 @@
  *
  * Decapsulated: outer IPv4 (no fragment) or IPv6 (GRE as the first next
  * header), GRE flags and version all zero (RFC 2784 base header: no checksum,
- * key or sequence number), protocol 0x0800 or 0x86DD with a matching inner
- * version. Everything else is left untouched for the kernel.
+ * key or sequence number) or only the key bit (the second hop, xdplb_abi.h
+ * 4b), protocol 0x0800 or 0x86DD with a matching inner version. Everything
+ * else is left untouched for the kernel.
  *
- *   xdplb_decap      tc clsact ingress, direct-action: TC_ACT_OK always, but
- *                    TC_ACT_SHOT when the kernel failed half way through.
- *   xdplb_decap_xdp  XDP: XDP_PASS always, but XDP_DROP likewise. Plain
- *                    Ethernet only (a VLAN-tagged frame is passed untouched).
+ * Second chance: a packet whose key names a second hop is delivered here if
+ * the inner packet is a TCP SYN or a local socket has its flow, else it is
+ * handed on to the second hop (xdplb_abi.h section 7).
+ *
+ *   xdplb_decap       tc clsact ingress, direct-action: TC_ACT_OK always, but
+ *                     TC_ACT_SHOT when the kernel failed half way through, and
+ *                     TC_ACT_REDIRECT for a packet handed on.
+ *   xdplb_decap_front the same in front of the kernel's GRE device: plain GRE
+ *                     is left to the kernel untouched, keyed GRE is handed on
+ *                     or decapsulated here (the kernel's keyless device would
+ *                     not take it).
+ *   xdplb_decap_xdp   XDP: XDP_PASS always, but XDP_DROP likewise and
+ *                     XDP_TX/XDP_REDIRECT for a packet handed on. Plain
+ *                     Ethernet only (a VLAN-tagged frame is passed untouched).
  *
  * Every packet counts XDPLB_DECAP_CNT_RX and exactly one outcome counter
  * (enum xdplb_decap_counter_id in xdplb_abi.h) in xdplb_decap_cnt.
@@ -29,10 +40,21 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "xdplb_abi.h"
+#include "hop.h"
+#include "csum.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
 
 /* IPv4 frag_off bits (host order; <net/ip.h> isn't a uapi header). */
 #define DECAP_IP_MF 0x2000
@@ -47,8 +69,9 @@
 #define DECAP_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 
 /* Bytes the tc program needs in the linear area: Ethernet, the largest outer
- * IPv4 header, GRE and the inner version byte. */
-#define DECAP_PULL_LEN (ETH_HLEN + 60 + 4 + 1)
+ * IPv4 header, GRE with its key, the largest inner IPv4 header and the TCP
+ * header up to its flags (a second hop looks at the inner flow). */
+#define DECAP_PULL_LEN (ETH_HLEN + 60 + 8 + 60 + 14)
 
 /* The 4-byte GRE base header (RFC 2784 without the optional checksum). */
 struct decap_gre {
@@ -62,6 +85,9 @@ struct decap_hdrs {
 	__be16 inner_proto; /* ETH_P_IP | ETH_P_IPV6, network order */
 	__u8 outer_v6;
 	__u8 inner_v6;
+	__u8 has_key;      /* GRE K bit: a second hop (or the handed-on flag) */
+	__u8 pad[3];
+	__be32 key;
 };
 
 /* Per-CPU counters: enum xdplb_decap_counter_id -> packets, bytes. */
@@ -71,6 +97,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xdplb_counter);
 } xdplb_decap_cnt SEC(".maps");
+
+/* IPv6 hop id -> address of a peer backend (tools/gre-decap --peer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPLB_DECAP_PEERS_MAX);
+	__type(key, __u32);
+	__type(value, struct xdplb_decap_peer);
+} xdplb_decap_peer SEC(".maps");
 
 /* One packet of `bytes` bytes (its length on entry) for counter `id`. */
 static __always_inline void decap_count(__u32 id, __u32 bytes)
@@ -130,10 +164,21 @@ static __always_inline __u32 decap_parse(void *data, void *data_end, struct deca
 	gre = (void *)(eth + 1) + h->outer_len;
 	if ((void *)(gre + 1) > data_end)
 		return XDPLB_DECAP_CNT_PASS_MALFORMED;
-	/* Checksum, key, sequence number or version != 0: not the balancer's. */
-	if (gre->flags != 0)
+	/* Checksum, sequence number or version != 0: not the balancer's; the
+	 * key alone is its second hop. */
+	if (gre->flags == bpf_htons(XDPLB_GRE_FLAG_KEY)) {
+		__be32 *key = (void *)(gre + 1);
+
+		if ((void *)(key + 1) > data_end)
+			return XDPLB_DECAP_CNT_PASS_MALFORMED;
+		h->has_key = 1;
+		h->key = *key;
+		inner = (void *)(key + 1);
+	} else if (gre->flags != 0) {
 		return XDPLB_DECAP_CNT_PASS_GRE_OTHER;
-	inner = (void *)(gre + 1);
+	} else {
+		inner = (void *)(gre + 1);
+	}
 	if ((void *)(inner + 1) > data_end)
 		return XDPLB_DECAP_CNT_PASS_MALFORMED;
 	if (gre->proto == bpf_htons(ETH_P_IP)) {
@@ -148,7 +193,7 @@ static __always_inline __u32 decap_parse(void *data, void *data_end, struct deca
 		return XDPLB_DECAP_CNT_PASS_GRE_OTHER;
 	}
 	h->inner_proto = gre->proto;
-	h->outer_len += sizeof(*gre);
+	h->outer_len += sizeof(*gre) + (h->has_key ? XDPLB_GRE_KEY_LEN : 0);
 	/* 4IN4, 6IN4, 4IN6, 6IN6 follow each other in the enum. */
 	return XDPLB_DECAP_CNT_DECAP_4IN4 + h->outer_v6 * 2 + h->inner_v6;
 }
@@ -215,8 +260,235 @@ fix_ethertype:
 	return outcome;
 }
 
-SEC("tc")
-int xdplb_decap(struct __sk_buff *skb)
+/* ---- second chance ------------------------------------------------------ */
+
+enum hop_verdict {
+	HOP_DELIVER, /* decapsulate and deliver here (*counter: the path, or XDPLB_DECAP_CNT_MAX) */
+	HOP_HAND_ON, /* send on to *to */
+	HOP_DROP,    /* *counter: the drop outcome */
+};
+
+/* A bpf_sock that is a local end of the flow: not a listener (TCP), or connected (UDP). */
+static __always_inline bool hop_sock_local(struct bpf_sock *sk, bool tcp)
+{
+	bool local;
+
+	if (!sk)
+		return false;
+	local = tcp ? sk->state != BPF_TCP_LISTEN : sk->dst_port != 0;
+	bpf_sk_release(sk);
+	return local;
+}
+
+/*
+ * A packet whose key names a second hop (h->has_key, not handed on): deliver
+ * it here (a TCP SYN; a local socket has the flow; or it can't be handed on
+ * in place), hand it on to *to (the same family as the outer header), or drop
+ * it (a bogus key and no local socket).
+ */
+static __always_inline int hop_decide(void *ctx, void *data, void *data_end, const struct decap_hdrs *h,
+				      struct xdplb_decap_peer *to, __u32 *counter)
+{
+	__u32 off = (ETH_HLEN + h->outer_len) & 0xff;
+	struct bpf_sock_tuple t = {};
+	void *inner = data + off;
+	__u32 tlen, key;
+	void *l4;
+	__u8 proto;
+
+	*counter = XDPLB_DECAP_CNT_MAX;
+	if (!h->inner_v6) {
+		struct iphdr *ip = inner;
+
+		if ((void *)(ip + 1) > data_end || ip->ihl != 5 ||
+		    (ip->frag_off & bpf_htons(DECAP_IP_MF | DECAP_IP_OFFSET)))
+			return HOP_DELIVER;
+		proto = ip->protocol;
+		l4 = ip + 1;
+		t.ipv4.saddr = ip->saddr;
+		t.ipv4.daddr = ip->daddr;
+		tlen = sizeof(t.ipv4);
+	} else {
+		struct ipv6hdr *ip6 = inner;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return HOP_DELIVER;
+		proto = ip6->nexthdr;
+		l4 = ip6 + 1;
+		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, sizeof(t.ipv6.saddr));
+		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, sizeof(t.ipv6.daddr));
+		tlen = sizeof(t.ipv6);
+	}
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end)
+			return HOP_DELIVER;
+		if (th->syn) {
+			*counter = XDPLB_DECAP_CNT_HOP_LOCAL_SYN;
+			return HOP_DELIVER;
+		}
+		if (h->inner_v6) {
+			t.ipv6.sport = th->source;
+			t.ipv6.dport = th->dest;
+		} else {
+			t.ipv4.sport = th->source;
+			t.ipv4.dport = th->dest;
+		}
+		if (hop_sock_local((struct bpf_sock *)bpf_skc_lookup_tcp(ctx, &t, tlen, BPF_F_CURRENT_NETNS, 0), true)) {
+			*counter = XDPLB_DECAP_CNT_HOP_LOCAL_SOCKET;
+			return HOP_DELIVER;
+		}
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return HOP_DELIVER;
+		if (h->inner_v6) {
+			t.ipv6.sport = uh->source;
+			t.ipv6.dport = uh->dest;
+		} else {
+			t.ipv4.sport = uh->source;
+			t.ipv4.dport = uh->dest;
+		}
+		if (hop_sock_local(bpf_sk_lookup_udp(ctx, &t, tlen, BPF_F_CURRENT_NETNS, 0), false)) {
+			*counter = XDPLB_DECAP_CNT_HOP_LOCAL_SOCKET;
+			return HOP_DELIVER;
+		}
+	} else {
+		return HOP_DELIVER;
+	}
+
+	key = bpf_ntohl(h->key);
+	if ((key >> 24) == 0) {
+		__u32 id = key & XDPLB_HOP_V6_MASK;
+		struct xdplb_decap_peer *peer = bpf_map_lookup_elem(&xdplb_decap_peer, &id);
+
+		if (!peer) {
+			*counter = XDPLB_DECAP_CNT_DROP_HOP_UNKNOWN;
+			return HOP_DROP;
+		}
+		*to = *peer;
+		if (!h->outer_v6) {
+			*counter = XDPLB_DECAP_CNT_HOP_OTHER_FAMILY;
+			return HOP_DELIVER;
+		}
+	} else {
+		/* Loopback, multicast, class E: no backend has them. */
+		if ((key >> 24) == 127 || (key >> 24) >= 224) {
+			*counter = XDPLB_DECAP_CNT_DROP_HOP_UNKNOWN;
+			return HOP_DROP;
+		}
+		to->addr[0] = h->key;
+		if (h->outer_v6) {
+			*counter = XDPLB_DECAP_CNT_HOP_OTHER_FAMILY;
+			return HOP_DELIVER;
+		}
+	}
+	/* In place needs the plain outer header the balancer writes. */
+	if (!h->outer_v6 && h->outer_len != sizeof(struct iphdr) + sizeof(struct decap_gre) + XDPLB_GRE_KEY_LEN)
+		return HOP_DELIVER;
+	return HOP_HAND_ON;
+}
+
+/*
+ * Turn the outer header around toward *to: source = the received
+ * destination (this backend), destination = the second hop, TTL / hop limit
+ * 64, key = handed on. Fills *p for the FIB lookup. False if out of bounds.
+ */
+static __always_inline bool hop_rewrite(void *data, void *data_end, const struct decap_hdrs *h,
+					const struct xdplb_decap_peer *to, struct bpf_fib_lookup *p)
+{
+	struct ethhdr *eth = data;
+	__be32 *key;
+
+	if (!h->outer_v6) {
+		struct iphdr *ip = (void *)(eth + 1);
+		struct iphdr hdr;
+
+		key = (void *)(ip + 1) + sizeof(struct decap_gre);
+		if ((void *)(key + 1) > data_end)
+			return false;
+		hdr = *ip;
+		hdr.saddr = ip->daddr;
+		hdr.daddr = to->addr[0];
+		hdr.ttl = XDPLB_OUTER_TTL;
+		hdr.check = 0;
+		hdr.check = csum_ipv4_hdr(&hdr);
+		*ip = hdr;
+		p->family = AF_INET;
+		p->ipv4_src = hdr.saddr;
+		p->ipv4_dst = hdr.daddr;
+		p->tot_len = bpf_ntohs(hdr.tot_len);
+	} else {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		key = (void *)(ip6 + 1) + sizeof(struct decap_gre);
+		if ((void *)(key + 1) > data_end)
+			return false;
+		ip6->saddr = ip6->daddr;
+		__builtin_memcpy(&ip6->daddr, to->addr, sizeof(ip6->daddr));
+		ip6->hop_limit = XDPLB_OUTER_TTL;
+		p->family = AF_INET6;
+		__builtin_memcpy(p->ipv6_src, &ip6->saddr, sizeof(p->ipv6_src));
+		__builtin_memcpy(p->ipv6_dst, to->addr, sizeof(p->ipv6_dst));
+		p->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	}
+	*key = bpf_htonl(XDPLB_HOP_HANDED_ON);
+	p->l4_protocol = IPPROTO_GRE;
+	return true;
+}
+
+/* Write the next hop's MACs from a successful FIB lookup. False if out of bounds. */
+static __always_inline bool hop_set_macs(void *data, void *data_end, const struct bpf_fib_lookup *p)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return false;
+	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	return true;
+}
+
+/* tc: hand a packet on; returns the tc action, *outcome its counter. */
+static __always_inline int hop_send_skb(struct __sk_buff *skb, const struct decap_hdrs *h,
+					const struct xdplb_decap_peer *to, __u32 *outcome)
+{
+	struct bpf_fib_lookup p = {};
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	long rc;
+
+	*outcome = XDPLB_DECAP_CNT_DROP_HOP_NO_ROUTE;
+	if (!hop_rewrite(data, data_end, h, to, &p))
+		return TC_ACT_SHOT;
+	p.ifindex = skb->ingress_ifindex;
+	/* As for output: a backend need not forward (ip_forward may be 0). */
+	rc = bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_OUTPUT);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (!hop_set_macs(data, data_end, &p))
+			return TC_ACT_SHOT;
+		*outcome = XDPLB_DECAP_CNT_FWD_HANDED_ON;
+		return bpf_redirect(p.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		struct bpf_redir_neigh nh = { .nh_family = p.family };
+
+		if (p.family == AF_INET)
+			nh.ipv4_nh = p.ipv4_dst;
+		else
+			__builtin_memcpy(nh.ipv6_nh, p.ipv6_dst, sizeof(nh.ipv6_nh));
+		*outcome = XDPLB_DECAP_CNT_FWD_HANDED_ON;
+		return bpf_redirect_neigh(p.ifindex, &nh, sizeof(nh), 0);
+	}
+	return TC_ACT_SHOT;
+}
+
+/* The tc programs: `front` leaves plain GRE to the kernel's GRE device. */
+static __always_inline int decap_tc(struct __sk_buff *skb, bool front)
 {
 	__u32 bytes = skb->len;
 	struct decap_hdrs h = {};
@@ -242,6 +514,28 @@ int xdplb_decap(struct __sk_buff *skb)
 
 	outcome = decap_parse(data, data_end, &h);
 	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6) {
+		if (h.has_key && h.key != bpf_htonl(XDPLB_HOP_HANDED_ON)) {
+			struct xdplb_decap_peer to = {};
+			__u32 counter;
+			int v = hop_decide(skb, data, data_end, &h, &to, &counter);
+
+			if (v == HOP_DROP) {
+				decap_count(counter, bytes);
+				return TC_ACT_SHOT;
+			}
+			if (v == HOP_HAND_ON) {
+				action = hop_send_skb(skb, &h, &to, &outcome);
+				decap_count(outcome, bytes);
+				return action;
+			}
+			if (counter != XDPLB_DECAP_CNT_MAX)
+				decap_count(counter, bytes);
+		} else if (h.has_key) {
+			decap_count(XDPLB_DECAP_CNT_HOP_RECEIVED, bytes);
+		} else if (front) {
+			decap_count(XDPLB_DECAP_CNT_PASS_KERNEL, bytes);
+			return TC_ACT_OK;
+		}
 		outcome = decap_skb(skb, &h, outcome, &action);
 		/* The flow hash (if any) was the outer one: let the kernel
 		 * recompute it from the inner packet. */
@@ -250,6 +544,18 @@ int xdplb_decap(struct __sk_buff *skb)
 	}
 	decap_count(outcome, bytes);
 	return action;
+}
+
+SEC("tc")
+int xdplb_decap(struct __sk_buff *skb)
+{
+	return decap_tc(skb, false);
+}
+
+SEC("tc")
+int xdplb_decap_front(struct __sk_buff *skb)
+{
+	return decap_tc(skb, true);
 }
 
 /*
@@ -283,6 +589,28 @@ static __always_inline __u32 decap_xdp(struct xdp_md *ctx, const struct decap_hd
 	return outcome;
 }
 
+/* XDP: hand a packet on (the next hop's neighbour must be known: XDP can't resolve it). */
+static __always_inline int hop_send_xdp(struct xdp_md *ctx, const struct decap_hdrs *h,
+					const struct xdplb_decap_peer *to, __u32 *outcome)
+{
+	struct bpf_fib_lookup p = {};
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	*outcome = XDPLB_DECAP_CNT_DROP_HOP_NO_ROUTE;
+	if (!hop_rewrite(data, data_end, h, to, &p))
+		return XDP_DROP;
+	p.ifindex = ctx->ingress_ifindex;
+	if (bpf_fib_lookup(ctx, &p, sizeof(p), BPF_FIB_LOOKUP_OUTPUT) != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_DROP;
+	if (!hop_set_macs(data, data_end, &p))
+		return XDP_DROP;
+	*outcome = XDPLB_DECAP_CNT_FWD_HANDED_ON;
+	if (p.ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(p.ifindex, 0);
+}
+
 SEC("xdp")
 int xdplb_decap_xdp(struct xdp_md *ctx)
 {
@@ -297,8 +625,28 @@ int xdplb_decap_xdp(struct xdp_md *ctx)
 
 	decap_count(XDPLB_DECAP_CNT_RX, bytes);
 	outcome = decap_parse(data, data_end, &h);
-	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6)
+	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6) {
+		if (h.has_key && h.key != bpf_htonl(XDPLB_HOP_HANDED_ON)) {
+			struct xdplb_decap_peer to = {};
+			__u32 counter;
+			int v = hop_decide(ctx, data, data_end, &h, &to, &counter);
+
+			if (v == HOP_DROP) {
+				decap_count(counter, bytes);
+				return XDP_DROP;
+			}
+			if (v == HOP_HAND_ON) {
+				action = hop_send_xdp(ctx, &h, &to, &outcome);
+				decap_count(outcome, bytes);
+				return action;
+			}
+			if (counter != XDPLB_DECAP_CNT_MAX)
+				decap_count(counter, bytes);
+		} else if (h.has_key) {
+			decap_count(XDPLB_DECAP_CNT_HOP_RECEIVED, bytes);
+		}
 		outcome = decap_xdp(ctx, &h, outcome, &action);
+	}
 	decap_count(outcome, bytes);
 	return action;
 }

@@ -9,6 +9,7 @@
 #define XDPLB_HOP_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <bpf/bpf_endian.h>
 
 #include "xdplb_abi.h"

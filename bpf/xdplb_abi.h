@@ -372,11 +372,41 @@ enum xdplb_decap_counter_id {
 	XDPLB_DECAP_CNT_DECAP_4IN6,      /* decapsulated: outer IPv6, inner IPv4 */
 	XDPLB_DECAP_CNT_DECAP_6IN6,      /* decapsulated: outer IPv6, inner IPv6 */
 	XDPLB_DECAP_CNT_DROP_ERROR,      /* the kernel failed half way through: dropped */
+	/* Second chance (section 4b). Outcomes: */
+	XDPLB_DECAP_CNT_FWD_HANDED_ON,   /* no local socket: sent on to the second hop (key: handed on) */
+	XDPLB_DECAP_CNT_DROP_HOP_UNKNOWN, /* no local socket and the key names no usable address (bogus, or an unknown IPv6 hop id) */
+	XDPLB_DECAP_CNT_DROP_HOP_NO_ROUTE, /* no local socket, no route or neighbour toward the second hop */
+	XDPLB_DECAP_CNT_PASS_KERNEL,     /* xdplb_decap_front: plain GRE, left to the kernel's GRE device */
+	/* ... and paths, on top of a DECAP_* outcome (the packet was delivered here): */
+	XDPLB_DECAP_CNT_HOP_LOCAL_SYN,   /* a second hop, but the inner packet is a SYN */
+	XDPLB_DECAP_CNT_HOP_LOCAL_SOCKET, /* a second hop, but a local socket has the flow */
+	XDPLB_DECAP_CNT_HOP_RECEIVED,    /* handed on to us by the first hop */
+	XDPLB_DECAP_CNT_HOP_OTHER_FAMILY, /* the second hop is of the other family than the outer header: delivered here */
 	XDPLB_DECAP_CNT_MAX
 };
 
+/*
+ * A backend hands a packet on when it carries a second hop (a GRE key other
+ * than XDPLB_HOP_HANDED_ON), the inner packet is not a TCP SYN, and no local
+ * socket has the flow: a TCP socket that is not listening (established,
+ * request, time-wait; bpf_skc_lookup_tcp), or a connected UDP socket
+ * (bpf_sk_lookup_udp, a socket with a peer). The outer header is turned
+ * around in place (source = the received destination, destination = the
+ * second hop, TTL/hop limit 64, key = XDPLB_HOP_HANDED_ON) and sent toward
+ * the second hop; the receiver always delivers a handed-on packet, so a
+ * packet is handed on at most once. IPv6 hop ids resolve through
+ * xdplb_decap_peers (hop id -> address), which tools/gre-decap --peer fills.
+ */
+struct xdplb_decap_peer {
+	__be32 addr[4];
+};
+_Static_assert(sizeof(struct xdplb_decap_peer) == 16, "xdplb_decap_peer layout");
+#define XDPLB_DECAP_PEERS_MAX 16384
+
 /* Object names (at most 15 characters: the kernel keeps no more). */
 #define XDPLB_MAP_DECAP_COUNTERS "xdplb_decap_cnt"
+#define XDPLB_MAP_DECAP_PEERS "xdplb_decap_peer"
+#define XDPLB_PROG_DECAP_FRONT "xdplb_decap_front" /* tc ingress in front of kernel GRE: keyed GRE only */
 #define XDPLB_PROG_DECAP "xdplb_decap"         /* tc clsact ingress, direct-action */
 #define XDPLB_PROG_DECAP_XDP "xdplb_decap_xdp" /* XDP */
 

@@ -84,11 +84,14 @@ final class BenchCase {
     let loops: Bool
     /// Untimed work before each block (e.g. re-establish the pool's conntrack entries).
     let prepare: () throws -> Void
+    /// The compared build gets the next flow, not the main build's (a conntrack miss must stay one).
+    let flowPerRun: Bool
 
     init(name: String, isFloor: Bool = false, description: String, programs: [BPFProgram], verdict: XDPAction,
          frame bytes: [UInt8], patch: FramePatch? = nil, order: FlowOrder = .fixed, netOver: String?,
          perPacket: [String] = [], never: [String] = [], outputLength: Int? = nil, loops: Bool = true,
-         prepare: @escaping () throws -> Void = {}) {
+         flowPerRun: Bool = false, prepare: @escaping () throws -> Void = {}) {
+        self.flowPerRun = flowPerRun
         self.name = name
         self.isFloor = isFloor
         self.description = description
@@ -457,14 +460,14 @@ public final class DataPlaneBench {
                       frame: BenchFrames.tcp(miss4.source(0), miss4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 64),
                       patch: tcpPatch(miss4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_miss", "new_flow"] + fwd4, never: ["ct_hit", "second_hop"],
-                      outputLength: ackFrame.count + gre4),
+                      outputLength: ackFrame.count + gre4, flowPerRun: true),
             BenchCase(name: "v4_tcp_ack_miss_hop",
                       description: "The same to a VIP whose ring changed (second chance): conntrack miss, current and previous ring, the previous backend as second hop in the GRE key (8-byte GRE), conntrack insert with the hop, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(hop4.source(0), hop4.sport(0), Self.vipHop, 80, flags: [.ack, .psh], payload: 64),
                       patch: tcpPatch(hop4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_miss", "new_flow", "second_hop"] + fwd4, never: ["ct_hit"],
-                      outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN)),
+                      outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN), flowPerRun: true),
         ]
         if let only = options.only { cases = cases.filter { $0.isFloor || only.contains($0.name) } }
     }
@@ -505,6 +508,8 @@ public final class DataPlaneBench {
                         c.advance()
                         // The compared build runs first on every other frame, so neither gains from going second.
                         if cfd >= 0 && i & 1 == 1 {
+                            // A case that needs a flow conntrack never saw gives each build its own.
+                            if c.flowPerRun { c.advance() }
                             let rc = xdplb_test_run_xdp(cfd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)
                             if rc != 0 { failure = rc; failedFD = cfd; return }
                             if ret != want { wrong += 1 }
@@ -520,6 +525,7 @@ public final class DataPlaneBench {
                         b[Int(min(dur, last))] += 1
                         sum &+= UInt64(dur)
                         if cfd >= 0 && i & 1 == 0 {
+                            if c.flowPerRun { c.advance() }
                             rc = xdplb_test_run_xdp(cfd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)
                             if rc != 0 { failure = rc; failedFD = cfd; return }
                             if ret != want { wrong += 1 }

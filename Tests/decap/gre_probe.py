@@ -107,7 +107,7 @@ def gre_frame(args, inner):
     inner_proto = ETH_P_IPV6 if (inner[0] >> 4) == 6 else ETH_P_IP
     gre = struct.pack("!HH", args.gre_flags, inner_proto)
     if args.gre_flags & 0x2000:
-        gre += struct.pack("!I", 0x5EED)
+        gre += struct.pack("!I", args.gre_key)
     outer = ip_packet(args.outer_src, args.outer_dst, IPPROTO_GRE, gre + inner)
     outer_type = ETH_P_IPV6 if family_of(args.outer_src) == socket.AF_INET6 else ETH_P_IP
     mac = lambda m: bytes.fromhex(m.replace(":", ""))
@@ -253,6 +253,8 @@ def main():
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     p.add_argument("--gre-flags", type=lambda v: int(v, 0), default=0)
+    p.add_argument("--gre-key", type=lambda v: int(v, 0), default=0x5EED,
+                   help="with K in --gre-flags: the key (xdplb: the second hop; 0xffffffff handed on)")
     s = sub.add_parser("serve")
     s.add_argument("--vip", action="append", required=True)
     s.add_argument("--port", type=int, required=True)

@@ -179,15 +179,15 @@ start_server() {
 	die "echo server did not start"
 }
 
-# run_probe OUTER INNER PROTO COUNT [GRE_FLAGS]: prints "sent N replies M".
+# run_probe OUTER INNER PROTO COUNT [GRE_FLAGS [GRE_KEY]]: prints "sent N replies M".
 run_probe() {
-	local outer=$1 inner=$2 proto=$3 count=$4 flags=${5:-0} osrc odst client vip
+	local outer=$1 inner=$2 proto=$3 count=$4 flags=${5:-0} key=${6:-0x5eed} osrc odst client vip
 	if [ "$outer" = 4 ]; then osrc=$snd4 odst=$be4; else osrc=$snd6 odst=$be6; fi
 	if [ "$inner" = 4 ]; then client=$client4 vip=$vip4; else client=$client6 vip=$vip6; fi
 	snd timeout $((count * (REPLY_TIMEOUT + 1) + 10)) python3 "$probe" probe --ifname s0 \
 		--src-mac "$snd_mac" --dst-mac "$be_mac" --outer-src "$osrc" --outer-dst "$odst" \
 		--client "$client" --vip "$vip" --port "$port" --proto "$proto" --count "$count" \
-		--timeout "$REPLY_TIMEOUT" --gre-flags "$flags"
+		--timeout "$REPLY_TIMEOUT" --gre-flags "$flags" --gre-key "$key"
 }
 
 # The decap counters as "name packets" lines, from tools/gre-decap status.
@@ -214,13 +214,27 @@ traffic() {
 			done
 		done
 	done
-	# GRE with the key bit set is not ours: untouched, so no reply.
-	out=$(run_probe 4 4 udp 3 0x2000 2>&1) || true
+	# GRE with the checksum bit set is not ours: untouched, so no reply.
+	out=$(run_probe 4 4 udp 3 0x8000 2>&1) || true
 	if [ "$out" = "sent 3 replies 0" ]; then
-		pass "$mode: GRE with a key is left alone: $out"
+		pass "$mode: GRE with a checksum is left alone: $out"
 	else
-		fail "$mode: GRE with a key is left alone: want 'sent 3 replies 0'" "$out"
+		fail "$mode: GRE with a checksum is left alone: want 'sent 3 replies 0'" "$out"
 	fi
+	# Second chance (the key names a second hop). Key 0x00005eed: an IPv6 hop id
+	# this backend has no peer for; no local socket has the UDP flow (the echo
+	# server's socket is not connected): counted and dropped.
+	out=$(run_probe 4 4 udp 3 0x2000 0x5eed 2>&1) || true
+	if [ "$out" = "sent 3 replies 0" ]; then pass "$mode: an unknown second hop with no local socket is dropped: $out"
+	else fail "$mode: an unknown second hop with no local socket is dropped: want 'sent 3 replies 0'" "$out"; fi
+	# The same key on a TCP SYN: a SYN is always delivered here.
+	out=$(run_probe 4 4 tcp 3 0x2000 0x5eed 2>&1) || true
+	if [ "$out" = "sent 3 replies 3" ]; then pass "$mode: a SYN with a second hop is delivered here: $out"
+	else fail "$mode: a SYN with a second hop is delivered here: want 'sent 3 replies 3'" "$out"; fi
+	# Handed on (key 0xffffffff): delivered here, never handed on again.
+	out=$(run_probe 4 4 udp 3 0x2000 0xffffffff 2>&1) || true
+	if [ "$out" = "sent 3 replies 3" ]; then pass "$mode: a handed-on packet is delivered here: $out"
+	else fail "$mode: a handed-on packet is delivered here: want 'sent 3 replies 3'" "$out"; fi
 }
 
 # check_counters MODE: each combination decapsulated exactly what was sent.
@@ -231,18 +245,25 @@ check_counters() {
 	for c in decap_4in4 decap_6in4 decap_4in6 decap_6in6; do
 		n=$(awk -v n="$c" '$1 == n { print $2 }' <<<"$all")
 		# TCP: the client's RST to the SYN-ACK is plain IP, not counted here.
-		if [ "${n:-x}" = "$want" ]; then
+		# 4in4 also took the keyed SYNs and the handed-on datagrams (3 each).
+		local w=$want
+		[ "$c" != decap_4in4 ] || w=$((want + 6))
+		if [ "${n:-x}" = "$w" ]; then
 			pass "$mode: counter $c = $n"
 		else
-			fail "$mode: counter $c = ${n:-missing}, want $want" "$all"
+			fail "$mode: counter $c = ${n:-missing}, want $w" "$all"
 		fi
 	done
 	n=$(awk '$1 == "pass_gre_other" { print $2 }' <<<"$all")
 	if [ "${n:-0}" -ge 3 ]; then pass "$mode: counter pass_gre_other = $n"; else fail "$mode: counter pass_gre_other = ${n:-missing}, want >= 3" "$all"; fi
+	for c in drop_hop_unknown hop_local_syn hop_received; do
+		n=$(awk -v n="$c" '$1 == n { print $2 }' <<<"$all")
+		if [ "${n:-0}" = 3 ]; then pass "$mode: counter $c = 3"; else fail "$mode: counter $c = ${n:-missing}, want 3" "$all"; fi
+	done
 	n=$(awk '$1 == "pass_error" || $1 == "drop_error" { s += $2 } END { print s + 0 }' <<<"$all")
 	if [ "$n" = 0 ]; then pass "$mode: no decap errors"; else fail "$mode: $n decap errors" "$all"; fi
-	# Every packet counts rx and exactly one outcome.
-	n=$(awk '$1 == "rx" { rx = $2 } $1 != "rx" { s += $2 } END { print (rx > 0 && rx == s) ? "ok" : rx " rx, " s " outcomes" }' <<<"$all")
+	# Every packet counts rx and exactly one outcome (hop_* are paths, on top).
+	n=$(awk '$1 == "rx" { rx = $2 } $1 != "rx" && $1 !~ /^hop_/ { s += $2 } END { print (rx > 0 && rx == s) ? "ok" : rx " rx, " s " outcomes" }' <<<"$all")
 	if [ "$n" = ok ]; then pass "$mode: outcomes sum to rx"; else fail "$mode: outcomes sum to rx: $n" "$all"; fi
 }
 
