@@ -104,7 +104,7 @@ struct {
 	__uint(max_entries, XDPLB_DECAP_PEERS_MAX);
 	__type(key, __u32);
 	__type(value, struct xdplb_decap_peer);
-} xdplb_decap_peer SEC(".maps");
+} xdplb_hop_peers SEC(".maps");
 
 /* One packet of `bytes` bytes (its length on entry) for counter `id`. */
 static __always_inline void decap_count(__u32 id, __u32 bytes)
@@ -362,7 +362,7 @@ static __always_inline int hop_decide(void *ctx, void *data, void *data_end, con
 	key = bpf_ntohl(h->key);
 	if ((key >> 24) == 0) {
 		__u32 id = key & XDPLB_HOP_V6_MASK;
-		struct xdplb_decap_peer *peer = bpf_map_lookup_elem(&xdplb_decap_peer, &id);
+		struct xdplb_decap_peer *peer = bpf_map_lookup_elem(&xdplb_hop_peers, &id);
 
 		if (!peer) {
 			*counter = XDPLB_DECAP_CNT_DROP_HOP_UNKNOWN;
@@ -552,7 +552,8 @@ int xdplb_decap(struct __sk_buff *skb)
 	return decap_tc(skb, false);
 }
 
-SEC("tc")
+/* Its own section name: tc picks a program by section (`sec classifier`). */
+SEC("classifier")
 int xdplb_decap_front(struct __sk_buff *skb)
 {
 	return decap_tc(skb, true);

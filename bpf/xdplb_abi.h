@@ -405,7 +405,7 @@ _Static_assert(sizeof(struct xdplb_decap_peer) == 16, "xdplb_decap_peer layout")
 
 /* Object names (at most 15 characters: the kernel keeps no more). */
 #define XDPLB_MAP_DECAP_COUNTERS "xdplb_decap_cnt"
-#define XDPLB_MAP_DECAP_PEERS "xdplb_decap_peer"
+#define XDPLB_MAP_DECAP_PEERS "xdplb_hop_peers"
 #define XDPLB_PROG_DECAP_FRONT "xdplb_decap_front" /* tc ingress in front of kernel GRE: keyed GRE only */
 #define XDPLB_PROG_DECAP "xdplb_decap"         /* tc clsact ingress, direct-action */
 #define XDPLB_PROG_DECAP_XDP "xdplb_decap_xdp" /* XDP */

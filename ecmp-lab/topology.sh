@@ -273,8 +273,11 @@ ecmp_is() {
 }
 
 # backend_up I: GRE decap (tools/gre-decap) and the servers of backend I.
+# The other backends are its peers: a packet whose GRE key names one of them
+# as the second hop (second chance) can be handed on to it.
 backend_decap_up() {
-	local i=$1
+	local i=$1 j peers=()
+	for ((j = 1; j <= BACKENDS + 1; j++)); do [ "$j" = "$i" ] || peers+=(--peer "$(be6 "$j")"); done
 	ns_exec "$(ns_be "$i")" env XDPLB_DECAP_STATE_DIR="$LAB_STATE_DIR/decap" XDPLB_DECAP_OBJ="$LAB_STATE_DIR/decap.bpf.o" \
-		"$REPO/tools/gre-decap" up --interface "$(if_be "$i")" --vip "$VIP4" --vip "$VIP6" >/dev/null
+		"$REPO/tools/gre-decap" up --interface "$(if_be "$i")" --vip "$VIP4" --vip "$VIP6" "${peers[@]}" >/dev/null
 }

@@ -460,14 +460,14 @@ public final class DataPlaneBench {
                       frame: BenchFrames.tcp(miss4.source(0), miss4.sport(0), vip4.address, 80, flags: [.ack, .psh], payload: 64),
                       patch: tcpPatch(miss4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_miss", "new_flow"] + fwd4, never: ["ct_hit", "second_hop"],
-                      outputLength: ackFrame.count + gre4, flowPerRun: true),
+                      outputLength: ackFrame.count + gre4, loops: false, flowPerRun: true),
             BenchCase(name: "v4_tcp_ack_miss_hop",
                       description: "The same to a VIP whose ring changed (second chance): conntrack miss, current and previous ring, the previous backend as second hop in the GRE key (8-byte GRE), conntrack insert with the hop, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(hop4.source(0), hop4.sport(0), Self.vipHop, 80, flags: [.ack, .psh], payload: 64),
                       patch: tcpPatch(hop4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "ct_miss", "new_flow", "second_hop"] + fwd4, never: ["ct_hit"],
-                      outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN), flowPerRun: true),
+                      outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN), loops: false, flowPerRun: true),
         ]
         if let only = options.only { cases = cases.filter { $0.isFloor || only.contains($0.name) } }
     }
@@ -508,13 +508,13 @@ public final class DataPlaneBench {
                         c.advance()
                         // The compared build runs first on every other frame, so neither gains from going second.
                         if cfd >= 0 && i & 1 == 1 {
-                            // A case that needs a flow conntrack never saw gives each build its own.
-                            if c.flowPerRun { c.advance() }
                             let rc = xdplb_test_run_xdp(cfd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)
                             if rc != 0 { failure = rc; failedFD = cfd; return }
                             if ret != want { wrong += 1 }
                             cb[Int(min(dur, last))] += 1
                             csum &+= UInt64(dur)
+                            // A case that needs a flow conntrack never saw gives each build its own.
+                            if c.flowPerRun { c.advance() }
                         }
                         let t0 = monotonicNs()
                         var rc = xdplb_test_run_xdp(fd, c.frame, len, out, cap, &outLen, 1, 0, &ret, &dur)

@@ -307,6 +307,23 @@ check "bpf: up twice: state file unchanged" test "$(cat "$(state_file)" 2>&1)" =
 check "bpf: up twice: sysctls, lo, qdisc unchanged" test "$(snapshot)" = "$snap1"
 check "bpf: up twice: one decap filter" \
 	test "$(be tc filter show dev b0 ingress | grep -c 'name xdplb_decap ')" = 1
+# Second chance: --peer writes an IPv6 peer's hop id (bpf/xdplb_abi.h 4b; fd00:4::9 -> 0xa6e66a,
+# the known answer the Swift tests check too) into the peer map; a bad one is refused.
+check "bpf: --peer fd00:4::9 accepted" be "$tool" up --interface b0 --vip "$vip4" --vip "$vip6" --peer fd00:4::9 --peer 10.0.4.9
+peer_dump() {
+	local id mid
+	id=$(be tc filter show dev b0 ingress | sed -n 's/.* id \([0-9]*\) name xdplb_decap .*/\1/p' | head -1)
+	for mid in $(bpftool prog show id "$id" | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p' | tr , ' '); do
+		bpftool map show id "$mid" | grep -q 'name xdplb_hop_peers' && bpftool map dump id "$mid" -j
+	done
+}
+check "bpf: the peer map holds hop id 0xa6e66a -> fd00:4::9 and nothing for the IPv4 peer" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1]); e = [(bytes(int(x, 16) for x in r["key"]), bytes(int(x, 16) for x in r["value"])) for r in d]
+want = (bytes([0x6a, 0xe6, 0xa6, 0]), bytes.fromhex("fd000004000000000000000000000009"))
+sys.exit(0 if e == [want] else "got %r" % e)' "$(peer_dump)"
+if be "$tool" up --interface b0 --vip "$vip4" --peer fd00::1.2.3.4 >"$work/peer.out" 2>&1; then fail "bpf: a bad --peer is refused" "$(cat "$work/peer.out")"
+else check "bpf: a bad --peer is refused, saying why" grep -q -- "--peer 'fd00::1.2.3.4': not an IPv4 or IPv6 address" "$work/peer.out"; fi
 vips_on_lo() {
 	local addrs
 	addrs=$(be ip -o addr show dev lo)
