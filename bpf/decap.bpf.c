@@ -451,40 +451,27 @@ static __always_inline bool hop_set_macs(void *data, void *data_end, const struc
 	return true;
 }
 
-/* tc: hand a packet on; returns the tc action, *outcome its counter. */
+/*
+ * tc: hand a packet on; returns the tc action, *outcome its counter. The
+ * kernel routes it as its own output (bpf_redirect_neigh without a next hop:
+ * a route lookup for the new destination through the interface it came in
+ * on, then the neighbour), so the backend need not forward (a FIB lookup
+ * would insist on ip_forward).
+ */
 static __always_inline int hop_send_skb(struct __sk_buff *skb, const struct decap_hdrs *h,
 					const struct xdplb_decap_peer *to, __u32 *outcome)
 {
 	struct bpf_fib_lookup p = {};
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	long rc;
 
 	*outcome = XDPLB_DECAP_CNT_DROP_HOP_NO_ROUTE;
 	if (!hop_rewrite(data, data_end, h, to, &p))
 		return TC_ACT_SHOT;
-	p.ifindex = skb->ingress_ifindex;
-	/* As for output: a backend need not forward (ip_forward may be 0). */
-	rc = bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_OUTPUT);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		if (!hop_set_macs(data, data_end, &p))
-			return TC_ACT_SHOT;
-		*outcome = XDPLB_DECAP_CNT_FWD_HANDED_ON;
-		return bpf_redirect(p.ifindex, 0);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		struct bpf_redir_neigh nh = { .nh_family = p.family };
-
-		if (p.family == AF_INET)
-			nh.ipv4_nh = p.ipv4_dst;
-		else
-			__builtin_memcpy(nh.ipv6_nh, p.ipv6_dst, sizeof(nh.ipv6_nh));
-		*outcome = XDPLB_DECAP_CNT_FWD_HANDED_ON;
-		return bpf_redirect_neigh(p.ifindex, &nh, sizeof(nh), 0);
-	}
-	return TC_ACT_SHOT;
+	/* The outer header changed: the old flow hash no longer fits. */
+	bpf_set_hash_invalid(skb);
+	*outcome = XDPLB_DECAP_CNT_FWD_HANDED_ON;
+	return bpf_redirect_neigh(skb->ingress_ifindex, NULL, 0, 0);
 }
 
 /* The tc programs: `front` leaves plain GRE to the kernel's GRE device. */
@@ -590,7 +577,11 @@ static __always_inline __u32 decap_xdp(struct xdp_md *ctx, const struct decap_hd
 	return outcome;
 }
 
-/* XDP: hand a packet on (the next hop's neighbour must be known: XDP can't resolve it). */
+/*
+ * XDP: hand a packet on. XDP has only the FIB lookup, which needs forwarding
+ * enabled on the interface and the next hop's neighbour known; else the
+ * packet is dropped and counted (drop_hop_no_route).
+ */
 static __always_inline int hop_send_xdp(struct xdp_md *ctx, const struct decap_hdrs *h,
 					const struct xdplb_decap_peer *to, __u32 *outcome)
 {

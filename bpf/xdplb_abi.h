@@ -395,7 +395,7 @@ enum xdplb_decap_counter_id {
  * second hop, TTL/hop limit 64, key = XDPLB_HOP_HANDED_ON) and sent toward
  * the second hop; the receiver always delivers a handed-on packet, so a
  * packet is handed on at most once. IPv6 hop ids resolve through
- * xdplb_decap_peers (hop id -> address), which tools/gre-decap --peer fills.
+ * xdplb_hop_peers (hop id -> address), which tools/gre-decap --peer fills.
  */
 struct xdplb_decap_peer {
 	__be32 addr[4];

@@ -62,7 +62,9 @@ def recv(args):
         gre = pkt[ihl:ihl + 4]
         if gre[2:4] != b"\x08\x00":
             continue
-        inner = pkt[ihl + 4:]
+        # A second hop (second chance) adds the 4-byte key (K bit).
+        glen = 8 if gre[0] & 0x20 else 4
+        inner = pkt[ihl + glen:]
         iihl = (inner[0] & 0x0F) * 4
         if inner[9] != 17:
             continue
