@@ -1,5 +1,6 @@
 """Numbers of the lab's cluster scenarios (cluster_push, bad_push,
-asymmetric_health, etcd_loss) and of the through-tunnel check (tunnel_check);
+asymmetric_health, etcd_loss), of the through-tunnel check (tunnel_check) and
+of second chance (simultaneous_change);
 used by analyze.py, stdlib only.
 
 Each scenario directory holds meta.tsv, the JSON `xdplb cluster push --json`
@@ -442,6 +443,48 @@ def tunnel_check(d, m, out):
     return A.finish("tunnel_check", res, goals, out)
 
 
+def simultaneous_round(d, m, tag):
+    ls, raw = A.long_summary(os.path.join(d, "long_%s.json" % tag))
+    delta = A.stats_delta(A.load(os.path.join(d, tag + "_stats0.json")), A.load(os.path.join(d, tag + "_stats1.json")))
+    d0 = A.load(os.path.join(d, tag + "_decap0.json"))
+    d1 = A.load(os.path.join(d, tag + "_decap1.json"))
+    dd = {b: {k: v - d0.get(b, {}).get(k, 0) for k, v in c.items()} for b, c in d1.items()}
+    return {
+        "long_lived": ls, "broken": ls["broken"],
+        "second_hop_packets_per_node": {"lb" + k: v["counters"].get("second_hop", 0) for k, v in delta.items()},
+        "ct_miss_per_node": {"lb" + k: v["counters"].get("ct_miss", 0) for k, v in delta.items()},
+        "handed_on_per_backend": {b: c.get("fwd_handed_on", 0) for b, c in dd.items()},
+        "received_handed_on_per_backend": {b: c.get("hop_received", 0) for b, c in dd.items()},
+        "hop_drops_per_backend": {b: c.get("drop_hop_unknown", 0) + c.get("drop_hop_no_route", 0) for b, c in dd.items()},
+        "lb_drops": sum(A.drops(v) for v in delta.values()),
+    }
+
+
+def simultaneous_change(d, m, out):
+    on, off = simultaneous_round(d, m, "on"), simultaneous_round(d, m, "off")
+    don, doff = simultaneous_round(d, m, "drain_on"), simultaneous_round(d, m, "drain_off")
+    res = {"victim": "lb%s" % m["victim"], "new_backend": m["new_backend"], "long_conns": m["long_conns"],
+           "on": on, "off": off, "drain_on": don, "drain_off": doff}
+    for tag, r in (("backend added, second chance on", on), ("backend added, second chance off", off),
+                   ("be1 drained, second chance on", don), ("be1 drained, second chance off", doff)):
+        A.say("%s: %d long-lived connections, %d broken; ct misses per node %s; second hop packets per node %s; "
+              "handed on per backend %s; received handed on %s; LB drops %d", tag, r["long_lived"]["connections"],
+              r["broken"], r["ct_miss_per_node"], r["second_hop_packets_per_node"],
+              {b: v for b, v in r["handed_on_per_backend"].items() if v}, {b: v for b, v in r["received_handed_on_per_backend"].items() if v},
+              r["lb_drops"])
+    goals = [
+        goal("broken with second chance (backend added + LB node drained at once)",
+             on["broken"] == 0 and on["long_lived"]["connected"] == on["long_lived"]["connections"], on["broken"], 0),
+        goal("second hops were used (packets handed on)", sum(on["handed_on_per_backend"].values()) > 0,
+             sum(on["handed_on_per_backend"].values()), "> 0"),
+        goal("without second chance the same change breaks some", off["broken"] > 0, off["broken"], "> 0 (reported)"),
+        goal("broken with second chance (be1 drained + LB node drained at once)",
+             don["broken"] == 0 and don["long_lived"]["connected"] == don["long_lived"]["connections"], don["broken"], 0),
+        goal("without second chance the drain breaks some", doff["broken"] > 0, doff["broken"], "> 0 (reported)"),
+    ]
+    return A.finish("simultaneous_change", res, goals, out)
+
+
 def key_numbers(name, r):
     if name == "cluster_push":
         s = "push -> every node (offline digests): %s s / %s s (goal < %g s, %s nodes); --wait %s / %s ms" % (
@@ -474,6 +517,11 @@ def key_numbers(name, r):
             a["revision_and_digests_kept"], a["fell_back_to_local_health"] and a["probes_kept_running"],
             b["cluster_status_agrees_s"], r["long_lived"]["broken"], r["short"]["failed"], r["short"]["connections"],
             r["lb_drops"])
+    if name == "simultaneous_change":
+        return ("%s long-lived connections, LB node %s drained with a backend change: added: %d broken with second "
+                "chance (%d packets handed on), %d without; be1 drained: %d with, %d without") % (
+            r["long_conns"], r["victim"], r["on"]["broken"], sum(r["on"]["handed_on_per_backend"].values()),
+            r["off"]["broken"], r["drain_on"]["broken"], r["drain_off"]["broken"])
     if name == "tunnel_check":
         t, p = r["tunnel"], r["plain"]
         return ("%s without the VIPs on lo: through-tunnel check out of every ring in %s s (bound %s s), plain check "
@@ -484,5 +532,6 @@ def key_numbers(name, r):
 
 
 SCENARIOS = {"cluster_push": cluster_push, "bad_push": bad_push, "asymmetric_health": asymmetric_health,
-             "etcd_loss": etcd_loss, "tunnel_check": tunnel_check}
+             "etcd_loss": etcd_loss, "tunnel_check": tunnel_check,
+             "simultaneous_change": simultaneous_change}
 WITH_ROUTES = {"asymmetric_health"}

@@ -159,17 +159,20 @@ YAML
 	mv "$tmp" "$cfg"
 }
 
-# write_shared OUT NBACKENDS [I=WEIGHT...] [http_through_tunnel]: the shared
+# write_shared OUT NBACKENDS [I=WEIGHT...] [http_through_tunnel] [second_chance_off]: the shared
 # config (hash seed, the lab's four VIPs with backends 1..NBACKENDS, weight 100
 # unless I=WEIGHT says otherwise for backend I, both families), as `xdplb
 # cluster push` takes it. http_through_tunnel: the HTTP VIPs' checks go to
 # VIP:80 through GRE (health.through_tunnel), the echo VIPs' stay plain.
+# second_chance_off: every VIP with second_chance: off.
 write_shared() {
 	local out=$1 n=$2 b w kv vip port hc fam tunnel=
 	shift 2
 	local -A weight=()
+	local chance=
 	for kv in "$@"; do
 		if [ "$kv" = http_through_tunnel ]; then tunnel=", through_tunnel: true"; continue; fi
+		if [ "$kv" = second_chance_off ]; then chance='    second_chance: "off"\n'; continue; fi
 		weight[${kv%%=*}]=${kv#*=}
 	done
 	{
@@ -185,7 +188,7 @@ write_shared() {
 				hc="$hc, interval: ${HC_INTERVAL_MS}ms, timeout: ${HC_TIMEOUT_MS}ms, rise: $HC_RISE, fall: $HC_FALL }"
 				fam=4
 				[[ $vip == *:* ]] && fam=6
-				printf '  - address: "%s"\n    port: %s\n    protocol: tcp\n    health: %s\n    backends:\n' "$vip" "$port" "$hc"
+				printf '  - address: "%s"\n    port: %s\n    protocol: tcp\n'"$chance"'    health: %s\n    backends:\n' "$vip" "$port" "$hc"
 				for ((b = 1; b <= n; b++)); do
 					w=${weight[$b]:-100}
 					if [ "$fam" = 4 ]; then
