@@ -187,6 +187,28 @@ for mode in resolver fib; do
 		grep -q "> $pick6: GREv0.*2001:db8::10.40000 > fd00:100::1.443" "$tmp/dump-$mode.txt"
 done
 check "replay: FIB lookup and resolved next hops write identical bytes" cmp "$tmp/out-resolver.pcap" "$tmp/out-fib.pcap"
+# Second chance: a previous config without $pick4 on 10.100.0.1:80 (its first listing in lab.yaml).
+other=10.0.4.2; [ "$pick4" = 10.0.4.2 ] && other=10.0.4.3
+awk -v b="$pick4" '!done && index($0, "address: " b ",") { done = 1; next } { print }' "$here/lab.yaml" >"$tmp/previous.yaml"
+check "pick --previous: the flow's second hop is the previous ring's backend ($other)" \
+	grep -q "second hop $other (GRE key $other, on a conntrack miss)" <("$XDPLB" pick --config "$here/lab.yaml" --previous "$tmp/previous.yaml" --flow '192.0.2.10:40000 -> 10.100.0.1:80/tcp')
+check "pick --previous of the same config: no second hop" \
+	grep -q "no second hop" <("$XDPLB" pick --config "$here/lab.yaml" --previous "$here/lab.yaml" --flow '192.0.2.10:40000 -> 10.100.0.1:80/tcp')
+# The capture's ACK alone (a flow this node never saw), then SYN + ACK (the SYN makes it a new flow here).
+python3 - "$tmp/in.pcap" "$tmp/ack.pcap" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(); out, recs, o = d[:24], [], 24
+while o + 16 <= len(d):
+    n = struct.unpack("<I", d[o + 8:o + 12])[0]; recs.append(d[o:o + 16 + n]); o += 16 + n
+open(sys.argv[2], "wb").write(out + recs[1] + recs[0] + recs[1])
+PY
+nsx "$XDPLB" replay --config "$here/lab.yaml" --previous "$tmp/previous.yaml" --ingress-ifindex "$ifx" "$tmp/ack.pcap" "$tmp/out-prev.pcap" >"$tmp/replay-prev.txt"
+check "replay --previous: an ACK that misses conntrack carries the second hop $other in the GRE key" \
+	grep -q "^1 tx in: .* out: .*gre 10.0.2.2 > $pick4 key second hop $other " "$tmp/replay-prev.txt"
+check "replay --previous: after a SYN the flow is new here: its ACK carries no key" sh -c \
+	"grep '^2 tx' '$tmp/replay-prev.txt' | grep -qv ' key ' && grep '^3 tx' '$tmp/replay-prev.txt' | grep -v ' key ' | grep -q 'gre 10.0.2.2 > $pick4 '"
+expect_fail_with "replay --previous: a bad previous config is refused" "no-such.yaml" \
+	"$XDPLB" replay --config "$here/lab.yaml" --previous "$tmp/no-such.yaml" "$tmp/in.pcap" "$tmp/out-x.pcap"
 # With forwarding off bpf_fib_lookup can't answer, so only next hops resolved over netlink forward.
 nsx sysctl -qw net.ipv4.conf.all.forwarding=0 net.ipv6.conf.all.forwarding=0
 nsx "$XDPLB" replay --config "$here/lab.yaml" --ingress-ifindex "$ifx" "$tmp/in.pcap" "$tmp/out-nl.pcap" >"$tmp/replay-nl.txt"

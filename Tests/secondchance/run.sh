@@ -173,13 +173,18 @@ check "LB node 1 reloads config B (b1 draining, b2 added)" adm 1 reload
 check "LB node 2 reloads config B" adm 2 reload
 check "LB node 2 keeps the previous ring of port 7, none of port 8 (status)" test "$(adm 2 status --json |
 	json "[bool(v.get('previous_ring_until')) for v in sorted(d['vips'], key=lambda v: v['name'])]")" = "[True, False]"
+# Connections opened after the change, still through LB node 1: new flows, on b2.
+ip netns exec "$c" timeout 120 python3 "$tmp/conns.py" 7 "$tmp/late.json" 5 "$tmp/go" &
+pids+=($!)
+check "5 connections opened after the change are up" wait_until 30 test -e "$tmp/late.json.ready"
 hop0=$(counter_of 2 second_hop)
+local0=$(decap_counter b2 hop_local_socket)
 ip -n "$c" route replace 10.100.0.1/32 via 10.0.8.12
 ip netns exec "$sw" timeout 5 tcpdump -i v-b2 -nn -U -w "$tmp/b2.pcap" -c 5 'ip proto 47 and ip[20:2] = 0x2000' >/dev/null 2>&1 &
 cap=$!
 sleep 0.5
 touch "$tmp/go"
-for port in 7 8; do wait_until 90 test -e "$tmp/conns$port.json" >/dev/null || true; done
+for f in conns7 conns8 late; do wait_until 90 test -e "$tmp/$f.json" >/dev/null || true; done
 wait "$cap" 2>/dev/null || true
 
 # ---- 3. what happened ---------------------------------------------------------------------
@@ -212,6 +217,14 @@ while len(d) >= 16:
         ok = ok or (g[0:2] == b"\x20\x00" and g[4:8] == bytes([10, 0, 8, 31]))
 sys.exit(0 if ok else 1)
 PY
+# The late connections moved too: LB node 2 names b1 as their second hop, but
+# b2 (the first hop) has their sockets and keeps them.
+rl=$(cat "$tmp/late.json" 2>/dev/null || echo '{}')
+echo "    opened after the change: $rl"
+check "connections opened after the change: on b2 before and after the move, none broken" \
+	test "$(json "(d['first'].get('b2'), d['second'].get('b2'), d['broken'])" <<<"$rl")" = "(5, 5, 0)"
+l=$(decap_counter b2 hop_local_socket)
+check "b2 kept $(( ${l:-0} - ${local0:-0} )) keyed packets of its own connections (a local socket: >= 5)" test $(( ${l:-0} - ${local0:-0} )) -ge 5
 # A new connection after the change goes to b2, with no second hop.
 ok_new=$(ip netns exec "$c" timeout 10 python3 -c '
 import socket
