@@ -104,13 +104,12 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 	if (cfg->path_mtu && outer_len > cfg->path_mtu)
 		return handle_too_big(ctx, pkt, is_icmp, cfg->path_mtu - overhead);
 
+	/* One copy of each encapsulation: the key's 4 bytes are a runtime length. */
 	if (v6) {
-		encapped = key ? encap_gre_v6(ctx, pkt, be, cfg, XDPLB_GRE_KEY_LEN, key)
-			       : encap_gre_v6(ctx, pkt, be, cfg, 0, 0);
+		encapped = encap_gre_v6(ctx, pkt, be, cfg, key ? XDPLB_GRE_KEY_LEN : 0, key);
 		path = XDPLB_CNT_GRE_V6;
 	} else {
-		encapped = key ? encap_gre_v4(ctx, pkt, be, cfg, XDPLB_GRE_KEY_LEN, key)
-			       : encap_gre_v4(ctx, pkt, be, cfg, 0, 0);
+		encapped = encap_gre_v4(ctx, pkt, be, cfg, key ? XDPLB_GRE_KEY_LEN : 0, key);
 		path = XDPLB_CNT_GRE_V4;
 	}
 	if (!encapped)

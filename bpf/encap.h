@@ -54,7 +54,8 @@ _Static_assert(sizeof(struct ipv6hdr) + sizeof(struct xdplb_gre) == XDPLB_GRE_OV
  * `gap` and move the L2 header (14 or 18 bytes) to the new front. `proto`
  * (network order, 0 = keep) becomes its innermost ethertype; `swap_macs` turns
  * it around for a reply. Returns the start of the gap, or NULL.
- * `gap` must be a constant >= 18, so the copy never overlaps itself.
+ * `gap` must be >= 18 (a constant, or a value the verifier knows the range
+ * of), so the copy never overlaps itself.
  */
 static __always_inline void *l2_push_gap(struct xdp_md *ctx, const struct xdplb_pkt *pkt,
 					 const int gap, __be16 proto, bool swap_macs)
@@ -92,29 +93,35 @@ static __always_inline __be16 gre_inner_proto(const struct xdplb_pkt *pkt)
 }
 
 /*
- * Write the GRE header at `gre` (already bounds-checked for `key_len` more
- * bytes): plain, or with the key when key_len is XDPLB_GRE_KEY_LEN.
+ * Write the GRE header at `gre` (the base header already bounds-checked):
+ * plain, or with the key when `key` is not 0. False if the key doesn't fit.
  */
-static __always_inline void gre_write(void *gre, const struct xdplb_pkt *pkt, const int key_len, __be32 key)
+static __always_inline bool gre_write(void *gre, void *data_end, const struct xdplb_pkt *pkt, __be32 key)
 {
 	struct xdplb_gre *g = gre;
 
-	g->flags = key_len ? bpf_htons(XDPLB_GRE_FLAG_KEY) : 0;
 	g->proto = gre_inner_proto(pkt);
-	if (key_len)
-		((struct xdplb_gre_key *)gre)->key = key;
+	if (!key) {
+		g->flags = 0;
+		return true;
+	}
+	if (gre + sizeof(struct xdplb_gre_key) > data_end)
+		return false;
+	g->flags = bpf_htons(XDPLB_GRE_FLAG_KEY);
+	((struct xdplb_gre_key *)gre)->key = key;
+	return true;
 }
 
 /*
- * Outer IPv4 + GRE toward an IPv4 backend; `key_len` (a constant: 0 or
+ * Outer IPv4 + GRE toward an IPv4 backend; `key_len` (0 or
  * XDPLB_GRE_KEY_LEN) adds the second hop's key. False (packet unusable) when
  * the node has no IPv4 encap source or the head can't grow.
  */
 static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_pkt *pkt,
 					 const struct xdplb_backend *be,
-					 const struct xdplb_node_cfg *cfg, const int key_len, __be32 key)
+					 const struct xdplb_node_cfg *cfg, int key_len, __be32 key)
 {
-	const int overhead = XDPLB_GRE_OVERHEAD_V4 + key_len;
+	const int overhead = XDPLB_GRE_OVERHEAD_V4 + (key_len & XDPLB_GRE_KEY_LEN);
 	struct iphdr hdr = {};
 	struct iphdr *oip;
 	void *gre, *data_end;
@@ -126,7 +133,7 @@ static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_
 		return false;
 	data_end = (void *)(long)ctx->data_end;
 	gre = (void *)(oip + 1);
-	if (gre + sizeof(struct xdplb_gre) + key_len > data_end)
+	if (gre + sizeof(struct xdplb_gre) > data_end)
 		return false;
 
 	hdr.version = 4;
@@ -140,8 +147,7 @@ static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_
 	hdr.daddr = be->addr[0];
 	hdr.check = csum_ipv4_hdr(&hdr);
 	*oip = hdr;
-	gre_write(gre, pkt, key_len, key);
-	return true;
+	return gre_write(gre, data_end, pkt, key);
 }
 
 /*
@@ -151,9 +157,9 @@ static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_
  */
 static __always_inline bool encap_gre_v6(struct xdp_md *ctx, const struct xdplb_pkt *pkt,
 					 const struct xdplb_backend *be,
-					 const struct xdplb_node_cfg *cfg, const int key_len, __be32 key)
+					 const struct xdplb_node_cfg *cfg, int key_len, __be32 key)
 {
-	const int overhead = XDPLB_GRE_OVERHEAD_V6 + key_len;
+	const int overhead = XDPLB_GRE_OVERHEAD_V6 + (key_len & XDPLB_GRE_KEY_LEN);
 	struct ipv6hdr hdr = {};
 	struct ipv6hdr *oip6;
 	void *gre, *data_end;
@@ -166,20 +172,19 @@ static __always_inline bool encap_gre_v6(struct xdp_md *ctx, const struct xdplb_
 		return false;
 	data_end = (void *)(long)ctx->data_end;
 	gre = (void *)(oip6 + 1);
-	if (gre + sizeof(struct xdplb_gre) + key_len > data_end)
+	if (gre + sizeof(struct xdplb_gre) > data_end)
 		return false;
 
 	/* version 6 | traffic class | flow label */
 	*(xdplb_word_t *)&hdr =
 		bpf_htonl((6U << 28) | ((__u32)pkt->tos << 20) | (pkt->hash & 0xfffff));
-	hdr.payload_len = bpf_htons(pkt->ip_len + sizeof(struct xdplb_gre) + key_len);
+	hdr.payload_len = bpf_htons(pkt->ip_len + sizeof(struct xdplb_gre) + (key_len & XDPLB_GRE_KEY_LEN));
 	hdr.nexthdr = IPPROTO_GRE;
 	hdr.hop_limit = XDPLB_OUTER_TTL;
 	__builtin_memcpy(&hdr.saddr, cfg->encap_src_v6, sizeof(hdr.saddr));
 	__builtin_memcpy(&hdr.daddr, be->addr, sizeof(hdr.daddr));
 	*oip6 = hdr;
-	gre_write(gre, pkt, key_len, key);
-	return true;
+	return gre_write(gre, data_end, pkt, key);
 }
 
 #endif /* XDPLB_ENCAP_H */
