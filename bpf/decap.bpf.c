@@ -392,6 +392,30 @@ static __always_inline int hop_decide(void *ctx, void *data, void *data_end, con
 }
 
 /*
+ * The second-hop step of every program for a packet it decapsulates: a
+ * packet without a key, or handed on to us, is delivered (the latter
+ * counted); a keyed one goes through hop_decide. Counts what it decided
+ * except a hand-on (the caller counts how sending went).
+ */
+static __always_inline int hop_step(void *ctx, void *data, void *data_end, const struct decap_hdrs *h,
+				    struct xdplb_decap_peer *to, __u32 bytes)
+{
+	__u32 counter;
+	int v;
+
+	if (!h->has_key)
+		return HOP_DELIVER;
+	if (h->key == bpf_htonl(XDPLB_HOP_HANDED_ON)) {
+		decap_count(XDPLB_DECAP_CNT_HOP_RECEIVED, bytes);
+		return HOP_DELIVER;
+	}
+	v = hop_decide(ctx, data, data_end, h, to, &counter);
+	if (v != HOP_HAND_ON && counter != XDPLB_DECAP_CNT_MAX)
+		decap_count(counter, bytes);
+	return v;
+}
+
+/*
  * Turn the outer header around toward *to: source = the received
  * destination (this backend), destination = the second hop, TTL / hop limit
  * 64, key = handed on. Fills *p for the FIB lookup. False if out of bounds.
@@ -501,25 +525,17 @@ static __always_inline int decap_tc(struct __sk_buff *skb, bool front)
 
 	outcome = decap_parse(data, data_end, &h);
 	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6) {
-		if (h.has_key && h.key != bpf_htonl(XDPLB_HOP_HANDED_ON)) {
-			struct xdplb_decap_peer to = {};
-			__u32 counter;
-			int v = hop_decide(skb, data, data_end, &h, &to, &counter);
+		struct xdplb_decap_peer to = {};
+		int v = hop_step(skb, data, data_end, &h, &to, bytes);
 
-			if (v == HOP_DROP) {
-				decap_count(counter, bytes);
-				return TC_ACT_SHOT;
-			}
-			if (v == HOP_HAND_ON) {
-				action = hop_send_skb(skb, &h, &to, &outcome);
-				decap_count(outcome, bytes);
-				return action;
-			}
-			if (counter != XDPLB_DECAP_CNT_MAX)
-				decap_count(counter, bytes);
-		} else if (h.has_key) {
-			decap_count(XDPLB_DECAP_CNT_HOP_RECEIVED, bytes);
-		} else if (front) {
+		if (v == HOP_DROP)
+			return TC_ACT_SHOT;
+		if (v == HOP_HAND_ON) {
+			action = hop_send_skb(skb, &h, &to, &outcome);
+			decap_count(outcome, bytes);
+			return action;
+		}
+		if (!h.has_key && front) {
 			decap_count(XDPLB_DECAP_CNT_PASS_KERNEL, bytes);
 			return TC_ACT_OK;
 		}
@@ -618,24 +634,15 @@ int xdplb_decap_xdp(struct xdp_md *ctx)
 	decap_count(XDPLB_DECAP_CNT_RX, bytes);
 	outcome = decap_parse(data, data_end, &h);
 	if (outcome >= XDPLB_DECAP_CNT_DECAP_4IN4 && outcome <= XDPLB_DECAP_CNT_DECAP_6IN6) {
-		if (h.has_key && h.key != bpf_htonl(XDPLB_HOP_HANDED_ON)) {
-			struct xdplb_decap_peer to = {};
-			__u32 counter;
-			int v = hop_decide(ctx, data, data_end, &h, &to, &counter);
+		struct xdplb_decap_peer to = {};
+		int v = hop_step(ctx, data, data_end, &h, &to, bytes);
 
-			if (v == HOP_DROP) {
-				decap_count(counter, bytes);
-				return XDP_DROP;
-			}
-			if (v == HOP_HAND_ON) {
-				action = hop_send_xdp(ctx, &h, &to, &outcome);
-				decap_count(outcome, bytes);
-				return action;
-			}
-			if (counter != XDPLB_DECAP_CNT_MAX)
-				decap_count(counter, bytes);
-		} else if (h.has_key) {
-			decap_count(XDPLB_DECAP_CNT_HOP_RECEIVED, bytes);
+		if (v == HOP_DROP)
+			return XDP_DROP;
+		if (v == HOP_HAND_ON) {
+			action = hop_send_xdp(ctx, &h, &to, &outcome);
+			decap_count(outcome, bytes);
+			return action;
 		}
 		outcome = decap_xdp(ctx, &h, outcome, &action);
 	}

@@ -170,14 +170,7 @@ public final class BPFMap: @unchecked Sendable {
 
     /// Writes the same value on every CPU (e.g. zero to reset a per-CPU counter).
     public func updatePerCPU<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, _ value: V) throws(BPFError) {
-        let n = BPFMap.possibleCPUs
-        var k = key
-        let slot = (MemoryLayout<V>.size + 7) & ~7
-        let buf = UnsafeMutableRawPointer.allocate(byteCount: slot * n, alignment: 8)
-        defer { buf.deallocate() }
-        buf.initializeMemory(as: UInt8.self, repeating: 0, count: slot * n)
-        for i in 0..<n { buf.storeBytes(of: value, toByteOffset: i * slot, as: V.self) }
-        try check(bpf_map_update_elem(fd, &k, buf, UInt64(BPF_ANY)), "update per-CPU map '\(name)'")
+        try updatePerCPU(key, values: [V](repeating: value, count: BPFMap.possibleCPUs))
     }
 }
 
