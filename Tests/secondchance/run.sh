@@ -53,34 +53,38 @@ decap_counter() { decap "$1" status --interface eth0 | awk -v n="$2" '$1 == n { 
 ip netns add "$sw"
 ip -n "$sw" link add br0 type bridge
 ip -n "$sw" link set br0 up
-plug() { # plug NS SHORT ADDR4
+plug() { # plug NS SHORT ADDR4 ADDR6
 	ip netns add "$1"
 	ip link add eth0 netns "$1" type veth peer name "v-$2" netns "$sw"
 	ip -n "$sw" link set "v-$2" master br0 up
 	ip -n "$1" link set lo up
 	ip -n "$1" link set eth0 up
 	ip -n "$1" addr add "$3/24" dev eth0
+	ip -n "$1" addr add "$4/64" dev eth0 nodad
 }
-plug "$c" c 10.0.8.2
-plug "$l1" l1 10.0.8.11
-plug "$l2" l2 10.0.8.12
-plug "$b1" b1 10.0.8.31
-plug "$b2" b2 10.0.8.32
+plug "$c" c 10.0.8.2 fd00:8::2
+plug "$l1" l1 10.0.8.11 fd00:8::11
+plug "$l2" l2 10.0.8.12 fd00:8::12
+plug "$b1" b1 10.0.8.31 fd00:8::31
+plug "$b2" b2 10.0.8.32 fd00:8::32
 for n in "$l1" "$l2"; do
-	ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 done
 # Static neighbours of the backends on the LB nodes (the agents resolve next hops from them).
 mac_of() { ip -n "$1" -o link show dev eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
 for n in "$l1" "$l2"; do
 	ip -n "$n" neigh replace 10.0.8.31 lladdr "$(mac_of "$b1")" dev eth0 nud permanent
 	ip -n "$n" neigh replace 10.0.8.32 lladdr "$(mac_of "$b2")" dev eth0 nud permanent
+	ip -n "$n" -6 neigh replace fd00:8::31 lladdr "$(mac_of "$b1")" dev eth0 nud permanent
+	ip -n "$n" -6 neigh replace fd00:8::32 lladdr "$(mac_of "$b2")" dev eth0 nud permanent
 done
 for n in "$b1" "$b2"; do ip netns exec "$n" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0; done
 ip -n "$c" route add 10.100.0.1/32 via 10.0.8.11
+ip -n "$c" -6 route add fd00:100::1/128 via fd00:8::11
 "$CLANG" -O2 -g -Wall -Werror -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -I"$root/bpf" -c "$root/bpf/decap.bpf.c" -o "$tmp/decap.bpf.o"
 export XDPLB_DECAP_OBJ=$tmp/decap.bpf.o
-check "b1: tools/gre-decap up --mode bpf" decap b1 up --interface eth0 --mode bpf --vip 10.100.0.1 --peer 10.0.8.32
-check "b2: tools/gre-decap up --mode bpf" decap b2 up --interface eth0 --mode bpf --vip 10.100.0.1 --peer 10.0.8.31
+check "b1: tools/gre-decap up --mode bpf" decap b1 up --interface eth0 --mode bpf --vip 10.100.0.1 --vip fd00:100::1 --peer 10.0.8.32 --peer fd00:8::32
+check "b2: tools/gre-decap up --mode bpf" decap b2 up --interface eth0 --mode bpf --vip 10.100.0.1 --vip fd00:100::1 --peer 10.0.8.31 --peer fd00:8::31
 
 # A TCP echo on VIP:7 and VIP:8 that answers "NAME LINE" (the backend's name).
 cat >"$tmp/echo.py" <<'PY'
@@ -90,12 +94,14 @@ def serve(c):
     f = c.makefile("rb")
     for line in f:
         c.sendall(name.encode() + b" " + line)
-def listen(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("10.100.0.1", port)); s.listen(256)
+def listen(fam, addr, port):
+    s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(256)
     while True:
         c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-for p in ports: threading.Thread(target=listen, args=(p,), daemon=True).start()
+for p in ports:
+    threading.Thread(target=listen, args=(socket.AF_INET, "10.100.0.1", p), daemon=True).start()
+    threading.Thread(target=listen, args=(socket.AF_INET6, "fd00:100::1", p), daemon=True).start()
 time.sleep(300)
 PY
 ip netns exec "$b1" python3 "$tmp/echo.py" b1 7 8 &
@@ -106,13 +112,14 @@ pids+=($!)
 # ---- agents ------------------------------------------------------------------------
 config() { # config N A|B
 	local backends
-	if [ "$2" = A ]; then backends="[ { address: 10.0.8.31 } ]"
-	else backends="[ { address: 10.0.8.31, weight: 0 }, { address: 10.0.8.32 } ]"; fi
+	if [ "$2" = A ]; then backends="[ { address: 10.0.8.31 } ]" backends6="[ { address: 'fd00:8::31' } ]"
+	else backends="[ { address: 10.0.8.31, weight: 0 }, { address: 10.0.8.32 } ]"
+		backends6="[ { address: 'fd00:8::31', weight: 0 }, { address: 'fd00:8::32' } ]"; fi
 	cat >"$tmp/l$1.yaml" <<YAML
 node:
   interface: eth0
   xdp_mode: generic
-  encap_source: { ipv4: 10.0.8.1$1 }
+  encap_source: { ipv4: 10.0.8.1$1, ipv6: 'fd00:8::1$1' }
   hash_seed: 0x5eed
   lru_size: 65536
   bpffs: /sys/fs/bpf/xdplb-sc-$$-l$1
@@ -120,6 +127,7 @@ node:
 vips:
   - { address: 10.100.0.1, port: 7, protocol: tcp, ring_size: 251, health: { type: none }, backends: $backends }
   - { address: 10.100.0.1, port: 8, protocol: tcp, ring_size: 251, second_chance: "off", health: { type: none }, backends: $backends }
+  - { address: 'fd00:100::1', port: 7, protocol: tcp, ring_size: 251, health: { type: none }, backends: $backends6 }
 YAML
 }
 config 1 A
@@ -140,6 +148,7 @@ done
 cat >"$tmp/conns.py" <<'PY'
 import json, os, socket, sys, time
 port, out, n, go = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+host = sys.argv[5] if len(sys.argv) > 5 else "10.100.0.1"
 def ask(s, line):
     try:
         s.sendall(line); s.settimeout(3); r = s.recv(100)
@@ -148,7 +157,7 @@ def ask(s, line):
         return None
 socks, first, second, broken = [], {}, {}, 0
 for i in range(n):
-    s = socket.create_connection(("10.100.0.1", port), timeout=3)
+    s = socket.create_connection((host, port), timeout=3)
     b = ask(s, b"one\n"); first[b] = first.get(b, 0) + 1; socks.append(s)
 open(out + ".ready", "w").close()
 for _ in range(600):
@@ -164,27 +173,32 @@ for port in 7 8; do
 	ip netns exec "$c" timeout 120 python3 "$tmp/conns.py" "$port" "$tmp/conns$port.json" "$CONNS" "$tmp/go" &
 	pids+=($!)
 done
-check "the connections are up" wait_until 30 sh -c "test -e '$tmp/conns7.json.ready' && test -e '$tmp/conns8.json.ready'"
+ip netns exec "$c" timeout 120 python3 "$tmp/conns.py" 7 "$tmp/conns6.json" "$CONNS" "$tmp/go" fd00:100::1 &
+pids+=($!)
+check "the connections are up (IPv4 ports 7, 8; IPv6 port 7)" wait_until 30 sh -c "test -e '$tmp/conns7.json.ready' && test -e '$tmp/conns8.json.ready' && test -e '$tmp/conns6.json.ready'"
 
 # ---- 2. the backend change and the ECMP change at once ---------------------------------
 config 1 B
 config 2 B
 check "LB node 1 reloads config B (b1 draining, b2 added)" adm 1 reload
 check "LB node 2 reloads config B" adm 2 reload
-check "LB node 2 keeps the previous ring of port 7, none of port 8 (status)" test "$(adm 2 status --json |
-	json "[bool(v.get('previous_ring_until')) for v in sorted(d['vips'], key=lambda v: v['name'])]")" = "[True, False]"
+check "LB node 2 keeps the previous ring of both port-7 VIPs, none of port 8 (status)" test "$(adm 2 status --json |
+	json "[bool(v.get('previous_ring_until')) for v in sorted(d['vips'], key=lambda v: v['name'])]")" = "[True, False, True]"
 # Connections opened after the change, still through LB node 1: new flows, on b2.
 ip netns exec "$c" timeout 120 python3 "$tmp/conns.py" 7 "$tmp/late.json" 5 "$tmp/go" &
 pids+=($!)
-check "5 connections opened after the change are up" wait_until 30 test -e "$tmp/late.json.ready"
+ip netns exec "$c" timeout 120 python3 "$tmp/conns.py" 7 "$tmp/late6.json" 5 "$tmp/go" fd00:100::1 &
+pids+=($!)
+check "5 + 5 connections (IPv4, IPv6) opened after the change are up" wait_until 30 sh -c "test -e '$tmp/late.json.ready' && test -e '$tmp/late6.json.ready'"
 hop0=$(counter_of 2 second_hop)
 local0=$(decap_counter b2 hop_local_socket)
 ip -n "$c" route replace 10.100.0.1/32 via 10.0.8.12
+ip -n "$c" -6 route replace fd00:100::1/128 via fd00:8::12
 ip netns exec "$sw" timeout 5 tcpdump -i v-b2 -nn -U -w "$tmp/b2.pcap" -c 5 'ip proto 47 and ip[20:2] = 0x2000' >/dev/null 2>&1 &
 cap=$!
 sleep 0.5
 touch "$tmp/go"
-for f in conns7 conns8 late; do wait_until 90 test -e "$tmp/$f.json" >/dev/null || true; done
+for f in conns7 conns8 conns6 late late6; do wait_until 90 test -e "$tmp/$f.json" >/dev/null || true; done
 wait "$cap" 2>/dev/null || true
 
 # ---- 3. what happened ---------------------------------------------------------------------
@@ -223,8 +237,15 @@ rl=$(cat "$tmp/late.json" 2>/dev/null || echo '{}')
 echo "    opened after the change: $rl"
 check "connections opened after the change: on b2 before and after the move, none broken" \
 	test "$(json "(d['first'].get('b2'), d['second'].get('b2'), d['broken'])" <<<"$rl")" = "(5, 5, 0)"
+r6=$(cat "$tmp/conns6.json" 2>/dev/null || echo '{}')
+l6=$(cat "$tmp/late6.json" 2>/dev/null || echo '{}')
+echo "    IPv6: $r6; opened after the change: $l6"
+check "IPv6 (6in6, the second hop as a hop id): all $CONNS connections survived, answered by b1 through b2" \
+	test "$(json "(d['first'].get('b1'), d['broken'], d['second'].get('b1'))" <<<"$r6")" = "($CONNS, 0, $CONNS)"
+check "IPv6 connections opened after the change stay on b2 (its local socket), none broken" \
+	test "$(json "(d['first'].get('b2'), d['second'].get('b2'), d['broken'])" <<<"$l6")" = "(5, 5, 0)"
 l=$(decap_counter b2 hop_local_socket)
-check "b2 kept $(( ${l:-0} - ${local0:-0} )) keyed packets of its own connections (a local socket: >= 5)" test $(( ${l:-0} - ${local0:-0} )) -ge 5
+check "b2 kept $(( ${l:-0} - ${local0:-0} )) keyed packets of its own connections (a local socket: >= 10)" test $(( ${l:-0} - ${local0:-0} )) -ge 10
 # A new connection after the change goes to b2, with no second hop.
 ok_new=$(ip netns exec "$c" timeout 10 python3 -c '
 import socket
