@@ -121,15 +121,15 @@ ${1:-}
 vips:
   - address: 10.100.0.1
     port: 80
-    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 2 }
+    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 4 }
     backends: [ { address: 10.0.9.2 }, { address: 10.0.9.4 } ]
   - address: "fd00:100::1"
     port: 80
-    health: { type: tcp, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 2 }
+    health: { type: tcp, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 4 }
     backends: [ { address: 10.0.9.2 }, { address: 10.0.9.4 } ]
   - address: 10.100.0.2
     port: 80
-    health: { type: tcp, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 2 }
+    health: { type: tcp, port: 8080, interval: 200ms, timeout: 150ms, rise: 2, fall: 4 }
     backends: [ { address: 10.0.9.2 } ]
   - address: 10.100.0.3
     port: 80
@@ -211,7 +211,7 @@ check "reload succeeds again" x reload --admin "$sock"
 check "reconcile succeeded: the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
 
 # ---- every backend down, then one back: withdrawn until the view re-converges ----
-# (health 200 ms, rise 2, fall 2: settled again rise + fall = 4 probes after the first is back)
+# (health 200 ms, rise 2, fall 4: settled again rise + fall = 6 probes, 1.2 s: long enough for a sampler taking ~0.3 s a sample after the first is back)
 stop_server 10.0.9.2; stop_server 10.0.9.4
 all_down() { status_json | json "all(not b['healthy'] for v in d['vips'] for b in v['backends'])" | grep -q True; }
 check "both health servers stopped: every backend down on the node" wait_until 10 all_down
@@ -230,7 +230,7 @@ for _ in $(seq 1 200); do
 	# 10.0.9.2 healthy? the VIP's announcement, 10.0.9.4's slots (one parse per sample)
 	read -r up2 slots4 ann < <(json "[' '.join([str(next(b['healthy'] for b in v['backends'] if b['address'] == '10.0.9.2')), str(next(b['slots'] for b in v['backends'] if b['address'] == '10.0.9.4')), v['announcement']]) for v in d['vips'] if v['name'] == '10.100.0.1:80/tcp'][0]" <"$tmp/iso.json")
 	if [ "$up2" = True ]; then
-		[ "$ann" = "withdrawn: health checks not converged" ] || break
+		[ "$ann" = "withdrawn: health checks not converged" ] || { echo "    (the partial view ended: $ann, 10.0.9.4 slots $slots4)"; break; }
 		partial=$((partial + 1))
 		[ "$routed" = 0 ] || early=$((early + 1))
 		[ "$slots4" != 0 ] && held=$((held + 1))
@@ -242,7 +242,7 @@ if [ "$partial" -gt 0 ] && [ "$early" = 0 ] && [ "$held" = "$partial" ]; then
 else
 	bad "one backend back after all were down: $partial partial-view samples, $early with a router route, $held still failing open"
 fi
-check "view settled (4 probes): the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
+check "view settled (6 probes): the router learns 10.100.0.1 again" wait_until 5 has4 10.100.0.1
 slots_of() { status_json | json "[b['slots'] for v in d['vips'] if v['name'] == '10.100.0.1:80/tcp' for b in v['backends'] if b['address'] == '$1'][0]"; }
 check "view settled: the still-down 10.0.9.4 left the ring (0 slots)" test "$(slots_of 10.0.9.4)" = 0
 start_server 10.0.9.4
