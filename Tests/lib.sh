@@ -18,3 +18,20 @@ wait_until() {
 	done
 	python3 -c "import time; print(f'{time.time() - $start:.2f}')"
 }
+# switch_up NS: a namespace holding one bridge (br0), the L2 segment plug() connects to.
+switch_up() {
+	ip netns add "$1"
+	ip -n "$1" link add br0 type bridge
+	ip -n "$1" link set br0 up
+}
+# plug NS SHORT ADDR4 ADDR6: a new namespace NS whose eth0 is a veth port (v-SHORT) of
+# the bridge in $sw, lo and eth0 up, ADDR4/24 and ADDR6/64 (no DAD) on eth0.
+plug() {
+	ip netns add "$1"
+	ip link add eth0 netns "$1" type veth peer name "v-$2" netns "$sw"
+	ip -n "$sw" link set "v-$2" master br0 up
+	ip -n "$1" link set lo up
+	ip -n "$1" link set eth0 up
+	ip -n "$1" addr add "$3/24" dev eth0
+	ip -n "$1" addr add "$4/64" dev eth0 nodad
+}

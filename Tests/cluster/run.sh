@@ -53,10 +53,8 @@ adm() { local n=$1; shift; inns "lb$n" "$XDPLB" "$@" --admin "$tmp/lb$n.sock"; }
 st() { adm "$1" status --json; }   # st N: node N's status JSON
 
 # ---- topology ---------------------------------------------------------------
-ip netns add "$sw"
-ip -n "$sw" link add br0 type bridge
-ip -n "$sw" link set br0 up
-plug() { # plug NS SHORT ADDR...: a veth from NS (eth0) to the bridge
+switch_up "$sw"
+plug_v4() { # plug_v4 NS SHORT ADDR...: a veth from NS (eth0) to the bridge, IPv4 addresses only
 	local ns=$1 short=$2; shift 2
 	ip link add eth0 netns "$ns" type veth peer name "v-$short" netns "$sw"
 	ip -n "$sw" link set "v-$short" master br0 up
@@ -64,10 +62,10 @@ plug() { # plug NS SHORT ADDR...: a veth from NS (eth0) to the bridge
 	ip -n "$ns" link set eth0 up
 	for a in "$@"; do ip -n "$ns" addr add "$a/24" dev eth0; done
 }
-for i in 1 2 3; do ip netns add "$(nsname "e$i")"; plug "$(nsname "e$i")" "e$i" "10.0.9.2$i"; done
-for i in 1 2 3; do ip netns add "$(nsname "lb$i")"; plug "$(nsname "lb$i")" "lb$i" "10.0.9.$i"; done
+for i in 1 2 3; do ip netns add "$(nsname "e$i")"; plug_v4 "$(nsname "e$i")" "e$i" "10.0.9.2$i"; done
+for i in 1 2 3; do ip netns add "$(nsname "lb$i")"; plug_v4 "$(nsname "lb$i")" "lb$i" "10.0.9.$i"; done
 ip netns add "$be"
-plug "$be" be 10.0.9.31 10.0.9.32 10.0.9.33 10.0.9.40
+plug_v4 "$be" be 10.0.9.31 10.0.9.32 10.0.9.33 10.0.9.40
 inbe sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
 # The LB nodes encapsulate toward the backends' MAC: give them a permanent neighbour.
 bemac=$(inbe cat /sys/class/net/eth0/address)
@@ -318,7 +316,7 @@ mkcert server /CN=e4 $'subjectAltName=IP:10.0.9.24\nextendedKeyUsage=serverAuth,
 mkcert client /O=xdplb-agents 'extendedKeyUsage=clientAuth'
 chmod 600 "$pki"/*.key
 ip netns add "$(nsname e4)"
-plug "$(nsname e4)" e4 10.0.9.24
+plug_v4 "$(nsname e4)" e4 10.0.9.24
 ip netns exec "$(nsname e4)" etcd --name e4 --data-dir "$tmp/etcd-e4" \
 	--listen-client-urls https://10.0.9.24:2379 --advertise-client-urls https://10.0.9.24:2379 \
 	--cert-file "$pki/server.pem" --key-file "$pki/server.key" --trusted-ca-file "$pki/ca.pem" --client-cert-auth \

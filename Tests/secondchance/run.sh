@@ -50,18 +50,7 @@ counter_of() { # counter_of N NAME: LB node N's global counter NAME
 decap_counter() { decap "$1" status --interface eth0 | awk -v n="$2" '$1 == n { print $2 }'; }
 
 # ---- topology -------------------------------------------------------------------
-ip netns add "$sw"
-ip -n "$sw" link add br0 type bridge
-ip -n "$sw" link set br0 up
-plug() { # plug NS SHORT ADDR4 ADDR6
-	ip netns add "$1"
-	ip link add eth0 netns "$1" type veth peer name "v-$2" netns "$sw"
-	ip -n "$sw" link set "v-$2" master br0 up
-	ip -n "$1" link set lo up
-	ip -n "$1" link set eth0 up
-	ip -n "$1" addr add "$3/24" dev eth0
-	ip -n "$1" addr add "$4/64" dev eth0 nodad
-}
+switch_up "$sw"
 plug "$c" c 10.0.8.2 fd00:8::2
 plug "$l1" l1 10.0.8.11 fd00:8::11
 plug "$l2" l2 10.0.8.12 fd00:8::12

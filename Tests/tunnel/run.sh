@@ -47,18 +47,7 @@ adm() { inlb "$XDPLB" "$@" --admin "$sock"; }
 st() { adm status --json; }
 
 # ---- topology ---------------------------------------------------------------
-ip netns add "$sw"
-ip -n "$sw" link add br0 type bridge
-ip -n "$sw" link set br0 up
-plug() { # plug NS SHORT ADDR4 ADDR6
-	ip netns add "$1"
-	ip link add eth0 netns "$1" type veth peer name "v-$2" netns "$sw"
-	ip -n "$sw" link set "v-$2" master br0 up
-	ip -n "$1" link set lo up
-	ip -n "$1" link set eth0 up
-	ip -n "$1" addr add "$3/24" dev eth0
-	ip -n "$1" addr add "$4/64" dev eth0 nodad
-}
+switch_up "$sw"
 plug "$lb" lb 10.0.9.1 fd00:9::1
 plug "$rt" rt 10.0.9.254 fd00:9::fe
 plug "$b1" b1 10.0.9.31 fd00:9::31
