@@ -12,7 +12,7 @@
 #define XDPLB_ENCAP_H
 
 #include "parse.h"
-#include "csum.h"
+#include "outer.h"
 
 /* The base GRE header: flags/version 0, then the inner ethertype. */
 struct xdplb_gre {
@@ -136,16 +136,7 @@ static __always_inline bool encap_gre_v4(struct xdp_md *ctx, const struct xdplb_
 	if (gre + sizeof(struct xdplb_gre) > data_end)
 		return false;
 
-	hdr.version = 4;
-	hdr.ihl = 5;
-	hdr.tos = pkt->tos;
-	hdr.tot_len = bpf_htons(pkt->ip_len + overhead);
-	hdr.frag_off = bpf_htons(XDPLB_IP_DF);
-	hdr.ttl = XDPLB_OUTER_TTL;
-	hdr.protocol = IPPROTO_GRE;
-	hdr.saddr = cfg->encap_src_v4;
-	hdr.daddr = be->addr[0];
-	hdr.check = csum_ipv4_hdr(&hdr);
+	outer_ipv4_hdr(&hdr, pkt->tos, pkt->ip_len + overhead, cfg->encap_src_v4, be->addr[0]);
 	*oip = hdr;
 	return gre_write(gre, data_end, pkt, key);
 }
@@ -175,14 +166,8 @@ static __always_inline bool encap_gre_v6(struct xdp_md *ctx, const struct xdplb_
 	if (gre + sizeof(struct xdplb_gre) > data_end)
 		return false;
 
-	/* version 6 | traffic class | flow label */
-	*(xdplb_word_t *)&hdr =
-		bpf_htonl((6U << 28) | ((__u32)pkt->tos << 20) | (pkt->hash & 0xfffff));
-	hdr.payload_len = bpf_htons(pkt->ip_len + sizeof(struct xdplb_gre) + (key_len & XDPLB_GRE_KEY_LEN));
-	hdr.nexthdr = IPPROTO_GRE;
-	hdr.hop_limit = XDPLB_OUTER_TTL;
-	__builtin_memcpy(&hdr.saddr, cfg->encap_src_v6, sizeof(hdr.saddr));
-	__builtin_memcpy(&hdr.daddr, be->addr, sizeof(hdr.daddr));
+	outer_ipv6_hdr(&hdr, pkt->tos, pkt->hash, pkt->ip_len + sizeof(struct xdplb_gre) + (key_len & XDPLB_GRE_KEY_LEN),
+		       cfg->encap_src_v6, be->addr);
 	*oip6 = hdr;
 	return gre_write(gre, data_end, pkt, key);
 }

@@ -33,11 +33,10 @@
 
 #include "xdplb_abi.h"
 #include "maps_node.h"
-#include "csum.h"
+#include "outer.h"
 
 #define PROBE_AF_INET 2
 #define PROBE_AF_INET6 10
-#define PROBE_IP_DF 0x4000
 
 /* enum xdplb_probe_counter_id -> packets, bytes. */
 struct {
@@ -113,16 +112,7 @@ int xdplb_probe(struct __sk_buff *skb)
 		if (bpf_skb_adjust_room(skb, XDPLB_GRE_OVERHEAD_V4, BPF_ADJ_ROOM_MAC,
 					BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
 			return outcome(XDPLB_PROBE_CNT_DROP_ENCAP_FAIL, len, TC_ACT_SHOT);
-		ip.version = 4;
-		ip.ihl = 5;
-		ip.tos = tos;
-		ip.tot_len = bpf_htons(inner_len + XDPLB_GRE_OVERHEAD_V4);
-		ip.frag_off = bpf_htons(PROBE_IP_DF);
-		ip.ttl = XDPLB_OUTER_TTL;
-		ip.protocol = IPPROTO_GRE;
-		ip.saddr = cfg->encap_src_v4;
-		ip.daddr = be->addr[0];
-		ip.check = csum_ipv4_hdr(&ip);
+		outer_ipv4_hdr(&ip, tos, inner_len + XDPLB_GRE_OVERHEAD_V4, cfg->encap_src_v4, be->addr[0]);
 		outer_proto = bpf_htons(ETH_P_IP);
 		if (bpf_skb_store_bytes(skb, ETH_HLEN, &ip, sizeof(ip), 0) ||
 		    bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(ip), &gre, sizeof(gre), 0))
@@ -139,13 +129,7 @@ int xdplb_probe(struct __sk_buff *skb)
 		if (bpf_skb_adjust_room(skb, XDPLB_GRE_OVERHEAD_V6, BPF_ADJ_ROOM_MAC,
 					BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
 			return outcome(XDPLB_PROBE_CNT_DROP_ENCAP_FAIL, len, TC_ACT_SHOT);
-		*(xdplb_word_t *)&ip6 =
-			bpf_htonl((6U << 28) | ((__u32)tos << 20) | (bpf_get_hash_recalc(skb) & 0xfffff));
-		ip6.payload_len = bpf_htons(inner_len + sizeof(gre));
-		ip6.nexthdr = IPPROTO_GRE;
-		ip6.hop_limit = XDPLB_OUTER_TTL;
-		__builtin_memcpy(&ip6.saddr, cfg->encap_src_v6, sizeof(ip6.saddr));
-		__builtin_memcpy(&ip6.daddr, be->addr, sizeof(ip6.daddr));
+		outer_ipv6_hdr(&ip6, tos, bpf_get_hash_recalc(skb), inner_len + sizeof(gre), cfg->encap_src_v6, be->addr);
 		outer_proto = bpf_htons(ETH_P_IPV6);
 		if (bpf_skb_store_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6), 0) ||
 		    bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(ip6), &gre, sizeof(gre), 0))
