@@ -64,6 +64,8 @@ let package = Package(
                                                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                 .product(name: "Crypto", package: "swift-crypto"),
                                                 .product(name: "Logging", package: "swift-log")]),
+        // systemd's readiness/watchdog protocol (sd_notify) over a unix datagram socket.
+        .target(name: "ServiceNotify"),
         // The agent: pinned data plane, reconcile loop, admin API, metrics.
         .target(name: "Agent", dependencies: ["DataPlane", "Health", "Config", "BPF", "Maglev", "NetAddress", "CXdplb", "Routing", "Cluster",
                                               .product(name: "Hummingbird", package: "hummingbird"),
@@ -77,10 +79,12 @@ let package = Package(
         .executableTarget(
             name: "xdplb",
             dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench", "Routing", "Cluster",
+                           "ServiceNotify",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
+        .testTarget(name: "ServiceNotifyTests", dependencies: ["ServiceNotify"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NetAddress"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Config"]),

@@ -92,6 +92,7 @@ public actor Agent {
             config = cfg
         }
         // One agent per pin directory, decided before anything is opened or written.
+        let directoryExisted = BPFFS.exists(cfg.node.bpffs)
         do {
             try BPFFS.ensureMounted()
             try BPFFS.makeDirectory(cfg.node.bpffs)
@@ -99,10 +100,16 @@ public actor Agent {
         } catch let e as PinDirectoryLock.Failure {
             throw AgentError(e.description)
         }
-        dataPlane = try PinnedDataPlane.up(node: cfg.node, objectPath: objectPath, logger: logger)
-        controller = DataPlaneController(maps: dataPlane.maps)
-        announcer = try Self.makeAnnouncer(cfg.node, logger: logger)
-        let adopted = try controller.adopt()
+        let up: PinnedDataPlane
+        do { up = try PinnedDataPlane.up(node: cfg.node, objectPath: objectPath, logger: logger) } catch {
+            if !directoryExisted { try? BPFFS.removeDirectory(cfg.node.bpffs) }   // made by this start, empty again
+            throw error
+        }
+        dataPlane = up
+        controller = DataPlaneController(maps: up.maps)
+        do { announcer = try Self.makeAnnouncer(cfg.node, logger: logger) } catch { Self.undoFreshStart(up, logger: logger); throw error }
+        let adopted: (backends: Int, vips: Int)
+        do { adopted = try controller.adopt() } catch { Self.undoFreshStart(up, logger: logger); throw error }
         if adopted.backends > 0 || adopted.vips > 0 {
             logger.info("adopted pinned state", metadata: ["backends": "\(adopted.backends)", "vips": "\(adopted.vips)"])
         }
@@ -114,7 +121,16 @@ public actor Agent {
         }
         prepareTunnelProbes()
         await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
-        try reconcile(reason: "start")
+        do { try reconcile(reason: "start") } catch { Self.undoFreshStart(up, logger: logger); throw error }
+    }
+
+    /// After a failed start: a fresh data plane (nothing was pinned before) is detached and
+    /// unpinned again; an adopted or upgraded one keeps forwarding as it was.
+    static func undoFreshStart(_ up: PinnedDataPlane, logger: Logger) {
+        guard up.mode == .fresh else { return }
+        if let removed = try? PinnedDataPlane.down(directory: up.directory) {
+            logger.notice("start failed: detached and removed the pins it had made", metadata: ["pins": "\(removed.count)"])
+        }
     }
 
     static func backendAddresses(_ c: XdplbConfig) -> [IPAddress] {

@@ -42,7 +42,22 @@ public final class PinnedDataPlane: @unchecked Sendable {
     /// Loads or adopts the pinned balancer for `node` and makes sure it is attached.
     /// - Throws: `BPFError` (verifier, attach, or a pinned link on another interface).
     /// - Parameter objectPath: load the balancer from this ELF file instead of the embedded one.
+    /// A start that fails leaves nothing behind: the pins it made are removed (pins it found stay).
     public static func up(node: NodeConfig, objectPath: String? = nil, logger: Logger) throws(BPFError) -> PinnedDataPlane {
+        var created: [String] = []
+        do {
+            return try up(node: node, objectPath: objectPath, logger: logger, created: &created)
+        } catch {
+            for path in created.reversed() { try? BPFFS.unpin(path) }
+            if !created.isEmpty {
+                logger.notice("start failed: removed the pins it had made", metadata: ["pins": "\(created.count)"])
+            }
+            throw error
+        }
+    }
+
+    private static func up(node: NodeConfig, objectPath: String?, logger: Logger,
+                           created: inout [String]) throws(BPFError) -> PinnedDataPlane {
         let dir = node.bpffs
         try BPFFS.ensureMounted()
         try BPFFS.makeDirectory(dir)
@@ -86,6 +101,7 @@ public final class PinnedDataPlane: @unchecked Sendable {
         }
         for (name, map) in balancer.maps.all where reusing[name] == nil {
             try map.pin(at: "\(dir)/\(name)")
+            created.append("\(dir)/\(name)")
         }
         let newInfo = try balancer.program.info()
         let linkPath = "\(dir)/\(XDPLB_PIN_LINK)"
@@ -118,6 +134,7 @@ public final class PinnedDataPlane: @unchecked Sendable {
         let mode: XDPMode = node.xdpMode == .generic ? .generic : .native
         let link = try BPFLink.attachXDP(balancer.program, interface: node.interface, mode: mode)
         try link.pin(at: linkPath)
+        created.append(linkPath)
         logger.notice("attached program", metadata: [
             "interface": "\(node.interface)", "xdp.mode": "\(mode.rawValue)", "prog.id": "\(newInfo.id)",
         ])

@@ -32,10 +32,30 @@ public final class BPFLink: @unchecked Sendable {
     public static func attachXDP(_ program: BPFProgram, interface ifname: String, mode: XDPMode) throws(BPFError) -> BPFLink {
         let ifindex = if_nametoindex(ifname)
         guard ifindex != 0 else { throw BPFError("attach xdp to '\(ifname)': no such interface", errno: ENODEV) }
-        let hint = mode == .native ? "try xdp_mode: generic" : nil
-        let fd = try check(xdplb_link_create_xdp(program.fd, Int32(ifindex), mode.flags),
-                           "attach xdp to '\(ifname)' in \(mode.rawValue) mode", hint: hint)
-        return BPFLink(owning: fd)
+        let rc = xdplb_link_create_xdp(program.fd, Int32(ifindex), mode.flags)
+        if rc < 0 {
+            let code = rc == -1 ? Glibc.errno : -rc
+            var hint = mode == .native ? "try xdp_mode: generic" : nil
+            // ERANGE/EINVAL in native mode is most often a frame size the driver's XDP can't take.
+            if mode == .native, code == ERANGE || code == EINVAL, let mtu = interfaceMTU(ifname), mtu > 1500 {
+                hint = "'\(ifname)' has MTU \(mtu), more than this driver's native XDP takes (a frame must fit one page); " +
+                    "lower the MTU or use xdp_mode: generic"
+            }
+            throw BPFError("attach xdp to '\(ifname)' in \(mode.rawValue) mode", errno: code, hint: hint)
+        }
+        return BPFLink(owning: rc)
+    }
+
+    /// The interface's MTU in this network namespace (SIOCGIFMTU; nil when unknown).
+    static func interfaceMTU(_ ifname: String) -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var req = ifreq()
+        let name = Array(ifname.utf8.prefix(Int(IFNAMSIZ) - 1))
+        withUnsafeMutableBytes(of: &req.ifr_ifrn.ifrn_name) { $0.copyBytes(from: name) }
+        guard ioctl(fd, UInt(SIOCGIFMTU), &req) == 0 else { return nil }
+        return Int(req.ifr_ifru.ifru_mtu)
     }
 
     /// Opens a link pinned at `path`.

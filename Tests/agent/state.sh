@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Agent state tests in network namespaces (issue 11: findings 5, 7, 9, 10, 11,
-# 12, 13): SIGHUP during a long start, one agent per bpffs, `down` refusing
+# Agent state tests in network namespaces (issue 11: findings 1-3, 5, 7, 9-13,
+# 21): a failed start that leaves nothing behind (MTU 9000 native attach), two
+# agents started at once, SIGHUP during a long start, one agent per bpffs,
+# hostile reloads the agent survives, `down` refusing
 # while an agent runs, global and per-VIP drains, all-or-nothing reloads,
 # backend counters on a reused id, metrics of removed VIPs and backends, and
 # an agent that notices `down --force` took its program away.
@@ -26,6 +28,8 @@ cleanup() {
 	wait 2>/dev/null || true
 	"$XDPLB" down --force --bpffs "$bpffs" >/dev/null 2>&1 || true
 	"$XDPLB" down --force --bpffs "$bpffs-hup" >/dev/null 2>&1 || true
+	"$XDPLB" down --force --bpffs "$bpffs-twin" >/dev/null 2>&1 || true
+	"$XDPLB" down --force --bpffs "$bpffs-mtu" >/dev/null 2>&1 || true
 	ip netns del "$lb" 2>/dev/null || true
 	ip netns del "$pe" 2>/dev/null || true
 	rm -rf "$tmp"
@@ -105,6 +109,38 @@ reload_counted() { metrics >"$tmp/metrics.hup"; grep -q '^xdplb_agent_events_tot
 check "... and counting the reload" reload_counted
 stop_agent
 x down --bpffs "$bpffs-hup" >/dev/null
+
+# ---- 21: a start that fails leaves nothing behind (native XDP at MTU 9000) --------
+inlb ip link add mtu0 mtu 9000 type veth peer name mtu1 mtu 9000
+inlb ip link set mtu0 up
+inlb ip link set mtu1 up
+node_yaml "$bpffs-mtu" | sed 's/interface: lb0/interface: mtu0/; s/xdp_mode: generic/xdp_mode: native/' >"$cfg"
+vip_yaml 53 10.0.9.2 >>"$cfg"
+if x run --config "$cfg" >"$tmp/mtu.out" 2>&1; then bad "native attach at MTU 9000 fails (it started)"; else
+	check "native attach at MTU 9000 fails naming the MTU" grep -qF "'mtu0' has MTU 9000, more than this driver's native XDP takes" "$tmp/mtu.out"
+fi
+check "... and leaves no pin and no directory behind" test ! -e "$bpffs-mtu"
+check "... and no program on the interface" sh -c "! ip -n $lb link show mtu0 | grep -q xdp"
+inlb ip link del mtu0
+
+# ---- 21: two agents started at the same moment on one bpffs ---------------------
+{ node_yaml "$bpffs-twin"; vip_yaml 53 10.0.9.2 10.0.9.4; } >"$cfg"
+sed "s|admin: $sock|admin: $tmp/twin.sock|" "$cfg" >"$tmp/twin.yaml"
+nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" >"$tmp/twin1.out" 2>&1 &
+twin1=$!
+nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$tmp/twin.yaml" >"$tmp/twin2.out" 2>&1 &
+twin2=$!
+pids+=("$twin1" "$twin2")
+twin_settled() { ! kill -0 "$twin1" 2>/dev/null || ! kill -0 "$twin2" 2>/dev/null; }
+wait_until 30 twin_settled >/dev/null || true
+sleep 1
+running=0; for p in "$twin1" "$twin2"; do kill -0 "$p" 2>/dev/null && running=$((running + 1)); done
+check "two agents started at once: exactly one keeps running" test "$running" = 1
+check "... the other says which agent owns the bpffs (no 'File exists')" sh -c \
+	"cat '$tmp/twin1.out' '$tmp/twin2.out' | grep -q 'another agent (pid [0-9]*) owns $bpffs-twin' && ! cat '$tmp/twin1.out' '$tmp/twin2.out' | grep -q 'File exists'"
+kill -TERM "$twin1" "$twin2" 2>/dev/null || true
+wait "$twin1" "$twin2" 2>/dev/null || true
+x down --bpffs "$bpffs-twin" >/dev/null
 
 # ---- the agent under test -------------------------------------------------------
 { node_yaml "$bpffs"; vip_yaml 53 10.0.9.2 10.0.9.4; vip_yaml 54 10.0.9.2 10.0.9.4; } >"$cfg"
@@ -187,6 +223,23 @@ check "... backends, VIPs and rings unchanged" cmp "$tmp/maps.before" "$tmp/maps
 check "... digest unchanged and both VIPs still served" test "$(digest 10.100.0.1:53/udp) $(status_json | json "len(d['vips'])")" = "$d53 2"
 check "... status still shows the old backends" test "$(status_json | json "' '.join(b['address'] for v in d['vips'] for b in v['backends'])")" = \
 	"10.0.9.2 10.0.9.4 10.0.9.2 10.0.9.4"
+# 1-3: hostile files on reload: refused with the reason, the agent keeps running and answering.
+hostile_reload() { # hostile_reload NAME EXPECTED-TEXT: $cfg holds the file
+	if adm reload >"$tmp/hostile.out" 2>&1; then bad "reload of $1 is refused (it succeeded)"; return; fi
+	check "reload of $1 is refused: '$2'" grep -qF "$2" "$tmp/hostile.out"
+	check "... the agent survives it and status still answers" sh -c "kill -0 $agent_pid && $XDPLB status --json --admin $sock >/dev/null"
+}
+sed 's/interval: 200ms/interval: infs/' "$tmp/good.yaml" >"$cfg"
+hostile_reload "an overflowing duration (interval: infs)" "vips[0].health.interval"
+{ cat "$tmp/good.yaml"; printf 'junk: '; head -c 5000 /dev/zero | tr '\0' '['; echo; } >"$cfg"
+hostile_reload "5,000 nested '['" "nested deeper than 64 levels"
+{
+	node_yaml "$bpffs" | sed '$d'   # without its last line, "vips:"
+	echo "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"
+	for i in 1 2 3 4 5 6 7 8; do echo "x$i: &x$i [$(printf '*x%s, ' $((i - 1)) $((i - 1)) $((i - 1)) $((i - 1)) $((i - 1)) $((i - 1)) $((i - 1)) $((i - 1)))*x$((i - 1))]"; done
+	echo "vips: [ { address: 10.100.0.1, port: 53, protocol: udp, backends: [], *x8 : 1 } ]"
+} >"$cfg"
+hostile_reload "an alias bomb (9^9 nodes) as a mapping key" "vips[0].<a list>: a key must be a plain name, not a list or mapping"
 cp "$tmp/good.yaml" "$cfg"
 check "reloading the running config again succeeds" adm reload
 
@@ -196,19 +249,33 @@ recv_pid=$!
 sleep 0.3
 inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports "$(seq -s, 7001 7040)" --count 2 --interval 0.002 >/dev/null
 wait "$recv_pid"
+backend_id() { # backend_id ADDR: the id of ADDR in the pinned backend map
+	inlb bpftool -j map dump pinned "$bpffs/xdplb_backends" | python3 -c "
+import json, sys
+want = bytes(int(x) for x in '$1'.split('.'))
+for e in json.load(sys.stdin):
+    key = bytes(int(b, 16) for b in e['key']); val = bytes(int(b, 16) for b in e['value'])
+    if want in val[:16]: print(int.from_bytes(key, 'little')); break"
+}
 bpackets() { adm stats --json --interval 0.1 | json "d['backends'].get('$1', {}).get('packets', -1)"; }
 check "10.0.9.4 got traffic (counted per backend)" test "$(bpackets 10.0.9.4)" -gt 0
 metrics >"$tmp/metrics.before"
 check "metrics have series for 10.0.9.4 and VIP :54 before the reload" sh -c \
 	"grep -q 'backend=\"10.0.9.4\"' '$tmp/metrics.before' && grep -q 'vip=\"10.100.0.1:54/udp\"' '$tmp/metrics.before'"
+id4=$(backend_id 10.0.9.4)
 { node_yaml "$bpffs"; vip_yaml 53 10.0.9.2; } >"$cfg"
 check "reload removing 10.0.9.4 and VIP :54" adm reload
 metrics >"$tmp/metrics.after"
 check "/metrics drops every series of the removed backend" sh -c "! grep -q 'backend=\"10.0.9.4\"' '$tmp/metrics.after'"
 check "/metrics drops every series of the removed VIP" sh -c "! grep -q 'vip=\"10.100.0.1:54/udp\"' '$tmp/metrics.after'"
 check "... and keeps those of the rest" grep -q '^xdplb_backend_healthy{vip="10.100.0.1:53/udp",backend="10.0.9.2"} 1' "$tmp/metrics.after"
+# Ids are taken fresh-first while an agent runs; a new agent starts its scan from the
+# lowest free id, so after a restart the next new backend reuses 10.0.9.4's id.
+stop_agent
+check "the agent restarts on the pinned state" start_agent
 { node_yaml "$bpffs"; vip_yaml 53 10.0.9.2 10.0.9.6; } >"$cfg"
-check "reload adding 10.0.9.6 (it takes the freed id of 10.0.9.4)" adm reload
+check "reload adding 10.0.9.6" adm reload
+check "10.0.9.6 took the id 10.0.9.4 had ($id4)" test "$(backend_id 10.0.9.6)" = "$id4"
 check "the new backend's counters start at 0, not at 10.0.9.4's" test "$(bpackets 10.0.9.6)" = 0
 
 # ---- 11: down --force under a running agent: the agent notices -------------------
