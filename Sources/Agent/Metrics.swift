@@ -13,6 +13,10 @@ public final class Metrics: @unchecked Sendable {
     /// Series set during the current render; the others (removed VIPs, backends, sessions) are dropped after it.
     private var seen: Set<String> = []
 
+    /// Agent events exported from the first scrape on, even before they happen.
+    static let knownEvents = ["reconcile", "reconcile_failed", "reload", "reload_failed", "all_down", "detached",
+                              "cluster_applied", "cluster_refused"]
+
     /// An empty registry.
     public init() {}
 
@@ -89,6 +93,11 @@ public final class Metrics: @unchecked Sendable {
             if let a = v.announcement {
                 setGauge("xdplb_vip_announced", "1 while this node announces the VIP's address for it (BGP gate).", [("vip", v.name)], a == "announced" ? 1 : 0)
             }
+            // The digest's first 12 hex digits (48 bits: exact as a float): equal on nodes that run the same table.
+            if let d = UInt64(v.digest.prefix(12), radix: 16) {
+                setGauge("xdplb_vip_table_digest", "The VIP's Maglev ring digest (first 48 bits); nodes with the same table show the same value.",
+                         [("vip", v.name)], Double(d))
+            }
             setGauge("xdplb_vip_fail_open", "1 when every backend of the VIP is down and it fails open.", [("vip", v.name)], v.failOpen ? 1 : 0)
             for b in v.backends {
                 let l = [("vip", v.name), ("backend", b.address)]
@@ -121,8 +130,10 @@ public final class Metrics: @unchecked Sendable {
         setGauge("xdplb_attached", "1 while the balancer program is attached and pinned; 0 after 'xdplb down --force' (see /healthz).", [],
                  status.node.attached == false ? 0 : 1)
         setGauge("xdplb_reconcile_last_seconds", "Duration of the last reconcile.", [], status.node.lastReconcileMs / 1000)
-        for (e, n) in events {
-            setCounter("xdplb_agent_events", "Agent events: reconcile, reload, reload_failed, all_down.", [("event", e)], Double(n))
+        setGauge("xdplb_build_info", "Always 1; the labels name the running release.", [("version", XdplbVersion.string)], 1)
+        // Every known event exists from the start (at 0), so rate() and alerts see its first occurrence.
+        for (e, n) in events.merging(Metrics.knownEvents.map { ($0, 0) }, uniquingKeysWith: { a, _ in a }) {
+            setCounter("xdplb_agent_events", "Agent events: reconcile, reconcile_failed, reload, reload_failed, all_down, detached, cluster_applied, cluster_refused.", [("event", e)], Double(n))
         }
         dropUnseen()
         return registry.emitToString()

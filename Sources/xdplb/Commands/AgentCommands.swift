@@ -5,6 +5,7 @@ import Config
 import Foundation
 import Hummingbird
 import Logging
+import ServiceNotify
 
 /// `xdplb run`: the agent.
 struct RunCommand: AsyncParsableCommand {
@@ -46,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         configureLibbpfLogging(verbose: verbose)
         // Signals first: a SIGHUP or SIGTERM during a long start is queued, never fatal.
         let signals = SignalQueue([SIGHUP, SIGTERM, SIGINT, SIGUSR2])
+        let notifier = ServiceNotifier()
         let agent: Agent
         let listener: AdminListener
         do {
@@ -72,11 +74,15 @@ struct RunCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 await agent.checkAttachment()
                 await agent.periodicTick()
+                notifier.watchdog()
                 try? await Task.sleep(nanoseconds: 250_000_000)
             }
         }
         let app = AdminServer.application(agent: agent, metrics: Metrics(), listener: listener, logger: logger) {
-            do { try listener.socket?.publish() } catch {
+            do {
+                try listener.socket?.publish()
+                notifier.ready(status: await Self.serviceStatus(agent))
+            } catch {
                 printError("xdplb run: admin API: \(error)")
                 signals.post(0)
             }
@@ -90,9 +96,12 @@ struct RunCommand: AsyncParsableCommand {
         for await sig in signals.stream {
             if sig == SIGHUP {
                 logger.info("SIGHUP: reloading")
+                notifier.reloading()
                 _ = try? await agent.reload()
+                notifier.ready(status: await Self.serviceStatus(agent))
                 continue
             }
+            notifier.stopping(status: sig == SIGUSR2 ? "exiting for a restart; announcements stay" : "withdrawing, then exiting")
             if sig == SIGUSR2 {
                 logger.notice("SIGUSR2: exiting for a restart; announcements stay (bgp.grace_time bounds them)")
             } else if sig != 0 {
@@ -113,6 +122,14 @@ struct RunCommand: AsyncParsableCommand {
         _ = await cluster.value
         await agent.stop()
         logger.notice("agent stopped; the data plane keeps forwarding from its pins")
+    }
+
+    /// The one line `systemctl status` shows: what the node forwards, or why it doesn't.
+    static func serviceStatus(_ agent: Agent) async -> String {
+        let s = await agent.status()
+        if let why = s.node.detached { return "DATA PLANE DETACHED: \(why)" }
+        let failOpen = s.vips.filter(\.failOpen).count
+        return "forwarding \(s.vips.count) VIPs on \(s.node.interface) (\(s.node.upMode))" + (failOpen > 0 ? ", \(failOpen) failing open" : "")
     }
 }
 
