@@ -335,7 +335,7 @@ public actor Agent {
     /// keeps it drained elsewhere (the answer names where); `undrain A` undoes
     /// every drain and weight of A.
     public func setWeight(backend text: String, vip: String?, weight: UInt32?) async throws -> String {
-        guard let addr = IPAddress(text) else { throw AgentError("'\(text)' is not an IP address") }
+        guard let addr = IPAddress(text) else { throw AgentError("\(Echo.quoted(text)) is not an IP address") }
         if let w = weight, w > ConfigLoader.maxWeight { throw AgentError("weight \(w) is out of range 0...\(ConfigLoader.maxWeight)") }
         let vips = config.vips.filter { v in (vip == nil || v.name == vip) && v.backends.contains { $0.address == addr } }
         guard !vips.isEmpty else {

@@ -95,6 +95,13 @@ struct HostileConfigTests {
     }
 
     // Finding 3: the unknown-key message rendered a billion-laughs key in full.
+    @Test("more VIPs than the data plane holds are refused with the limit named")
+    func tooManyVIPs() {
+        let vips = (0..<513).map { "{ address: 10.100.0.1, port: \(1000 + $0), backends: [ { address: 10.0.9.2 } ] }" }
+        let got = Self.issues(Self.node + "vips: [ " + vips.joined(separator: ", ") + " ]")
+        #expect(got.contains("f.yaml: vips: 513 VIPs; at most 512 are supported"), "got: \(got.prefix(3))")
+    }
+
     @Test("an alias bomb as a key is refused at once with a short key rendering (finding 3)")
     func aliasBombKey() {
         var lines = [Self.node.dropLast().description, "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]

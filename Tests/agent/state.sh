@@ -185,6 +185,12 @@ else
 fi
 check "... and leaves the program attached and pinned" sh -c "ip -n $lb link show lb0 | grep -q xdp && test -e $bpffs/link"
 
+# ---- 21: a backend address with a NUL and junk, through the admin API --------------
+code=$(inlb curl -s -o "$tmp/nul.out" -w '%{http_code}' --unix-socket "$sock" -X POST "http://agent/drain?backend=10.0.9.2%00junk")
+nul_refused() { [ "$code" = 400 ] && grep -qF "'10.0.9.2\\u{0}junk' is not an IP address" "$tmp/nul.out"; }
+check "drain of 'backend=10.0.9.2%00junk': HTTP 400 naming the bad address, escaped" nul_refused
+check "... nothing changed: 10.0.9.4 still has its slots" test "$(slots 10.100.0.1:53/udp 10.0.9.4)" -gt 0
+
 # ---- 10: a global drain and per-VIP undrain ----------------------------------------
 adm undrain 10.0.9.2 --vip 10.100.0.1:53/udp >"$tmp/undrain.out" 2>&1 || true
 check "undrain --vip while drained globally: restored on that VIP, says where it stays drained" grep -qF \

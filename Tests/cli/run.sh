@@ -250,6 +250,21 @@ expect_fail_with "replay: refuses to overwrite its input through a hard link" "i
 expect_fail_with "replay: refuses to overwrite its input named another way (dir/../dir/file)" "is the input capture; choose another file" \
 	nsx "$XDPLB" replay --config "$here/lab.yaml" "$tmp/hostile.pcap" "$tmp/../$(basename "$tmp")/./hostile.pcap"
 check "replay: the input is unchanged" cmp "$tmp/hostile.pcap" "$tmp/hostile-copy.pcap"
+cp "$here/lab.yaml" "$tmp/lab-copy.yaml"
+expect_fail_with "replay: refuses to write its output over the config file" "choose another file" \
+	nsx "$XDPLB" replay --config "$tmp/lab-copy.yaml" "$tmp/hostile.pcap" "$tmp/lab-copy.yaml"
+check "replay: the config file is unchanged" cmp "$here/lab.yaml" "$tmp/lab-copy.yaml"
+
+# ---- numeric CLI arguments: refused before anything starts (#11.4) -----------------
+expect_fail_with "bench --warmup=-1 refused" "--warmup must be between 0 and 100000000 (got -1)" "$XDPLB" bench --warmup=-1
+expect_fail_with "bench --loop-repeat=-1 refused" "--loop-repeat must be between 0 and 1000000 (got -1)" "$XDPLB" bench --loop-repeat=-1
+expect_fail_with "bench --lru-size 0 refused" "--lru-size must be between 4096 and 100000000 (got 0)" "$XDPLB" bench --lru-size 0
+expect_fail_with "bench --cpu 99999 refused" "--cpu must be -1 or a CPU number below" "$XDPLB" bench --cpu 99999
+expect_fail_with "stats --interval=nan refused" "--interval must be in (0, 3600] seconds" "$XDPLB" stats --interval=nan
+expect_fail_with "cluster push --timeout nan refused" "--timeout must be 0.1 to 60 seconds" \
+	"$XDPLB" cluster push /dev/null --endpoints http://127.0.0.1:1 --timeout nan
+expect_fail_with "cluster push --wait=-1 refused" "--wait" "$XDPLB" cluster push /dev/null --endpoints http://127.0.0.1:1 --wait=-1
+expect_fail_with "cluster history --limit=0 refused" "--limit must be 1 to 1000" "$XDPLB" cluster history --endpoints http://127.0.0.1:1 --limit=0
 
 # ---- down: refused while another process owns the bpffs directory (#11.11) -----
 # An agent holds an exclusive flock on node.bpffs; here flock(1) stands in for one.
