@@ -9,7 +9,9 @@
         (ip -ts monitor route, read by routes.py). Prints the scenario's numbers and writes
         them as one JSON object with "name", "ok" and "goals".
     analyze.py report --dir REPORTDIR [--out FILE.json] ...
-        Prints the summary of every scenario and writes the whole report.
+        Prints the summary of every scenario and writes the whole report, with
+        every scenario's timeline (REPORTDIR/NAME.timeline.json, timeline.py)
+        under "timelines".
 """
 import argparse
 import collections
@@ -552,6 +554,15 @@ def report(a):
         line = key_numbers(name, r)
         print("%-16s %-4s %s" % (name, "ok" if r.get("ok") else "MISS", line))
     out["ok"] = all(out[n].get("ok") for n in order)
+    # Each scenario's timeline (timeline.py), for the HTML report and anyone plotting.
+    out["timelines"] = {}
+    for name in order:
+        path = os.path.join(a.dir, name + ".timeline.json")
+        if os.path.exists(path):
+            try:
+                out["timelines"][name] = load(path)
+            except ValueError:
+                pass
     if a.out:
         with open(a.out, "w") as f:
             json.dump(out, f, indent=2)

@@ -24,7 +24,7 @@ start_etcd() {
 		--listen-peer-urls "http://$a:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$a:$ETCD_PEER_PORT" \
 		--initial-cluster "$(IFS=,; echo "${peers[*]}")" --initial-cluster-state new --initial-cluster-token xl-etcd \
 		--heartbeat-interval "$ETCD_HEARTBEAT_MS" --election-timeout "$ETCD_ELECTION_MS" \
-		>>"$LAB_STATE_DIR/etcd-e$i.log" 2>&1 7>&- 8>&- &
+		>>"$LAB_STATE_DIR/etcd-e$i.log" 2>&1 7>&- 8>&- 9>&- &
 	record_pid "etcd$i" $!
 	disown $!
 }

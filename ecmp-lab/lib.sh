@@ -6,9 +6,73 @@
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 warn() { printf '[lab %s] warning: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
+	progress_stop
 	printf 'ecmp-lab: %s\n' "$*" >&2
 	exit 1
 }
+
+# ---- progress on a terminal ----------------------------------------------------
+# Long steps (the build, waits for health or routes, traffic phases) show one
+# line, rewritten in place every second, while the lab's stdout is a terminal:
+# fd 9 is that terminal, opened by the first lib.sh sourced (ecmp-lab/run or a
+# scenario run by hand) and inherited by the scenarios; background daemons get
+# it closed (9>&-). When stdout is not a terminal (CI logs, files, pipes)
+# nothing is written: no control characters.
+if [ -z "${LAB_PROGRESS_FD:-}" ] && [ -t 1 ]; then
+	exec 9>&1
+	LAB_PROGRESS_FD=9
+	export LAB_PROGRESS_FD
+fi
+PROGRESS_PID=
+
+# progress_on: progress lines go to a terminal.
+progress_on() { [ -n "${LAB_PROGRESS_FD:-}" ] && [ -t "$LAB_PROGRESS_FD" ]; }
+
+# progress_show LABEL SECONDS / progress_clear: the progress line, and its removal.
+progress_show() { printf '\r\033[K[lab] %s ... %ss ' "$1" "$2" >&"$LAB_PROGRESS_FD"; }
+progress_clear() { printf '\r\033[K' >&"$LAB_PROGRESS_FD"; }
+
+# progress_ticker LABEL: rewrites the progress line every second until
+# stopped (TERM), or until the shell that started it is gone.
+progress_ticker() {
+	local label=$1 start=$SECONDS n sleeper=
+	trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM
+	for ((n = 0; n < 86400; n++)); do
+		sleep 1 &
+		sleeper=$!
+		wait "$sleeper"
+		kill -0 $$ 2>/dev/null || exit 0
+		progress_show "$label" $((SECONDS - start))
+	done
+}
+
+# with_progress LABEL CMD...: run CMD (its exit status); on a terminal, with
+# "[lab] LABEL ... Ns" shown meanwhile.
+with_progress() {
+	local label=$1 rc=0
+	shift
+	if ! progress_on || [ -n "$PROGRESS_PID" ]; then
+		"$@"
+		return
+	fi
+	progress_ticker "$label" &
+	PROGRESS_PID=$!
+	"$@" || rc=$?
+	progress_stop
+	return "$rc"
+}
+
+# progress_stop: stop the ticker of with_progress (if any) and clear its line.
+progress_stop() {
+	[ -n "${PROGRESS_PID:-}" ] || return 0
+	kill "$PROGRESS_PID" 2>/dev/null || true
+	wait "$PROGRESS_PID" 2>/dev/null || true
+	PROGRESS_PID=
+	progress_clear
+}
+
+# phase SECONDS [WHAT]: a traffic phase of the scenario (sleep, with progress).
+phase() { with_progress "${SC_NAME:-lab}: ${2:-traffic phase} (${1} s)" sleep "$1"; }
 
 # check_prereq: root, the commands the lab runs, bpffs mounted.
 check_prereq() {
@@ -91,16 +155,30 @@ pid_of() { awk -v r="$1" '$1 == "pid" && $2 == r { p = $3 } END { print p }' "$S
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$2"; }
 
+# wait_label CMD...: what wait_until waits for, in a few words ("test -e DIR/x.ready": x.ready).
+wait_label() {
+	if [ "$1" = test ] && [ $# = 3 ]; then echo "${3##*/}"; else echo "$*"; fi
+}
+
 # wait_until SECONDS CMD...: poll CMD every 50 ms; prints the seconds it took.
+# On a terminal, a wait longer than a second shows "waiting for CMD ... Ns".
 wait_until() {
-	local limit=$1 start deadline
+	local limit=$1 start deadline s0=$SECONDS shown=0
 	shift
 	start=$(now)
 	deadline=$(python3 -c "print($start + $limit)")
 	while ! "$@" >/dev/null 2>&1; do
-		if python3 -c "import sys; sys.exit(0 if $(now) > $deadline else 1)"; then return 1; fi
+		if python3 -c "import sys; sys.exit(0 if $(now) > $deadline else 1)"; then
+			[ "$shown" = 0 ] || progress_clear
+			return 1
+		fi
+		if [ $((SECONDS - s0)) -gt "$shown" ] && [ -z "$PROGRESS_PID" ] && progress_on; then
+			shown=$((SECONDS - s0))
+			progress_show "${SC_NAME:+$SC_NAME: }waiting for $(wait_label "$@") (at most ${limit} s)" "$shown"
+		fi
 		sleep 0.05
 	done
+	[ "$shown" = 0 ] || progress_clear
 	elapsed "$start" "$(now)"
 }
 
@@ -209,7 +287,7 @@ start_agent() {
 	local i=$1 nowait=${2:-} pid
 	# Started directly (not through a function in the background) so $! is the agent.
 	nsenter --net="/run/netns/$(ns_lb "$i")" "$XDPLB" run --config "$(cfg_lb "$i")" \
-		>>"$LAB_STATE_DIR/agent-lb$i.log" 2>&1 7>&- 8>&- &
+		>>"$LAB_STATE_DIR/agent-lb$i.log" 2>&1 7>&- 8>&- 9>&- &
 	pid=$!
 	disown "$pid"          # no "Killed" job notice when a scenario SIGKILLs it
 	record_pid "agent$i" "$pid"
@@ -254,7 +332,7 @@ start_bgp() {
 	lab_ns "$ns" || die "start_bgp: '$ns' is not a lab namespace"
 	mkdir -p "$(state_lb "$i")"
 	# Started directly so $! is the supervisor (ip netns exec execs it).
-	ip netns exec "$ns" "$XDPLB" bgp run --config "$(cfg_lb "$i")" >>"$LAB_STATE_DIR/bgp-lb$i.log" 2>&1 7>&- 8>&- &
+	ip netns exec "$ns" "$XDPLB" bgp run --config "$(cfg_lb "$i")" >>"$LAB_STATE_DIR/bgp-lb$i.log" 2>&1 7>&- 8>&- 9>&- &
 	sup=$!
 	disown "$sup"
 	record_pid "bgp$i" "$sup"
@@ -362,13 +440,15 @@ echo_targets() { echo "$VIP4:$ECHO_PORT,[$VIP6]:$ECHO_PORT"; }
 
 TRAFFIC=$LAB_DIR/traffic.py
 
-# short_conns OUT COUNT [EXTRA ARGS...]: short HTTP connections from the client (foreground).
-short_conns() {
+# short_conns OUT COUNT [EXTRA ARGS...]: short HTTP connections from the client
+# (foreground; short_conns_now without progress).
+short_conns_now() {
 	local out=$1 count=$2
 	shift 2
 	ns_exec "$NS_CLIENT" timeout 300 python3 "$TRAFFIC" short --targets "$(http_targets)" --src "$(client_srcs)" \
 		--count "$count" --concurrency "$CONCURRENCY" --out "$out" "$@"
 }
+short_conns() { with_progress "${SC_NAME:-lab}: $2 short connections" short_conns_now "$@"; }
 
 # short_steady SECONDS: SHORT_CONNS short connections from the client at a
 # steady rate over SECONDS, in the background ($SC/short.json). Sets SHORT_PID.
@@ -379,7 +459,7 @@ short_steady() {
 	ip netns exec "$NS_CLIENT" timeout $((secs + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
 		--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
 		--rate "$(python3 -c "print($SHORT_CONNS / $secs)")" --max-seconds $((secs + 30)) \
-		--out "$SC/short.json" >"$SC/short.log" 2>&1 7>&- 8>&- &
+		--out "$SC/short.json" >"$SC/short.log" 2>&1 7>&- 8>&- 9>&- &
 	SHORT_PID=$!
 	record_pid "short-$SC_NAME" "$SHORT_PID"
 	SC_PIDS+=("$SHORT_PID")
@@ -399,7 +479,7 @@ start_backend() {
 	rm -f "$ready"
 	# Started directly so $! is the server (ip netns exec execs python3).
 	ip netns exec "$ns" python3 "$LAB_DIR/backend.py" --name "be$i" --http-port "$HTTP_PORT" \
-		--echo-port "$ECHO_PORT" --ready "$ready" --lifetime 7200 >>"$LAB_STATE_DIR/be$i.log" 2>&1 7>&- 8>&- &
+		--echo-port "$ECHO_PORT" --ready "$ready" --lifetime 7200 >>"$LAB_STATE_DIR/be$i.log" 2>&1 7>&- 8>&- 9>&- &
 	record_pid "be$i" $!
 	disown $!
 	[ "$nowait" = nowait ] || backend_wait "$i"
@@ -427,11 +507,13 @@ scenario_begin() {
 	set_sizes
 	lab_ns "$NS_CLIENT" || die "the client namespace $NS_CLIENT is missing"
 	SC=$LAB_STATE_DIR/sc/$SC_NAME
-	rm -rf -- "$SC"
+	rm -rf -- "$SC" "$LAB_STATE_DIR/report/$SC_NAME.timeline.json"
 	mkdir -p "$SC" "$LAB_STATE_DIR/report"
 	meta vip4 "$VIP4/32"
 	meta vip6 "$VIP6/128"
 	SC_PIDS=() SC_UNDO=()
+	now >"$SC/scenario.begin"
+	sampler_start
 	trap scenario_end EXIT
 	# Die of the signal (the EXIT trap still runs) so the caller sees it too.
 	trap 'trap - INT; kill -INT $$' INT
@@ -439,12 +521,42 @@ scenario_begin() {
 }
 
 # scenario_end: the scenario's EXIT trap: undo what it changed in the lab
-# (SC_UNDO, newest first, each once), stop its background processes.
+# (SC_UNDO, newest first, each once), stop its background processes, write
+# its timeline (also when it failed half way: the report shows how far it got).
 scenario_end() {
 	local k p
+	progress_stop
+	sampler_stop
 	for ((k = ${#SC_UNDO[@]} - 1; k >= 0; k--)); do eval "${SC_UNDO[k]}" || warn "undo '${SC_UNDO[k]}' failed"; done
 	SC_UNDO=()
 	for p in "${SC_PIDS[@]}"; do stop_pid "$p" TERM; done
+	python3 "$LAB_DIR/timeline.py" --name "$SC_NAME" --dir "$SC" --routes "$LAB_STATE_DIR/routes.log" \
+		--out "$LAB_STATE_DIR/report/$SC_NAME.timeline.json" || warn "no timeline for $SC_NAME (timeline.py failed)"
+}
+
+# sampler_start: the scenario's timeline sampler (sample.py, in the router's
+# namespace: it reads every agent's /stats and log, sends nothing) into
+# $SC/samples.jsonl until sampler_stop. Sets SAMPLER_PID.
+sampler_start() {
+	local i nodes=() addrs=()
+	SAMPLER_PID=
+	lab_ns "$NS_ROUTER" || return 0
+	for ((i = 1; i <= LB_NODES; i++)); do nodes+=(--node "$i=$(admin_lb "$i")=$LAB_STATE_DIR/agent-lb$i.log"); done
+	for ((i = 1; i <= BACKENDS + 1; i++)); do addrs+=("$(be4 "$i")" "$(be6 "$i")"); done
+	# Started directly so $! is the sampler (ip netns exec execs python3).
+	ip netns exec "$NS_ROUTER" python3 "$LAB_DIR/sample.py" "${nodes[@]}" --backends "$(IFS=,; echo "${addrs[*]}")" \
+		--out "$SC/samples.jsonl" >"$SC/sampler.log" 2>&1 7>&- 8>&- 9>&- &
+	SAMPLER_PID=$!
+	record_pid "sampler-$SC_NAME" "$SAMPLER_PID"
+	SC_PIDS+=("$SAMPLER_PID")
+}
+
+# sampler_stop: stop the sampler (it writes the last log lines first) and
+# mark the end of the scenario's timeline; the first call counts.
+sampler_stop() {
+	[ ! -e "$SC/scenario.end" ] || return 0
+	[ -z "${SAMPLER_PID:-}" ] || stop_pid "$SAMPLER_PID" TERM
+	now >"$SC/scenario.end"
 }
 
 # meta KEY VALUE: a number or word for analyze.py.
@@ -459,7 +571,7 @@ long_start() {
 	# Started directly so $! is the process (ip netns exec execs timeout).
 	ip netns exec "$NS_CLIENT" timeout $((${secs%.*} + 60)) python3 "$TRAFFIC" long --targets "$(echo_targets)" \
 		--src "$(client_srcs)" --conns "$LONG_CONNS" --seconds "$secs" --interval "$LONG_INTERVAL" \
-		--ready "$SC/$name.ready" --out "$SC/$name.json" >"$SC/$name.log" 2>&1 7>&- 8>&- &
+		--ready "$SC/$name.ready" --out "$SC/$name.json" >"$SC/$name.log" 2>&1 7>&- 8>&- 9>&- &
 	LONG_PID=$!
 	record_pid "long-$SC_NAME" "$LONG_PID"
 	SC_PIDS+=("$LONG_PID")
@@ -471,7 +583,7 @@ long_ready() {
 
 # long_wait: wait for the long-lived connections to finish.
 long_wait() {
-	wait "$LONG_PID" || warn "long-lived traffic exited with $? (see $SC)"
+	with_progress "$SC_NAME: long-lived connections" wait "$LONG_PID" || warn "long-lived traffic exited with $? (see $SC)"
 	cat "$SC"/*.log 2>/dev/null | sed 's/^/    /' || true
 }
 
@@ -505,8 +617,10 @@ poll_node() {
 	SC_PIDS+=("$POLL_PID")
 }
 
-# analyze: turn $SC into the scenario's report and print its numbers.
+# analyze: turn $SC into the scenario's report and print its numbers (the
+# timeline ends here; scenario_end writes it).
 analyze() {
+	sampler_stop
 	python3 "$LAB_DIR/analyze.py" "$SC_NAME" --dir "$SC" --routes "$LAB_STATE_DIR/routes.log" \
 		--out "$LAB_STATE_DIR/report/$SC_NAME.json"
 }
@@ -532,7 +646,8 @@ watch_backend() {
 	done
 	sleep 0.5                 # pollers up and polling before the caller acts
 }
-watch_wait() {
+watch_wait() { with_progress "$SC_NAME: waiting for the pollers" watch_wait_now; }
+watch_wait_now() {
 	local p
 	for p in "${WATCH_PIDS[@]}"; do wait "$p" || true; done
 }

@@ -182,7 +182,7 @@ route_monitor_up() {
 	# Through env with a marker argument: $! is the monitor and its command
 	# line names the state directory (ours() in cleanup).
 	ip netns exec "$NS_ROUTER" env XDPLB_LAB="$LAB_STATE_DIR" ip -ts monitor route \
-		>"$LAB_STATE_DIR/routes.log" 2>&1 7>&- 8>&- &
+		>"$LAB_STATE_DIR/routes.log" 2>&1 7>&- 8>&- 9>&- &
 	record_pid route-monitor $!
 	disown $!
 }
@@ -194,7 +194,7 @@ router_bird_up() {
 	bird -p -c "$conf" || die "bird refused $conf"
 	lab_ns "$NS_ROUTER" || die "no router namespace"
 	ip netns exec "$NS_ROUTER" bird -f -c "$conf" -s "$LAB_STATE_DIR/bird-rtr.ctl" -P "$LAB_STATE_DIR/bird-rtr.pid" \
-		>>"$LAB_STATE_DIR/bird-rtr.out" 2>&1 7>&- 8>&- &
+		>>"$LAB_STATE_DIR/bird-rtr.out" 2>&1 7>&- 8>&- 9>&- &
 	record_pid bird-rtr $!
 	disown $!
 	wait_until 10 test -S "$LAB_STATE_DIR/bird-rtr.ctl" >/dev/null || die "bird on the router did not start (see $LAB_STATE_DIR/bird-rtr.out)"

@@ -17,7 +17,8 @@ long   --targets T[,T...] --src A[,A...] --conns N --seconds S --out FILE
     ("NAME SEQ", in order, always the same NAME). A connection breaks on a
     reset, an early EOF, a reply out of order or from another backend, or
     replies still missing 3 s after the last send. --ready FILE is created once
-    every connection is up (or failed).
+    every connection is up (or failed). FILE also holds a timeline: every
+    0.5 s the connections alive, broken and the lines answered so far.
 
 Targets are ADDR:PORT or [ADDR6]:PORT; sources are addresses of this
 namespace, picked by family. Every loop is bounded by a count and a deadline.
@@ -175,6 +176,17 @@ class Conn:
                 "last_reply_at": self.last_reply}
 
 
+TIMELINE_INTERVAL = 0.5  # seconds between the long mode's timeline samples
+
+
+def timeline_sample(conns):
+    """[epoch, connections alive, broken, lines answered so far]: one point of
+    the long mode's timeline (ecmp-lab/timeline.py plots it)."""
+    alive = sum(1 for c in conns if c.connected and c.broken is None)
+    broken = sum(1 for c in conns if c.broken is not None)
+    return [round(time.time(), 3), alive, broken, sum(c.received for c in conns)]
+
+
 def long_lived(a):
     targets = [parse_target(t) for t in a.targets.split(",")]
     n = min(a.conns, MAX_CONNS)
@@ -253,10 +265,15 @@ def long_lived(a):
     next_tick = start
     ready_written = False
     sending_from = None
+    timeline = []
+    next_sample = start
     for _ in range(10_000_000):
         now = time.monotonic()
         if now >= hard_deadline:
             break
+        if now >= next_sample:
+            timeline.append(timeline_sample(conns))
+            next_sample = now + TIMELINE_INTERVAL
         if not ready_written and (all(c.connected or c.broken for c in conns) or now > connect_deadline):
             for c in conns:
                 if not c.connected and c.broken is None:
@@ -295,11 +312,13 @@ def long_lived(a):
                 c.sock.close()
     if a.ready and not ready_written:
         open(a.ready, "w").close()
+    timeline.append(timeline_sample(conns))
     recs = [c.record() for c in conns]
     with open(a.out, "w") as f:
         json.dump({"mode": "long", "started": time.time() - (time.monotonic() - start),
                    "seconds": round(time.monotonic() - start, 3), "interval": a.interval,
-                   "sending_from": sending_from, "sending_seconds": seconds, "conns": recs}, f)
+                   "sending_from": sending_from, "sending_seconds": seconds,
+                   "timeline_fields": ["t", "alive", "broken", "answered"], "timeline": timeline, "conns": recs}, f)
     print("long: %d connections, %d broken, %d lines answered" %
           (len(recs), sum(1 for r in recs if r["broken"]), sum(r["received"] for r in recs)))
 

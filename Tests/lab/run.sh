@@ -44,6 +44,16 @@
 #                    keep the old revision and digests, cluster status exits 1,
 #                    no short connection fails; a good push converges and
 #                    clears the refusals (status exit 0); 0 broken
+#   html             the lab's --html report, opened in headless Chromium
+#                    (Debian's chromium, installed without its recommendations
+#                    when missing; run in a network namespace of its own with
+#                    only lo, down, on a file:// URL, killed after 60 s): the
+#                    rendered DOM (--dump-dom) has a section for every scenario
+#                    of the JSON report, ok/MISS as the report says, a timeline
+#                    plot (svg) in each whose timeline has series, the settings
+#                    and the distribution's bars; a screenshot (--screenshot)
+#                    is a PNG of the window's size that is not blank
+#                    (Tests/lab/check_html.py)
 # Needs root. Fixed lab names (xl-*): fails if a lab is already up.
 # Usage: Tests/lab/run.sh PATH/TO/xdplb
 set -o errexit -o nounset -o pipefail
@@ -73,10 +83,11 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 report=$tmp/report.json
+html=$tmp/report.html
 
 start=$(date +%s)
 rc=0
-XDPLB=$XDPLB timeout 420 "$root/ecmp-lab/run" --quick --lb-nodes 2 --backends 2 --report "$report" >"$tmp/lab.log" 2>&1 || rc=$?
+XDPLB=$XDPLB timeout 420 "$root/ecmp-lab/run" --quick --lb-nodes 2 --backends 2 --report "$report" --html "$html" >"$tmp/lab.log" 2>&1 || rc=$?
 secs=$(($(date +%s) - start))
 # The lab's own summary: one line per scenario.
 sed -n '/^==== ecmp-lab report/,/^\[lab/p' "$tmp/lab.log" | grep -v '^\[lab' | sed 's/^/    /'
@@ -231,5 +242,71 @@ check("bad_push: 0 of %d long-lived connections broke, %d LB drops" % (b["long_l
       lambda: b["long_lived"]["broken"] == 0 and b["long_lived"]["connections"] > 0 and b["lb_drops"] == 0)
 PY
 )
+
+# ---- the HTML report, in a real browser ----------------------------------------
+# count_checks: show the PASS/FAIL lines check_html.py prints (stdin) and count them.
+count_checks() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		PASS\ *) pass=$((pass + 1)) ;;
+		FAIL\ *) fail=$((fail + 1)) ;;
+		esac
+		echo "$line"
+	done
+}
+# browse ARGS...: headless Chromium on the report: in a network namespace of
+# its own (unshare --net: only lo, down; nothing can leave it), a throwaway
+# profile and home, background networking off; 60 s at most, then its whole
+# process group is killed (timeout -k).
+browse() {
+	HOME=$tmp/chromium-home timeout -k 5 60 unshare --net -- chromium --headless --no-sandbox --disable-gpu \
+		--user-data-dir="$tmp/chromium-profile" --no-first-run --no-default-browser-check --disable-extensions \
+		--disable-background-networking --disable-component-update --disable-sync --disable-default-apps \
+		--disable-breakpad --dns-prefetch-disable "$@" "file://$html"
+}
+shot_w=1280 shot_h=3200
+if ! command -v chromium >/dev/null; then
+	t=$SECONDS
+	"$root/tools/install-deps" --no-recommends chromium >"$tmp/chromium-install.log" 2>&1 ||
+		tail -n 20 "$tmp/chromium-install.log" | sed 's/^/    /'
+	echo "    (chromium installed in $((SECONDS - t)) s)"
+fi
+if [ ! -s "$html" ]; then
+	bad "html: the lab wrote its HTML report (--html)"
+elif ! command -v chromium >/dev/null; then
+	bad "html: chromium is installed (tools/install-deps --no-recommends chromium)"
+else
+	ok "html: the lab wrote its HTML report ($(($(stat -c %s "$html") / 1024)) KiB)"
+	links=$(unshare --net -- ip -o link show | awk -F': ' '{print $2}' | paste -sd, -)
+	if [ "$links" = lo ] && ! unshare --net -- ip -o link show lo | grep -q 'state UP'; then
+		ok "html: chromium runs in a network namespace of its own (links: $links, down)"
+	else
+		bad "html: chromium runs in a network namespace of its own (links: $links)"
+	fi
+	mkdir -p "$tmp/chromium-home"
+	t0=$(date +%s.%N)
+	rc=0
+	browse --dump-dom >"$tmp/dom.html" 2>"$tmp/chromium-dom.log" || rc=$?
+	t1=$(date +%s.%N)
+	if [ "$rc" = 0 ] && [ -s "$tmp/dom.html" ]; then
+		ok "html: headless chromium rendered it ($(chromium --version 2>/dev/null | head -n 1); --dump-dom in $(python3 -c "print('%.1f' % ($t1 - $t0))") s)"
+		count_checks < <(python3 "$here/check_html.py" dom "$report" "$tmp/dom.html" 2>&1 || echo "FAIL html: check_html.py dom failed")
+	else
+		bad "html: headless chromium rendered it (exit $rc$([ "$rc" != 124 ] || echo ': killed after 60 s'))"
+		tail -n 10 "$tmp/chromium-dom.log" | sed 's/^/    /'
+	fi
+	rc=0
+	t0=$(date +%s.%N)
+	browse --window-size="$shot_w,$shot_h" --hide-scrollbars --screenshot="$tmp/shot.png" >"$tmp/chromium-shot.log" 2>&1 || rc=$?
+	t1=$(date +%s.%N)
+	if [ "$rc" = 0 ] && [ -s "$tmp/shot.png" ]; then
+		echo "    (screenshot in $(python3 -c "print('%.1f' % ($t1 - $t0))") s)"
+		count_checks < <(python3 "$here/check_html.py" png "$tmp/shot.png" "$shot_w" "$shot_h" 2>&1 || echo "FAIL html: check_html.py png failed")
+	else
+		bad "html: headless chromium took a screenshot (exit $rc)"
+		tail -n 10 "$tmp/chromium-shot.log" | sed 's/^/    /'
+	fi
+fi
 
 finish

@@ -19,7 +19,7 @@ long_start long "$secs"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
 short_steady "$secs"          # short connections over the same time
-sleep "$PHASE"
+phase "$PHASE"
 meta route_before "$(ecmp_nodes 4)"
 meta t_restarts "$(now)"
 for i in $(up_nodes); do
@@ -35,7 +35,7 @@ for i in $(up_nodes); do
 done
 meta t_restarts_end "$(now)"
 meta route_after "$(ecmp_nodes 4)"
-wait "$SHORT_PID" || warn "short traffic exited with $?"
+with_progress "$SC_NAME: short connections" wait "$SHORT_PID" || warn "short traffic exited with $?"
 long_wait
 meta retrans1 "$(client_retrans)"
 snapshot_stats "$SC/stats1.json"

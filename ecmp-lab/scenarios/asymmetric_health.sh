@@ -75,13 +75,13 @@ round() {
 	lbx "$victim" node drain >"$SC/${tag}_drain.out"
 	t=$(wait_until 10 ecmp_is $others) || t=-1
 	meta "${tag}_drain_poll_s" "$t"
-	sleep "$PHASE"
+	phase "$PHASE"
 	snapshot_stats "$SC/${tag}_stats1.json"
 	route_event "${tag}_undrain" $nodes
 	lbx "$victim" node undrain >"$SC/${tag}_undrain.out"
 	t=$(wait_until 30 ecmp_is $nodes) || t=-1
 	meta "${tag}_undrain_poll_s" "$t"
-	wait "$pid" || warn "long-lived traffic exited with $? (see $SC)"
+	with_progress "$SC_NAME: long-lived connections" wait "$pid" || warn "long-lived traffic exited with $? (see $SC)"
 	sed 's/^/    /' "$SC/long_$tag.log" || true
 	snapshot_stats "$SC/${tag}_stats2.json"
 	meta "${tag}_retrans1" "$(client_retrans)"

@@ -22,7 +22,7 @@ meta slack_s "$HC_SLACK_S"
 meta consensus_s "$HC_CONSENSUS_S"
 
 long_start long $((2 * PHASE + 4))
-sleep "$PHASE"
+phase "$PHASE"
 watch_backend removed removed "$(be4 $victim)" "$(be6 $victim)"
 now >"$SC/removed.t"
 stop_backend "$victim"

@@ -14,7 +14,7 @@ meta victim_v6 "$(be6 $victim)"
 meta backends "$(active_backends)"
 
 long_start long $((2 * PHASE + 3))
-sleep "$PHASE"
+phase "$PHASE"
 meta t_drain "$(now)"
 write_shared "$SC/drained.yaml" "$(active_backends)" "$victim=0"
 lab_push "$SC/drained.yaml" --wait 30 --json >"$SC/drain.json" 2>"$SC/drain.err" || warn "drain push: exit $? ($(cat "$SC/drain.err"))"

@@ -29,7 +29,7 @@ long_start long "$secs"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
 short_steady "$secs"
-sleep "$PHASE"
+phase "$PHASE"
 
 # 1. The leader dies; a push still converges.
 leader=$(etcd_leader) || die "etcd_loss: no etcd leader before the test"
@@ -58,7 +58,7 @@ now >"$SC/unreachable.t"
 for ((e = 1; e <= ETCD_MEMBERS; e++)); do [ "$e" = "$leader" ] || stop_etcd "$e" KILL; done
 watch_wait
 snapshot_status "$SC/status_down0.json"
-sleep "$outage"
+phase "$outage" "etcd down"
 snapshot_status "$SC/status_down1.json"
 
 # 3. Every member back.
@@ -83,7 +83,7 @@ meta final_rc "$rc"
 watch_wait
 meta final_status_rc "$(cluster_status_json "$SC/final-cluster.json")"
 
-wait "$SHORT_PID" || warn "short traffic exited with $?"
+with_progress "$SC_NAME: short connections" wait "$SHORT_PID" || warn "short traffic exited with $?"
 long_wait
 meta retrans1 "$(client_retrans)"
 snapshot_stats "$SC/stats1.json"

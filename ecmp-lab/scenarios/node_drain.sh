@@ -14,7 +14,7 @@ pick_victim node_drain
 meta route_before "$(ecmp_nodes 4)"
 
 long_start long $((3 * PHASE + 4))
-sleep "$PHASE"
+phase "$PHASE"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
 poll_node "$victim" stopped stopped
@@ -35,7 +35,7 @@ stop_agent "$victim"
 stop_bgp "$victim"
 touch "$LAB_STATE_DIR/lb$victim.stopped"
 meta stop_s "$(python3 -c "import sys; print('%.2f' % ($(now) - float(sys.argv[1])))" "$(sed -n 's/^t_stop\t//p' "$SC/meta.tsv")")"
-sleep "$PHASE"
+phase "$PHASE"
 long_wait
 meta retrans1 "$(client_retrans)"
 meta route_after "$(ecmp_nodes 4)"

@@ -22,7 +22,7 @@ meta bfd "${BFD_INTERVAL_MS} ms x $BFD_MULTIPLIER"
 meta route_before "$(ecmp_nodes 4)"
 
 long_start long $((3 * PHASE + 4))
-sleep "$PHASE"
+phase "$PHASE"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
 route_event cut $others
@@ -31,7 +31,7 @@ cut_node "$victim"
 t=$(wait_until 10 ecmp_is $others) || t=-1
 meta route_during "$(ecmp_nodes 4)"
 meta cut_poll_s "$t"
-sleep "$PHASE"
+phase "$PHASE"
 snapshot_stats "$SC/stats1.json"
 # What the router sent into the cut (client data, its own BFD and BGP): lost.
 ns_exec "$NS_ROUTER" tc -s qdisc show dev "$(if_rtr_lb "$victim")" >"$SC/cut-qdisc.txt" 2>&1 || true

@@ -25,7 +25,7 @@ meta victim "$victim"
 meta route_before "$(ecmp_nodes 4)"
 
 long_start long $((3 * PHASE + 6))
-sleep "$PHASE"
+phase "$PHASE"
 snapshot_stats "$SC/stats0.json"
 meta retrans0 "$(client_retrans)"
 rm -f "$LAB_STATE_DIR/lb$victim.stopped"
@@ -48,7 +48,7 @@ wait "$POLL_PID" || true
 meta converged_s "$(cat "$SC/converged-$victim" 2>/dev/null || echo timeout)"
 meta announced_before_converged "$(cat "$SC/converged-$victim.early" 2>/dev/null || echo -1)"
 wait_until 30 all_healthy >/dev/null || warn "not every node healthy 30 s after lb$victim started"
-sleep "$PHASE"
+phase "$PHASE"
 long_wait
 meta retrans1 "$(client_retrans)"
 snapshot_stats "$SC/stats1.json"

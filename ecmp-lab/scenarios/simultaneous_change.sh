@@ -68,7 +68,7 @@ round() {
 	lbx "$victim" node drain >"$SC/${tag}_drain.out"
 	t=$(wait_until 10 ecmp_is $others) || t=-1
 	meta "${tag}_drain_poll_s" "$t"
-	wait "$LONG_PID" || warn "long-lived traffic exited with $? (see $SC)"
+	with_progress "$SC_NAME: long-lived connections" wait "$LONG_PID" || warn "long-lived traffic exited with $? (see $SC)"
 	sed 's/^/    /' "$SC/long_$tag.log" || true
 	snapshot_stats "$SC/${tag}_stats1.json"
 	decap_counters "$SC/${tag}_decap1.json"

@@ -57,7 +57,7 @@ push_current >"$SC/push_plain.json" 2>"$SC/push_plain.err" ||
 t=$(wait_until 30 all_healthy) || die "tunnel_check: not every backend healthy 30 s after the plain push"
 now >"$SC/plain_off.t"
 vip_off "$be"
-sleep "$bound"
+phase "$bound" "plain checks, VIPs off be$be"
 snapshot_status "$SC/status_plain_off.json"
 meta plain_waited_s "$(elapsed "$(cat "$SC/plain_off.t")" "$(now)")"
 # Fewer and with a shorter timeout: a quarter of them wait it out.
