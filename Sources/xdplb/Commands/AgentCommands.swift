@@ -377,6 +377,7 @@ struct DownCommand: ParsableCommand {
     }
 
     func run() throws {
+        configureLibbpfLogging()   // libbpf's warnings (e.g. no clsact qdisc to query) only in errors
         let dir = try config.map { try ConfigLoader.load(path: $0).node.bpffs } ?? bpffs
         guard dir.hasPrefix("/sys/fs/bpf/") else { throw ValidationError("--bpffs must be under /sys/fs/bpf/") }
         // Held until we exit: no agent can start on the directory while it is taken apart.
