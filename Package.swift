@@ -81,7 +81,13 @@ let package = Package(
             dependencies: ["DataPlane", "Config", "Maglev", "Packets", "BPF", "Agent", "Health", "Bench", "Routing", "Cluster",
                            "ServiceNotify",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            // The Swift runtime and Foundation linked in, in every build: the binary needs only
+            // Debian's libraries (what a copied binary and the Debian package need). The
+            // modules are compiled as for a dynamic build, so the static-only parts of
+            // Foundation are named here; nothing else changes between builds.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"]), .linkedLibrary("CoreFoundation"), .linkedLibrary("_FoundationCollections"),
+                             .linkedLibrary("_FoundationICU"), .linkedLibrary("_FoundationCShims")]
         ),
         .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
         .testTarget(name: "ServiceNotifyTests", dependencies: ["ServiceNotify"]),
