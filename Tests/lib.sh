@@ -35,3 +35,24 @@ plug() {
 	ip -n "$1" addr add "$3/24" dev eth0
 	ip -n "$1" addr add "$4/64" dev eth0 nodad
 }
+
+# lb_pe_up LB PE ADDR...: namespaces LB (lb0 10.0.9.1/24, the LB node) and PE
+# (pe0 with each ADDR/24: backends and the client 10.0.9.10) on one veth; the
+# client's route to the VIPs (10.100.0.0/24) via the LB node, rp_filter off in
+# PE, and static neighbours for every ADDR on the LB side.
+lb_pe_up() {
+	local lb=$1 pe=$2 a mac; shift 2
+	ip netns add "$lb"
+	ip netns add "$pe"
+	ip link add lb0 netns "$lb" type veth peer name pe0 netns "$pe"
+	ip -n "$lb" link set lo up
+	ip -n "$pe" link set lo up
+	ip -n "$lb" link set lb0 up
+	ip -n "$pe" link set pe0 up
+	ip -n "$lb" addr add 10.0.9.1/24 dev lb0
+	for a in "$@"; do ip -n "$pe" addr add "$a/24" dev pe0; done
+	ip -n "$pe" route add 10.100.0.0/24 via 10.0.9.1 src 10.0.9.10
+	ip netns exec "$pe" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.pe0.rp_filter=0
+	mac=$(ip netns exec "$pe" cat /sys/class/net/pe0/address)
+	for a in "$@"; do ip -n "$lb" neigh replace "$a" lladdr "$mac" dev lb0 nud permanent; done
+}

@@ -46,19 +46,7 @@ status_json() { adm status --json; }
 metrics() { inlb curl -sf --unix-socket "$sock" http://agent/metrics; }   # to a file: `| grep -q` would SIGPIPE it under pipefail
 
 # ---- topology ---------------------------------------------------------------
-ip netns add "$lb"
-ip netns add "$pe"
-ip link add lb0 netns "$lb" type veth peer name pe0 netns "$pe"
-inlb ip link set lo up
-inpe ip link set lo up
-inlb ip link set lb0 up
-inpe ip link set pe0 up
-inlb ip addr add 10.0.9.1/24 dev lb0
-for a in 10.0.9.2 10.0.9.4 10.0.9.6 10.0.9.10; do inpe ip addr add "$a/24" dev pe0; done
-inpe ip route add 10.100.0.0/24 via 10.0.9.1 src 10.0.9.10
-inpe sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.pe0.rp_filter=0
-mac=$(inpe cat /sys/class/net/pe0/address)
-for a in 10.0.9.2 10.0.9.4 10.0.9.6 10.0.9.10; do inlb ip neigh replace "$a" lladdr "$mac" dev lb0 nud permanent; done
+lb_pe_up "$lb" "$pe" 10.0.9.2 10.0.9.4 10.0.9.6 10.0.9.10
 for a in 10.0.9.2 10.0.9.4 10.0.9.6; do
 	ip netns exec "$pe" python3 -m http.server 8080 --bind "$a" --directory "$tmp" >/dev/null 2>&1 &
 	pids+=($!)

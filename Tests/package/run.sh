@@ -119,18 +119,7 @@ check "xdplb.service: Type=notify, ExecReload=SIGHUP, RestartKillSignal=SIGUSR2,
 bounding="-all$(for c in $caps; do c=${c#CAP_}; printf ',+%s' "${c,,}"; done)"
 
 # ---- topology: an LB node and a backend/client namespace ---------------------------
-ip netns add "$lb"
-ip netns add "$pe"
-ip link add lb0 netns "$lb" type veth peer name pe0 netns "$pe"
-for ns in "$lb" "$pe"; do ip -n "$ns" link set lo up; done
-ip -n "$lb" link set lb0 up
-ip -n "$pe" link set pe0 up
-ip -n "$lb" addr add 10.0.9.1/24 dev lb0
-for a in 10.0.9.2 10.0.9.4 10.0.9.10; do ip -n "$pe" addr add "$a/24" dev pe0; done
-ip -n "$pe" route add 10.100.0.0/24 via 10.0.9.1 src 10.0.9.10
-ip netns exec "$pe" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.pe0.rp_filter=0
-mac=$(ip netns exec "$pe" cat /sys/class/net/pe0/address)
-for a in 10.0.9.2 10.0.9.4 10.0.9.10; do ip -n "$lb" neigh replace "$a" lladdr "$mac" dev lb0 nud permanent; done
+lb_pe_up "$lb" "$pe" 10.0.9.2 10.0.9.4 10.0.9.10
 for a in 10.0.9.2 10.0.9.4; do
 	ip netns exec "$pe" python3 -m http.server 8080 --bind "$a" --directory "$tmp" >/dev/null 2>&1 &
 	pids+=($!)
