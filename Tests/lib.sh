@@ -56,3 +56,28 @@ lb_pe_up() {
 	mac=$(ip netns exec "$pe" cat /sys/class/net/pe0/address)
 	for a in "$@"; do ip -n "$lb" neigh replace "$a" lladdr "$mac" dev lb0 nud permanent; done
 }
+
+# node_yaml BPFFS [ADMIN]: the node section of a config for lb_pe_up's LB
+# namespace (generic XDP on lb0, encapsulating from 10.0.9.1), its admin API on
+# ADMIN (default $sock), ending with "vips:".
+node_yaml() {
+	cat <<YAML
+node:
+  interface: lb0
+  xdp_mode: generic
+  encap_source: { ipv4: 10.0.9.1 }
+  hash_seed: 0x5eed
+  lru_size: 65536
+  bpffs: $1
+  admin: ${2:-$sock}
+vips:
+YAML
+}
+# vip_yaml PORT BACKEND...: VIP 10.100.0.1:PORT/udp (ring $RING, default 1009),
+# an HTTP check of :8080 every 200 ms (rise 1, fall 2), every backend weight 100.
+vip_yaml() {
+	local port=$1; shift
+	printf '  - address: 10.100.0.1\n    port: %s\n    protocol: udp\n    ring_size: %s\n' "$port" "${RING:-1009}"
+	printf '    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }\n    backends:\n'
+	for b in "$@"; do printf '      - { address: %s, weight: 100 }\n' "$b"; done
+}

@@ -52,25 +52,6 @@ for a in 10.0.9.2 10.0.9.4 10.0.9.6; do
 	pids+=($!)
 done
 
-node_yaml() { # node_yaml BPFFS
-	cat <<YAML
-node:
-  interface: lb0
-  xdp_mode: generic
-  encap_source: { ipv4: 10.0.9.1 }
-  hash_seed: 0x5eed
-  lru_size: 65536
-  bpffs: $1
-  admin: $sock
-vips:
-YAML
-}
-vip_yaml() { # vip_yaml PORT BACKEND...
-	local port=$1; shift
-	printf '  - address: 10.100.0.1\n    port: %s\n    protocol: udp\n    ring_size: %s\n' "$port" "${RING:-1009}"
-	printf '    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }\n    backends:\n'
-	for b in "$@"; do printf '      - { address: %s, weight: 100 }\n' "$b"; done
-}
 start_agent() { # start_agent [ENV=VALUE...]: agent on $cfg, waits for its admin API
 	env "$@" nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" >>"$tmp/agent.log" 2>&1 &
 	agent_pid=$!

@@ -90,17 +90,7 @@ ip netns exec "$pe" python3 -m http.server 8080 --bind 10.0.9.2 --directory "$tm
 server_pid=$!
 
 # TCP admin without a token file: read-only, /metrics open, as Prometheus scrapes it.
-cat >"$tmp/node.yaml" <<YAML
-node:
-  interface: lb0
-  xdp_mode: generic
-  encap_source: { ipv4: 10.0.9.1 }
-  path_mtu: 1500
-  hash_seed: 0x5eed
-  lru_size: 65536
-  bpffs: $bpffs
-  admin: $admin
-vips:
+{ node_yaml "$bpffs" "$admin"; cat <<YAML; } >"$tmp/node.yaml"
   - address: 10.100.0.1
     port: 53
     protocol: udp

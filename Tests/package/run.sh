@@ -127,25 +127,9 @@ done
 mkdir -p -m 0755 "$rundir"
 
 node_config() { # node_config BACKEND...: the test's /etc/xdplb/node.yaml
-	cat <<YAML
-# written by Tests/package/run.sh
-node:
-  interface: lb0
-  xdp_mode: generic
-  encap_source: { ipv4: 10.0.9.1 }
-  hash_seed: 0x5eed
-  lru_size: 65536
-  bpffs: $bpffs
-  admin: $sock
-vips:
-  - address: 10.100.0.1
-    port: 53
-    protocol: udp
-    ring_size: 1009
-    health: { type: http, path: /, port: 8080, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }
-    backends:
-YAML
-	for b in "$@"; do echo "      - { address: $b, weight: 100 }"; done
+	echo "# written by Tests/package/run.sh"
+	node_yaml "$bpffs"
+	vip_yaml 53 "$@"
 }
 node_config 10.0.9.2 >/etc/xdplb/node.yaml
 
