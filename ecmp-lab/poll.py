@@ -148,7 +148,7 @@ def main():
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over the agent's unix socket."""
+    """HTTP/1.1 over an agent's admin unix socket (also used by sample.py)."""
 
     def __init__(self, path, timeout=5.0):
         super().__init__("localhost", timeout=timeout)

@@ -34,10 +34,11 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+
+from poll import UnixHTTPConnection   # ecmp-lab/poll.py: HTTP over an agent's admin socket
 
 LOG_READ_INTERVAL = 0.1      # seconds between reads of the agents' logs
 MAX_LOG_CHUNK = 1 << 20      # bytes read from one log at a time
@@ -51,23 +52,9 @@ def refuse_outside_lab():
         sys.exit("sample.py: refusing to run outside an xl- lab namespace (ip netns identify: %r)" % name)
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over an agent's admin unix socket."""
-
-    def __init__(self, path, timeout=2.0):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self):
-        """Connect to the unix socket instead of TCP."""
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
 def get_json(socket_path, path):
     """GET PATH from the agent on SOCKET_PATH, decoded; raises OSError or ValueError."""
-    conn = UnixHTTPConnection(socket_path)
+    conn = UnixHTTPConnection(socket_path, timeout=2.0)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()

@@ -176,15 +176,21 @@ check "drain: no new connection to the drained backend, none failed" "r['$d']['n
 check "drain: $(num r[\'$d\'][\'finished_on_drained\'])/$(num r[\'$d\'][\'connections_on_drained\']) established connections on it finished" \
 	"r['$d']['connections_on_drained'] > 0 and r['$d']['finished_on_drained'] == r['$d']['connections_on_drained'] and r['$d']['long_lived']['broken'] == 0"
 
+# count_checks: show the PASS/FAIL lines a Python checker prints (stdin) and count them.
+count_checks() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		PASS\ *) pass=$((pass + 1)) ;;
+		FAIL\ *) fail=$((fail + 1)) ;;
+		esac
+		echo "$line"
+	done
+}
+
 # The cluster checks, in one Python run: each prints PASS or FAIL and the
 # numbers it looked at.
-while IFS= read -r line; do
-	case $line in
-	PASS\ *) pass=$((pass + 1)) ;;
-	FAIL\ *) fail=$((fail + 1)) ;;
-	esac
-	echo "$line"
-done < <(python3 - "$report" <<'PY' 2>&1 || echo "FAIL cluster checks: the checker failed"
+count_checks < <(python3 - "$report" <<'PY' 2>&1 || echo "FAIL cluster checks: the checker failed"
 import json, sys
 r = json.load(open(sys.argv[1]))
 
@@ -244,17 +250,6 @@ PY
 )
 
 # ---- the HTML report, in a real browser ----------------------------------------
-# count_checks: show the PASS/FAIL lines check_html.py prints (stdin) and count them.
-count_checks() {
-	local line
-	while IFS= read -r line; do
-		case $line in
-		PASS\ *) pass=$((pass + 1)) ;;
-		FAIL\ *) fail=$((fail + 1)) ;;
-		esac
-		echo "$line"
-	done
-}
 # browse ARGS...: headless Chromium on the report: in a network namespace of
 # its own (unshare --net: only lo, down; nothing can leave it), a throwaway
 # profile and home, background networking off; 60 s at most, then its whole
