@@ -52,7 +52,7 @@ if dpkg-query -W -f='${Status}' xdplb 2>/dev/null | grep -q 'install ok installe
 	echo "package: 0 passed, 1 failed"
 	exit 1
 fi
-"$root/tools/install-deps" lintian help2man dpkg-dev binutils >/dev/null
+"$root/tools/install-deps" lintian help2man dpkg-dev binutils systemd man-db >/dev/null   # systemd-analyze, man
 
 # ---- build and lint ---------------------------------------------------------------
 v1="$("$root/.build/debug/xdplb" --version)~pkgtest1" v2="$("$root/.build/debug/xdplb" --version)~pkgtest2"
