@@ -215,10 +215,10 @@ static __always_inline struct xdplb_backend *ct_lookup(struct xdplb_ct_bucket *b
 	return be;
 }
 
-/* The live backend of a ring value (xdplb_abi.h), or NULL for an empty slot. */
-static __always_inline struct xdplb_backend *ring_backend(__u32 value, __u32 *id)
+/* The live backend of a ring slot (xdplb_abi.h), or NULL for an empty slot. */
+static __always_inline struct xdplb_backend *ring_backend(__u32 slot, __u32 *id)
 {
-	__u32 bid = value & XDPLB_RING_ID_MASK;
+	__u32 bid = slot & XDPLB_RING_ID_MASK;
 
 	if (bid == 0)
 		return NULL;
@@ -226,60 +226,65 @@ static __always_inline struct xdplb_backend *ring_backend(__u32 value, __u32 *id
 	return backend_get(bid);
 }
 
+/* Slot `s` of `ring` (slot value as in xdplb_abi.h); false past the ring's end. */
+static __always_inline bool ring_slot(void *ring, __u32 s, __u32 *slot)
+{
+	__u32 key = 1 + s / XDPLB_RING_SLOTS_PER_ELEM;
+	__u16 *elem = bpf_map_lookup_elem(ring, &key);
+
+	if (!elem)
+		return false;
+	*slot = elem[s & (XDPLB_RING_SLOTS_PER_ELEM - 1)];
+	return true;
+}
+
+/* The slot `hash` picks in `ring` by the ring's own head: false for an empty or broken ring. */
+static __always_inline bool ring_slot_by_head(void *ring, __u32 hash, __u32 *slot)
+{
+	__u32 key = 0;
+	struct xdplb_ring_head *head = bpf_map_lookup_elem(ring, &key);
+
+	if (!head || head->size == 0)
+		return false;
+	return ring_slot(ring, hash % head->size, slot);
+}
+
 /*
- * Maglev: slot hash % M of the VIP's ring. M comes from the VIP meta, and the
- * slot's tag proves the ring has that size (one inner-map lookup, not two);
- * on a mismatch (a ring of another size swapped in since) M is read from the
- * ring itself. NULL when the VIP has no ring, the ring is empty, the slot
- * holds 0, or its backend isn't PRESENT.
+ * Maglev: slot hash % M of the VIP's ring. M and the ring's tag come from the
+ * VIP meta, and the slot's tag proves the ring is that one (one load, not
+ * two); on a mismatch (a ring swapped in since) M is read from the ring's
+ * head. NULL when the VIP has no ring, the ring is empty, the slot holds 0,
+ * or its backend isn't PRESENT.
  */
 static __always_inline struct xdplb_backend *ring_pick(const struct xdplb_vip_meta *vip, __u32 hash, __u32 *id)
 {
-	__u32 size = vip->ring_size, key;
-	__u32 *value;
+	__u32 size = vip->ring_size, slot;
 	void *ring;
 
 	ring = bpf_map_lookup_elem(&xdplb_rings, &vip->vip_index);
 	if (!ring)
 		return NULL;
-	if (size) {
-		key = 1 + hash % size;
-		value = bpf_map_lookup_elem(ring, &key);
-		if (value && (*value >> XDPLB_RING_ID_BITS) == size)
-			return ring_backend(*value, id);
-	}
-	key = 0;
-	value = bpf_map_lookup_elem(ring, &key);
-	if (!value || *value == 0)
+	if (size && ring_slot(ring, hash % size, &slot) && (slot >> XDPLB_RING_ID_BITS) == vip->ring_tag)
+		return ring_backend(slot, id);
+	if (!ring_slot_by_head(ring, hash, &slot))
 		return NULL;
-	key = 1 + hash % *value;
-	value = bpf_map_lookup_elem(ring, &key);
-	if (!value)
-		return NULL;
-	return ring_backend(*value, id);
+	return ring_backend(slot, id);
 }
 
 /*
  * Second chance (xdplb_abi.h 4b): the backend id the VIP's previous ring
  * gives `hash`, when there is a previous ring and that id is not `id`; 0
- * otherwise. The previous ring's size is its own [0].
+ * otherwise. The previous ring's size is its own head's.
  */
 static __always_inline __u32 prev_ring_pick(const struct xdplb_vip_meta *vip, __u32 hash, __u32 id)
 {
-	__u32 key = 0, *value, bid;
+	__u32 slot, bid;
 	void *ring;
 
 	ring = bpf_map_lookup_elem(&xdplb_rings_prev, &vip->vip_index);
-	if (!ring)
+	if (!ring || !ring_slot_by_head(ring, hash, &slot))
 		return 0;
-	value = bpf_map_lookup_elem(ring, &key);
-	if (!value || *value == 0)
-		return 0;
-	key = 1 + hash % *value;
-	value = bpf_map_lookup_elem(ring, &key);
-	if (!value)
-		return 0;
-	bid = *value & XDPLB_RING_ID_MASK;
+	bid = slot & XDPLB_RING_ID_MASK;
 	return bid == id ? 0 : bid;
 }
 

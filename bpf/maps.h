@@ -54,18 +54,18 @@ struct {
 } xdplb_vip_filter SEC(".maps");
 
 /*
- * Template of a Maglev ring: [0] = size M (a prime), [1..M] = backend ids
- * (0 = empty). BPF_F_INNER_MAP lets the agent swap in rings of any size
- * (1 + M entries); max_entries here only shapes the template. BPF_F_MMAPABLE
- * lets the agent fill a new ring with one memcpy-like pass through mmap
- * instead of a syscall per slot (16 ms -> well under 1 ms per 65537 ring).
+ * Template of a Maglev ring (xdplb_abi.h): 8-byte elements, [0] the head,
+ * then 4 slots of 2 bytes per element. BPF_F_INNER_MAP lets the agent swap
+ * in rings of any size (1 + XDPLB_RING_ELEMS(M) elements); max_entries here
+ * only shapes the template. BPF_F_MMAPABLE lets the agent fill a new ring
+ * with one memcpy through mmap instead of a syscall per element.
  */
 struct xdplb_ring_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* struct xdplb_ring_head, or four slots */
 };
 
 /* vip_index -> that VIP's ring; replaced whole, so readers never see half a table. */

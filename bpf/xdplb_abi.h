@@ -19,14 +19,14 @@
 /* ---- 1. version ------------------------------------------------------- */
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define XDPLB_ABI_VERSION 4
+#define XDPLB_ABI_VERSION 5
 
 /* ---- 2. limits -------------------------------------------------------- */
 
 /* VIP slots: index into the ring table and the per-VIP stats. */
-#define XDPLB_MAX_VIPS 512
+#define XDPLB_MAX_VIPS 4096
 /* Backend ids 1..XDPLB_MAX_BACKENDS-1; id 0 means "no backend". */
-#define XDPLB_MAX_BACKENDS 4096
+#define XDPLB_MAX_BACKENDS 16384
 /* Largest Maglev ring (a prime); rings hold 1 + size entries. */
 #define XDPLB_RING_MAX 655373
 /* Default Maglev ring size (a prime). */
@@ -83,21 +83,39 @@ struct xdplb_vip_meta {
 	__u32 vip_index; /* slot in the ring table and the per-VIP stats */
 	__u32 flags;     /* XDPLB_VIP_F_* */
 	__u32 ring_size; /* M of the ring written with this entry (0: none) */
-	__u32 pad;
+	__u32 ring_tag;  /* tag of that ring (its head's tag, 0..XDPLB_RING_TAG_MASK) */
 };
 _Static_assert(sizeof(struct xdplb_vip_meta) == 16, "xdplb_vip_meta layout");
 
 /*
- * A Maglev ring (inner map of the ring table) holds 1 + M u32 values:
- * [0] = M, [1 + s] = backend id of slot s | M << XDPLB_RING_ID_BITS (id 0 =
- * empty). The tag lets the program take M from the VIP meta and still know
- * the slot came from a ring of that size; a ring swapped in with another M
- * since the meta was read shows another tag, and the program reads [0].
+ * A Maglev ring (inner map of the ring table) is an array of 8-byte elements
+ * packing 2 bytes per slot: element 0 is the head (struct xdplb_ring_head),
+ * element 1 + s / 4 holds slots s & ~3 ... (s & ~3) + 3 as four u16 in
+ * memory order (slot s is u16 number s & 3 of its element). A slot is the
+ * backend id (XDPLB_RING_ID_BITS; 0 = empty) | the ring's tag <<
+ * XDPLB_RING_ID_BITS. A ring of size M has 1 + XDPLB_RING_ELEMS(M) elements.
+ *
+ * The tag lets the program take M from the VIP meta and pick with one load:
+ * the agent gives each new ring of a VIP slot the next tag (mod 4) and writes
+ * the meta (ring_size, ring_tag) only after the ring is in. A ring swapped in
+ * after the meta was read shows another tag in every slot, and the program
+ * reads the head instead. The swap waits for running programs (an RCU grace
+ * period) before the agent goes on, so a reader is never two rings behind.
  */
-#define XDPLB_RING_ID_BITS 12
+#define XDPLB_RING_ID_BITS 14
 #define XDPLB_RING_ID_MASK ((1U << XDPLB_RING_ID_BITS) - 1)
+#define XDPLB_RING_TAG_MASK 3U
+#define XDPLB_RING_SLOTS_PER_ELEM 4
+#define XDPLB_RING_ELEMS(m) (((m) + XDPLB_RING_SLOTS_PER_ELEM - 1) / XDPLB_RING_SLOTS_PER_ELEM)
 _Static_assert(XDPLB_MAX_BACKENDS <= (1U << XDPLB_RING_ID_BITS), "backend ids fit the ring id bits");
-_Static_assert(XDPLB_RING_MAX < (1U << (32 - XDPLB_RING_ID_BITS)), "ring sizes fit the ring tag bits");
+_Static_assert(XDPLB_RING_TAG_MASK < (1U << (16 - XDPLB_RING_ID_BITS)), "the tag fits a slot");
+
+/* Element 0 of a ring. */
+struct xdplb_ring_head {
+	__u32 size; /* M, a prime */
+	__u32 tag;  /* 0..XDPLB_RING_TAG_MASK, the tag of every slot */
+};
+_Static_assert(sizeof(struct xdplb_ring_head) == 8, "xdplb_ring_head layout");
 
 /*
  * The VIP table: every VIP key with its meta in an array map the program
@@ -117,7 +135,7 @@ _Static_assert(XDPLB_RING_MAX < (1U << (32 - XDPLB_RING_ID_BITS)), "ring sizes f
  * and meta, then seq even; the program uses a slot only if seq was even and
  * unchanged around its reads, and asks the hash map when it met an odd one.
  */
-#define XDPLB_VIP_TABLE_BITS 12
+#define XDPLB_VIP_TABLE_BITS 13
 #define XDPLB_VIP_TABLE_SLOTS (1U << XDPLB_VIP_TABLE_BITS)
 #define XDPLB_VIP_TABLE_PROBES 8
 
@@ -232,8 +250,8 @@ struct xdplb_node_cfg {
 _Static_assert(sizeof(struct xdplb_node_cfg) == 40, "xdplb_node_cfg layout");
 
 /* Bits of the VIP address prefilter (a power of two) and the shift that maps a 32-bit hash onto them. */
-#define XDPLB_VIP_FILTER_BITS 4096
-#define XDPLB_VIP_FILTER_SHIFT 20
+#define XDPLB_VIP_FILTER_BITS 32768
+#define XDPLB_VIP_FILTER_SHIFT 17
 
 /*
  * The VIP address prefilter (one entry, key 0): bit b is set when some VIP

@@ -38,7 +38,7 @@ extension Agent {
                                  reconcileError: lastReconcileError)
         let inputs = effectiveConfig().vips.map { v in
             // The controller keeps a table only when some backend with weight > 0 is in the ring.
-            let usable = controller.vips[v.name]?.table != nil
+            let usable = controller.vips[v.name]?.ring != nil
             return VIPGateInput(name: v.name, address: v.address, ringUsable: usable, failOpen: failingOpen().contains(v.name))
         }
         announcer.update(vips: inputs, node: node)

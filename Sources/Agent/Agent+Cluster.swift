@@ -72,7 +72,7 @@ extension Agent {
     /// What the node runs, for its cluster report.
     func runningTables() -> (digests: [String: String], hashSeed: UInt32) {
         var d: [String: String] = [:]
-        for v in config.vips { d[v.name] = controller.vips[v.name]?.table?.digest ?? "" }
+        for v in config.vips { d[v.name] = controller.vips[v.name]?.ring?.digest ?? "" }
         return (d, config.node.hashSeed)
     }
 

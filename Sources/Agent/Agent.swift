@@ -122,6 +122,8 @@ public actor Agent {
         prepareTunnelProbes()
         await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
         do { try reconcile(reason: "start") } catch { Self.undoFreshStart(up, logger: logger); throw error }
+        // Pins of an older layout: the new maps are full now, so pins and program change over.
+        if up.migrationPending { try up.finishMigration(logger: logger) }
     }
 
     /// After a failed start: a fresh data plane (nothing was pinned before) is detached and
@@ -397,7 +399,7 @@ public actor Agent {
         var vips: [AgentStatus.VIP] = []
         for v in c.vips {
             let state = controller.vips[v.name]
-            let counts = state?.table?.slotCounts() ?? [:]
+            let counts = state?.ring?.slotCounts ?? [:]
             let configured = Dictionary(config.vips.first { $0.name == v.name }?.backends.map { ($0.address, $0.weight) } ?? [], uniquingKeysWith: { a, _ in a })
             let backends = v.backends.map { b -> AgentStatus.Backend in
                 let t = targets[v.name]?[b.address]
@@ -408,7 +410,7 @@ public actor Agent {
                                            check: t?.description ?? "", lastResult: s?.lastResult ?? "",
                                            lastLatencyMs: s?.lastLatencyMs ?? 0, lastCheck: s?.lastCheck.map { iso.string(from: $0) })
             }
-            vips.append(AgentStatus.VIP(name: v.name, hash: v.hash.rawValue, ringSize: v.ringSize, digest: state?.table?.digest ?? "",
+            vips.append(AgentStatus.VIP(name: v.name, hash: v.hash.rawValue, ringSize: v.ringSize, digest: state?.ring?.digest ?? "",
                                         failOpen: failOpen.contains(v.name), announcement: announcer?.states[v.name]?.description,
                                         previousRingUntil: state?.previousRingUntil.map { iso.string(from: $0) }, backends: backends))
         }

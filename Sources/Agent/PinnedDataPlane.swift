@@ -17,7 +17,14 @@ public final class PinnedDataPlane: @unchecked Sendable {
     /// The program attached now.
     public let programInfo: BPFProgram.Info
     /// How the data plane was brought up.
-    public let mode: UpMode
+    public private(set) var mode: UpMode
+    /// Pins of another layout found by `up`, to be replaced by ``finishMigration(logger:)``
+    /// (by name: the new map); empty when nothing is pending.
+    public private(set) var pendingPins: [String: BPFMap] = [:]
+    /// The new program, attached by ``finishMigration(logger:)``.
+    private var pendingProgram: BPFProgram?
+    /// Keeps the new object (maps and program) alive until the kernel holds them.
+    private var balancer: Balancer?
     /// The bpffs directory.
     public let directory: String
 
@@ -29,6 +36,37 @@ public final class PinnedDataPlane: @unchecked Sendable {
         case adopted
         /// An attached program with another tag was replaced atomically.
         case upgraded
+        /// Pins of an older layout (another ABI) were found: their contents were
+        /// copied into new maps; the first apply fills the rest, then
+        /// ``PinnedDataPlane/finishMigration(logger:)`` replaces pins and program.
+        case migrating
+        /// A migration finished: new maps pinned, new program attached.
+        case migrated
+    }
+
+    /// True while a migration waits for ``finishMigration(logger:)``.
+    public var migrationPending: Bool { mode == .migrating }
+
+    /// Ends a migration after the first apply filled the new maps: each old pin is
+    /// replaced by the new map, then the attached program is swapped for the new
+    /// one through the link (one atomic step for the traffic). A crash between
+    /// the two leaves new pins and the old program: the next start adopts the pins
+    /// and swaps the program as an ordinary upgrade.
+    public func finishMigration(logger: Logger) throws(BPFError) {
+        guard mode == .migrating, let program = pendingProgram else { return }
+        for (name, map) in pendingPins.sorted(by: { $0.key < $1.key }) {
+            let path = "\(directory)/\(name)"
+            if BPFFS.exists(path) { try BPFFS.unpin(path) }
+            try map.pin(at: path)
+        }
+        try link.update(program: program)
+        let info = try program.info()
+        logger.notice("migration finished: new maps pinned, new program attached", metadata: [
+            "maps": "\(pendingPins.keys.sorted().joined(separator: ","))", "prog.new": "\(info.id) \(info.tag)",
+        ])
+        pendingPins = [:]
+        pendingProgram = nil
+        mode = .migrated
     }
 
     init(maps: BalancerMaps, link: BPFLink, programInfo: BPFProgram.Info, mode: UpMode, directory: String) {
@@ -65,6 +103,9 @@ public final class PinnedDataPlane: @unchecked Sendable {
         for name in BalancerMaps.names where BPFFS.exists("\(dir)/\(name)") {
             reusing[name] = try BPFMap.openPinned("\(dir)/\(name)", name: name)
         }
+        // The ABI of the agent that wrote the pins: another one means a migration.
+        let pinnedABI = try reusing[XDPLB_MAP_CONFIG]?.lookup(UInt32(0), as: xdplb_node_cfg.self)?.abi_version ?? UInt32(XDPLB_ABI_VERSION)
+        let migrating = !reusing.isEmpty && pinnedABI != UInt32(XDPLB_ABI_VERSION)
         // ABI 3 sized the counter array to its counters; ABI 4 leaves room (XDPLB_CNT_SLOTS).
         // Such a pinned array is migrated: its counts are copied into the new one, which
         // replaces the pin once the new program is loaded.
@@ -88,7 +129,16 @@ public final class PinnedDataPlane: @unchecked Sendable {
             }
             elf = [UInt8](data)
         }
-        let balancer = try Balancer(lruSize: lruSize, reusing: reusing, elf: elf)
+        let balancer = try Balancer(lruSize: lruSize, reusing: reusing, elf: elf, migrating: migrating,
+                                    neverReuse: PinMigration.layoutChanged(pinnedABI: pinnedABI))
+        if migrating {
+            let copied = try PinMigration.copy(from: balancer.notReused, into: balancer.maps)
+            logger.notice("pins of another layout found: migrating", metadata: [
+                "abi.pinned": "\(pinnedABI)", "abi.now": "\(XDPLB_ABI_VERSION)",
+                "maps.new": "\(balancer.notReused.keys.sorted().joined(separator: ","))",
+                "copied": "\(copied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ","))",
+            ])
+        }
         if let old = migrateCounters {
             for id in 0..<min(old.info.maxEntries, UInt32(XDPLB_CNT_SLOTS)) {
                 let values = try old.lookupPerCPU(id, as: xdplb_counter.self)
@@ -99,7 +149,12 @@ public final class PinnedDataPlane: @unchecked Sendable {
                 "slots.pinned": "\(old.info.maxEntries)", "slots.now": "\(XDPLB_CNT_SLOTS)",
             ])
         }
-        for (name, map) in balancer.maps.all where reusing[name] == nil {
+        var pending: [String: BPFMap] = [:]
+        for (name, map) in balancer.maps.all where reusing[name] == nil || balancer.notReused[name] != nil {
+            if reusing[name] != nil {
+                pending[name] = map  // an old pin, replaced when the migration finishes
+                continue
+            }
             try map.pin(at: "\(dir)/\(name)")
             created.append("\(dir)/\(name)")
         }
@@ -118,6 +173,14 @@ public final class PinnedDataPlane: @unchecked Sendable {
             }
             if li.ifindex != 0 {
                 let current = try BPFProgram.open(id: li.programID).info()
+                if !pending.isEmpty {
+                    logger.notice("old program keeps forwarding until the new maps are filled", metadata: ["prog.id": "\(current.id)"])
+                    let up = PinnedDataPlane(maps: balancer.maps, link: link, programInfo: newInfo, mode: .migrating, directory: dir)
+                    up.pendingPins = pending
+                    up.pendingProgram = balancer.program
+                    up.balancer = balancer
+                    return up
+                }
                 if current.tag == newInfo.tag {
                     logger.info("adopted attached program", metadata: ["prog.id": "\(current.id)", "prog.tag": "\(current.tag)"])
                     return PinnedDataPlane(maps: balancer.maps, link: link, programInfo: current, mode: .adopted, directory: dir)
@@ -130,6 +193,11 @@ public final class PinnedDataPlane: @unchecked Sendable {
             }
             // A pinned link whose interface went away: replace it.
             try BPFFS.unpin(linkPath)
+        }
+        // Nothing attached: old pins of another layout are replaced right away.
+        for (name, map) in pending.sorted(by: { $0.key < $1.key }) {
+            try BPFFS.unpin("\(dir)/\(name)")
+            try map.pin(at: "\(dir)/\(name)")
         }
         let mode: XDPMode = node.xdpMode == .generic ? .generic : .native
         let link = try BPFLink.attachXDP(balancer.program, interface: node.interface, mode: mode)

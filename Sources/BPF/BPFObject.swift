@@ -70,6 +70,15 @@ public final class BPFObject {
         try check(bpf_map__set_max_entries(try mapPointer(mapName), entries), "set max_entries of map '\(mapName)'")
     }
 
+    /// True when `existing` has exactly this object's definition of `mapName`
+    /// (type, key and value size, max_entries as set now): it can be reused as is.
+    public func fits(map mapName: String, _ existing: BPFMap) -> Bool {
+        guard let m = bpf_object__find_map_by_name(handle, mapName) else { return false }
+        let have = existing.info
+        return have.type == UInt32(bpf_map__type(m).rawValue) && have.keySize == bpf_map__key_size(m)
+            && have.valueSize == bpf_map__value_size(m) && have.maxEntries == bpf_map__max_entries(m)
+    }
+
     /// Makes the object use an existing map (e.g. one pinned by a previous agent) instead of creating it.
     /// - Throws: `BPFError` (EINVAL) when the existing map's type, key or value
     ///   size differs from this object's definition (e.g. pins of an older xdplb).

@@ -316,7 +316,8 @@ public final class DataPlaneBench {
     /// Flows whose bucket is already full are skipped, so every pool flow is held.
     private func pool(_ image: inout ConntrackImage, _ b: BalancerBuild, _ space: FlowSpace, vip: VIPConfig,
                       count: Int) throws -> FlowPool {
-        guard let table = b.controller.vips[vip.name]?.table else { throw BenchError("VIP \(vip.name) has no ring") }
+        guard let state = b.controller.vips[vip.name], state.ring != nil else { throw BenchError("VIP \(vip.name) has no ring") }
+        let table = try MaglevTable(backends: vip.maglevBackends(excluding: state.down), size: vip.ringSize)
         var byAddress: [String: xdplb_ct_entry] = [:]
         for be in vip.backends { byAddress[be.address.description] = try b.backendEntry(be.address) }
         var p = FlowPool()

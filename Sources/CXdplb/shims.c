@@ -80,7 +80,7 @@ int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags)
 int xdplb_ring_map_create(uint32_t max_entries, const char *name)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(uint32_t), sizeof(uint32_t),
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(uint32_t), sizeof(struct xdplb_ring_head),
 				max_entries, &opts);
 	return fd < 0 ? -errno : fd;
 }
@@ -141,19 +141,18 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 	return err ? -errno : 0;
 }
 
-int xdplb_ring_map_fill(int map_fd, const uint32_t *values, uint32_t count)
+int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count)
 {
-	/* Array maps keep each value in round_up(value_size, 8) bytes. */
-	const size_t stride = 8;
+	/* Element 0 is the head, then 4 two-byte slots per 8-byte element (xdplb_abi.h). */
+	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t len = ((size_t)count * stride + page - 1) / page * page;
+	size_t len = (elems * sizeof(*head) + page - 1) / page * page;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-	uint32_t i;
 
 	if (p == MAP_FAILED)
 		return -errno;
-	for (i = 0; i < count; i++)
-		*(uint32_t *)(p + (size_t)i * stride) = values[i];
+	memcpy(p, head, sizeof(*head));
+	memcpy(p + sizeof(*head), slots, (size_t)count * sizeof(uint16_t));
 	munmap(p, len);
 	return 0;
 }

@@ -11,8 +11,10 @@ public enum ConfigLoader {
     /// Largest backend weight.
     public static let maxWeight: UInt32 = 1000
     /// Most distinct backend addresses across all VIPs: one backend id each, ids are
-    /// 1 ..< `XDPLB_MAX_BACKENDS` (bpf/xdplb_abi.h), the same bound as a Maglev table's.
-    public static let maxBackends = MaglevTable.maxBackends
+    /// 1 ..< `XDPLB_MAX_BACKENDS` (bpf/xdplb_abi.h; a DataPlane test keeps them equal).
+    public static let maxBackends = 16_383
+    /// Most VIPs on a node: `XDPLB_MAX_VIPS` (bpf/xdplb_abi.h; a DataPlane test keeps them equal).
+    public static let maxVIPs = 4096
     /// Deepest nesting of YAML collections accepted (a valid config needs about 7).
     public static let maxNesting = 64
     /// Largest configuration file accepted, in bytes.
@@ -312,7 +314,7 @@ struct Reader {
                 }
             }
         }
-        if vips.count > 512 { fail("\(prefix)vips", "\(vips.count) VIPs; at most 512 are supported") }
+        if vips.count > ConfigLoader.maxVIPs { fail("\(prefix)vips", "\(vips.count) VIPs; at most \(ConfigLoader.maxVIPs) are supported") }
         let distinct = Set(vips.flatMap { $0.backends.map(\.address) })
         if distinct.count > ConfigLoader.maxBackends {
             fail("\(prefix)vips", "\(distinct.count) distinct backends across VIPs; at most \(ConfigLoader.maxBackends) (one backend id each) are supported")

@@ -75,19 +75,36 @@ public final class Balancer: @unchecked Sendable {
     /// Its maps.
     public let maps: BalancerMaps
 
+    /// Maps offered for reuse that this object defines differently (another
+    /// ABI's pins), by name: created new instead, their contents left to migrate.
+    public let notReused: [String: BPFMap]
+
     /// Loads the embedded balancer object.
     /// - Parameters:
     ///   - lruSize: conntrack capacity in flows (rounded up to a power-of-two number of buckets).
     ///   - reusing: maps to take over instead of creating (e.g. pinned by an earlier agent), by name.
     ///   - elf: a balancer object to load instead of the embedded one (e.g. `xdplb run --object`).
+    ///   - migrating: with true, a map of `reusing` that doesn't fit this object's
+    ///     definition (or is named in `neverReuse`) is created new and listed in
+    ///     ``notReused``; with false such a map is an error.
+    ///   - neverReuse: maps to create new even when they fit (their inner layout changed).
     /// - Throws: `BPFError` (verifier rejection, no permission, bad size).
-    public init(lruSize: Int = 65536, reusing: [String: BPFMap] = [:], elf: [UInt8]? = nil) throws(BPFError) {
+    public init(lruSize: Int = 65536, reusing: [String: BPFMap] = [:], elf: [UInt8]? = nil,
+                migrating: Bool = false, neverReuse: Set<String> = []) throws(BPFError) {
         let obj = try BPFObject(elf: elf ?? BPFObjects.balancer, name: "xdplb")
         try obj.setMaxEntries(map: XDPLB_MAP_CT, UInt32(Conntrack.buckets(forFlows: lruSize)))
-        for (name, map) in reusing { try obj.reuse(map: name, map) }
+        var skipped: [String: BPFMap] = [:]
+        for (name, map) in reusing {
+            if migrating && (neverReuse.contains(name) || !obj.fits(map: name, map)) {
+                skipped[name] = map
+                continue
+            }
+            try obj.reuse(map: name, map)
+        }
         try obj.load()
         object = obj
         program = try obj.program(XDPLB_PROG_BALANCER)
         maps = try BalancerMaps(object: obj)
+        notReused = skipped
     }
 }

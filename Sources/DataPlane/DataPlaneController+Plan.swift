@@ -9,12 +9,13 @@ import NetAddress
 struct ApplyPlan {
     /// One backend entry per address: the largest weight it has on any VIP.
     var weights: [IPAddress: UInt32]
-    /// VIPs whose ring or entry changes, with their new down set and table (nil: empty ring).
-    var changed: [String: (down: Set<IPAddress>, table: MaglevTable?)]
+    /// VIPs whose ring or entry changes, with their new down set and the ring's
+    /// backends (checked; empty: no ring).
+    var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])]
 }
 
 extension DataPlaneController {
-    /// Checks capacity (backend ids, VIP slots) and builds every changed Maglev table, writing nothing.
+    /// Checks capacity (backend ids, VIP slots) and every changed Maglev table's inputs, writing nothing.
     /// - Throws: `BPFError` (ENOSPC, EINVAL) naming the limit or the VIP.
     func plan(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>]) throws(BPFError) -> ApplyPlan {
         var weights: [IPAddress: UInt32] = [:]
@@ -33,20 +34,17 @@ extension DataPlaneController {
             throw BPFError("refused: \(config.vips.count) VIPs", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
         }
 
-        var changed: [String: (down: Set<IPAddress>, table: MaglevTable?)] = [:]
+        var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])] = [:]
         for v in config.vips {
             let vipDown = (downByVIP[v.name] ?? []).intersection(v.backends.map(\.address))
             if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
             let ringBackends = v.maglevBackends(excluding: vipDown)
-            var table: MaglevTable?
-            if ringBackends.contains(where: { $0.weight > 0 }) {
-                do {
-                    table = try MaglevTable(backends: ringBackends, size: v.ringSize)
-                } catch {
-                    throw BPFError("refused: build Maglev table for \(v.name): \(error)", errno: EINVAL)
-                }
+            do {
+                let inRing = try MaglevTable.check(backends: ringBackends, size: v.ringSize)
+                changed[v.name] = (vipDown, inRing.isEmpty ? [] : ringBackends)
+            } catch {
+                throw BPFError("refused: build Maglev table for \(v.name): \(error)", errno: EINVAL)
             }
-            changed[v.name] = (vipDown, table)
         }
         return ApplyPlan(weights: weights, changed: changed)
     }

@@ -25,8 +25,10 @@ public struct VIPState: Sendable {
     public var config: VIPConfig
     /// Its slot in the ring table and per-VIP stats.
     public var index: UInt32
-    /// The Maglev table in the ring (nil: no backend in the ring).
-    public var table: MaglevTable?
+    /// What is kept of the Maglev table in the ring (nil: no backend in the ring).
+    public var ring: RingSummary?
+    /// The tag of that ring (xdplb_abi.h), written into the VIP's meta.
+    public var ringTag: UInt32
     /// Backends left out of the ring because they're down.
     public var down: Set<IPAddress>
     /// Until when the ring of before the last change stays (second chance); nil: none.
@@ -74,8 +76,11 @@ public final class DataPlaneController: @unchecked Sendable {
         for key in try maps.vips.keys(as: xdplb_vip_key.self) {
             guard let meta = try maps.vips.lookup(key, as: xdplb_vip_meta.self) else { continue }
             adoptedVIPIndexes[key] = meta.vip_index
+            usedVIPIndexes[meta.vip_index] = true
             // A previous ring a former agent left keeps a whole second-chance time from now.
             if try maps.ringsPrev.lookup(meta.vip_index, as: UInt32.self) != nil { adoptedPreviousRings.insert(meta.vip_index) }
+            // The next ring of the slot gets the tag after the one in place.
+            if let head = try Self.ringHead(maps.rings, index: meta.vip_index) { ringTags[meta.vip_index] = head.tag }
         }
         return (found, adoptedVIPIndexes.count)
     }
@@ -84,6 +89,16 @@ public final class DataPlaneController: @unchecked Sendable {
     private var adoptedVIPIndexes: [xdplb_vip_key: UInt32] = [:]
     /// VIP slots that had a previous ring when adopted.
     private var adoptedPreviousRings: Set<UInt32> = []
+    /// The tag of the last ring written to each VIP slot (kept when a VIP leaves, so the
+    /// slot's next VIP gets another tag).
+    private var ringTags: [UInt32: UInt32] = [:]
+
+    /// The head of the ring in slot `index` of `rings`, if there is one.
+    static func ringHead(_ rings: BPFMap, index: UInt32) throws(BPFError) -> xdplb_ring_head? {
+        guard let id = try rings.lookup(index, as: UInt32.self) else { return nil }
+        let ring = try BPFMap.open(id: id, name: "ring \(index)")
+        return try ring.lookup(UInt32(0), as: xdplb_ring_head.self)
+    }
 
     /// Writes the node settings (encap sources, seed, MTU) into the config map.
     public func applyNode(_ node: NodeConfig) throws(BPFError) {
@@ -170,25 +185,45 @@ public final class DataPlaneController: @unchecked Sendable {
         for (name, state) in vips where wanted[name] == nil {
             try removeVIP(state)
             vips[name] = nil
+            usedVIPIndexes[state.index] = nil
             freeVIPIndexes.released.append(state.index)
             report.vipsRemoved.append(name)
         }
-        for (key, index) in adoptedVIPIndexes where !config.vips.contains(where: { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) == key }) {
+        let wantedKeys = Set(config.vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
+        for (key, index) in adoptedVIPIndexes where !wantedKeys.contains(key) {
             try maps.vips.delete(key)
             try maps.rings.delete(index)
             try maps.ringsPrev.delete(index)
             try maps.vipStats.updatePerCPU(index, xdplb_counter())
             adoptedVIPIndexes[key] = nil
+            usedVIPIndexes[index] = nil
+            freeVIPIndexes.released.append(index)
             report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
         }
         // Removed VIPs leave the table before anything else changes.
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
-        for v in config.vips {
-            guard let change = plan.changed[v.name] else { continue }
-            try writeVIP(v, down: change.down, table: change.table)
-            report.ringsReplaced.append(v.name)
+        // Rings are built on every core, a chunk at a time (each holds an open map until swapped in).
+        let changedVIPs = config.vips.filter { plan.changed[$0.name] != nil }
+        for chunk in stride(from: 0, to: changedVIPs.count, by: Self.ringsPerFlush) {
+            let part = changedVIPs[chunk..<min(chunk + Self.ringsPerFlush, changedVIPs.count)]
+            var requests: [RingRequest] = []
+            var requestOf: [String: Int] = [:]
+            for v in part {
+                let ring = plan.changed[v.name]!.ring
+                guard !ring.isEmpty else { continue }
+                requestOf[v.name] = requests.count
+                requests.append(RingRequest(name: v.name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v)))
+            }
+            let ids = backendIDs
+            let built = RingWriter.build(requests) { identity in IPAddress(identity).flatMap { ids[$0] } ?? 0 }
+            for v in part {
+                var ring: BuiltRing?
+                if let i = requestOf[v.name] { ring = try built[i].get() }
+                try writeVIP(v, down: plan.changed[v.name]!.down, built: ring, tag: requestOf[v.name].map { requests[$0].tag })
+                report.ringsReplaced.append(v.name)
+            }
+            try flushPending()
         }
-        try flushPending()
         try writeVIPTable()
         try writeVIPAddrs()
         for (id, e) in clearPresentAfterRings {
@@ -255,49 +290,64 @@ public final class DataPlaneController: @unchecked Sendable {
         return nil
     }
 
-    private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>, table: MaglevTable?) throws(BPFError) {
+    /// Rings swapped in per batch: bounds the open ring maps (file descriptors) of one apply.
+    static let ringsPerFlush = 512
+
+    /// The tag the next ring of `v`'s slot gets (its current slot, or the one it will take).
+    private func nextRingTag(for v: VIPConfig) throws(BPFError) -> UInt32 {
+        let index = try slotIndex(for: v)
+        return ((ringTags[index] ?? 0) &+ 1) & XDPLB_RING_TAG_MASK
+    }
+
+    /// VIP slots given to new VIPs of the apply under way, before their entries are written.
+    private var reservedVIPIndexes: [String: UInt32] = [:]
+    /// Every VIP slot in use: VIPs written, adopted or reserved.
+    private var usedVIPIndexes: [UInt32: Bool] = [:]
+
+    /// `v`'s VIP slot: the one it has, the one adopted for its key, or a free one (reserved).
+    private func slotIndex(for v: VIPConfig) throws(BPFError) -> UInt32 {
+        if let cur = vips[v.name] { return cur.index }
+        if let adopted = adoptedVIPIndexes[xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)] { return adopted }
+        if let reserved = reservedVIPIndexes[v.name] { return reserved }
+        guard let free = takeFree(&freeVIPIndexes, range: 0..<UInt32(XDPLB_MAX_VIPS), used: usedVIPIndexes) else {
+            throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
+        }
+        usedVIPIndexes[free] = true
+        reservedVIPIndexes[v.name] = free
+        return free
+    }
+
+    private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>, built: BuiltRing?, tag wantedTag: UInt32?) throws(BPFError) {
         let index: UInt32
         let key = xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)
         let before = vips[v.name]
         var previousUntil = before?.previousRingUntil
-        if let cur = before {
-            index = cur.index
-        } else if let adopted = adoptedVIPIndexes.removeValue(forKey: key) {
-            index = adopted
+        index = try slotIndex(for: v)
+        reservedVIPIndexes[v.name] = nil
+        if before == nil, let adopted = adoptedVIPIndexes.removeValue(forKey: key) {
             if adoptedPreviousRings.remove(adopted) != nil, v.secondChanceMs > 0 {
                 previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
             }
-        } else {
-            var used: [UInt32: Bool] = [:]
-            for s in vips.values { used[s.index] = true }
-            for i in adoptedVIPIndexes.values { used[i] = true }
-            guard let free = takeFree(&freeVIPIndexes, range: 0..<UInt32(XDPLB_MAX_VIPS), used: used) else {
-                throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
-            }
-            index = free
         }
         // Second chance: the ring in place becomes the previous one when the table really changes.
         if v.secondChanceMs == 0 {
             if previousUntil != nil || before == nil { try maps.ringsPrev.delete(index) }
             previousUntil = nil
-        } else if let old = before?.table, !Self.sameRing(old, table),
+        } else if let old = before?.ring, !(built.map { old.sameRing(as: $0.summary) } ?? false),
                   let id = try maps.rings.lookup(index, as: UInt32.self) {
             pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(v.name)")))
             previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
         }
-        if let table {
-            try swapRing(index: index, table: table, vip: v)
+        var tag: UInt32 = 0
+        if let built {
+            tag = wantedTag ?? 0
+            ringTags[index] = tag
+            pendingRings.append((index, built.map))
         } else {
             try maps.rings.delete(index)
         }
-        pendingVIPs.append((key, Self.meta(v, index: index, table: table)))
-        vips[v.name] = VIPState(config: v, index: index, table: table, down: down, previousRingUntil: previousUntil)
-    }
-
-    /// Two tables put the same backend in every slot.
-    static func sameRing(_ a: MaglevTable, _ b: MaglevTable?) -> Bool {
-        guard let b else { return false }
-        return a.size == b.size && a.backends.map(\.identity) == b.backends.map(\.identity) && a.slots == b.slots
+        pendingVIPs.append((key, Self.meta(v, index: index, ring: built?.summary, tag: tag)))
+        vips[v.name] = VIPState(config: v, index: index, ring: built?.summary, ringTag: tag, down: down, previousRingUntil: previousUntil)
     }
 
     /// Drops the previous rings whose second-chance time is up (the agent calls
@@ -315,11 +365,12 @@ public final class DataPlaneController: @unchecked Sendable {
         return dropped.sorted()
     }
 
-    /// The map value of a VIP in slot `index`.
-    static func meta(_ v: VIPConfig, index: UInt32, table: MaglevTable?) -> xdplb_vip_meta {
+    /// The map value of a VIP in slot `index` with `ring` (tag `tag`) in place.
+    static func meta(_ v: VIPConfig, index: UInt32, ring: RingSummary?, tag: UInt32) -> xdplb_vip_meta {
         var meta = xdplb_vip_meta()
         meta.vip_index = index
-        meta.ring_size = UInt32(table?.size ?? 0)
+        meta.ring_size = UInt32(ring?.size ?? 0)
+        meta.ring_tag = ring == nil ? 0 : tag
         meta.flags = v.hash == .sourceIP ? UInt32(XDPLB_VIP_F_SRC_IP_HASH) : 0
         return meta
     }
@@ -354,32 +405,6 @@ public final class DataPlaneController: @unchecked Sendable {
         for (key, meta) in metas { try maps.vips.update(key, meta) }
     }
 
-    /// Builds the ring in a fresh inner map; `flushPending` swaps it in.
-    private func swapRing(index: UInt32, table: MaglevTable, vip: VIPConfig) throws(BPFError) {
-        let fd = try check(xdplb_ring_map_create(UInt32(table.size + 1), "xdplb_ring"), "create ring map for \(vip.name)")
-        let ring = try BPFMap(owning: fd, name: "ring \(vip.name)")
-        let ids: [UInt32] = table.backends.map { b in
-            IPAddress(b.identity).flatMap { backendIDs[$0] } ?? 0
-        }
-        let values = [UInt32](unsafeUninitializedCapacity: table.size + 1) { buf, count in
-            // [0] = M; then each slot's backend id tagged with M (xdplb_abi.h).
-            let tag = UInt32(table.size) << UInt32(XDPLB_RING_ID_BITS)
-            buf[0] = UInt32(table.size)
-            table.slots.withUnsafeBufferPointer { slots in
-                ids.withUnsafeBufferPointer { ids in
-                    for i in 0..<slots.count {
-                        let s = slots[i]
-                        buf[i + 1] = tag | (s >= 0 ? ids[Int(s)] : 0)
-                    }
-                }
-            }
-            count = table.size + 1
-        }
-        _ = try check(values.withUnsafeBufferPointer { xdplb_ring_map_fill(ring.fd, $0.baseAddress, UInt32($0.count)) },
-                      "fill ring map for \(vip.name)")
-        pendingRings.append((index, ring))
-    }
-
     private func removeVIP(_ s: VIPState) throws(BPFError) {
         try maps.vips.delete(xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number))
         try maps.rings.delete(s.index)
@@ -392,7 +417,7 @@ public final class DataPlaneController: @unchecked Sendable {
         if vipTable == nil { vipTable = try VIPTable(map: maps.vipTable) }
         var want: [xdplb_vip_key: xdplb_vip_meta] = [:]
         for s in vips.values {
-            want[xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number)] = Self.meta(s.config, index: s.index, table: s.table)
+            want[xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number)] = Self.meta(s.config, index: s.index, ring: s.ring, tag: s.ringTag)
         }
         // Adopted VIPs not rewritten yet keep their slots (a restart changes nothing for them).
         try vipTable!.sync(want, keep: Set(adoptedVIPIndexes.keys))

@@ -29,8 +29,9 @@ struct ApplyPlanTests {
     func backendIdsRefused() throws {
         let bed = try TestBed()
         let running = bed.controller.backendIDs.count   // 5 in the lab config
+        let limit = Int(XDPLB_MAX_BACKENDS) - 1
         let before = try snapshot(bed)
-        // A valid config on its own (4,091 ≤ 4,095), but the running backends hold their ids until it is applied.
+        // A valid config on its own (16,379 ≤ 16,383), but the running backends hold their ids until it is applied.
         let fresh = (0..<(Int(XDPLB_MAX_BACKENDS) - running)).map { i in
             BackendConfig(address: IPAddress("10.1.\(i / 250).\(i % 250 + 1)")!)
         }
@@ -38,10 +39,10 @@ struct ApplyPlanTests {
         c.vips = [VIPConfig(address: Lab.vip4, port: 80, proto: .tcp, ringSize: 65537, backends: fresh)]
         do {
             try bed.controller.apply(c)
-            Issue.record("an apply needing \(fresh.count) new ids with \(4095 - running) free succeeded")
+            Issue.record("an apply needing \(fresh.count) new ids with \(limit - running) free succeeded")
         } catch {
             #expect(error.errno == ENOSPC)
-            #expect(error.description.contains("refused: \(fresh.count) new backends need ids but only \(4095 - running) of 4095 are free"), "\(error)")
+            #expect(error.description.contains("refused: \(fresh.count) new backends need ids but only \(limit - running) of \(limit) are free"), "\(error)")
         }
         #expect(try snapshot(bed) == before, "nothing was written")
         #expect(bed.controller.backendIDs.count == running)

@@ -22,24 +22,21 @@ struct MapContentsTests {
             let k = vipKey(v)
             let meta = try #require(try maps.vips.lookup(k, as: xdplb_vip_meta.self), "\(v.name) missing")
             #expect((meta.flags & UInt32(XDPLB_VIP_F_SRC_IP_HASH) != 0) == (v.hash == .sourceIP))
-            // The ring: element 0 = size, then backend ids equal to the Swift table's.
+            // The ring: the head (M, tag), then every slot's backend id equal to the Swift table's.
             let state = try #require(bed.controller.vips[v.name])
             #expect(state.index == meta.vip_index)
-            #expect(meta.ring_size == UInt32(state.table?.size ?? 0), "the meta carries the ring's size")
-            guard let table = state.table else {
+            #expect(meta.ring_size == UInt32(state.ring?.size ?? 0), "the meta carries the ring's size")
+            guard let table = state.rebuiltTable() else {
                 #expect(try maps.rings.lookup(meta.vip_index, as: UInt32.self) == nil, "empty VIP must have no ring")
                 continue
             }
             let innerID = try #require(try maps.rings.lookup(meta.vip_index, as: UInt32.self))
             let ring = try BPFMap.open(id: innerID, name: "ring")
-            #expect(ring.info.maxEntries == UInt32(v.ringSize + 1))
-            #expect(try ring.lookup(UInt32(0), as: UInt32.self) == UInt32(v.ringSize))
-            for slot in [0, 1, v.ringSize / 2, v.ringSize - 1] {
-                let value = try #require(try ring.lookup(UInt32(slot + 1), as: UInt32.self))
-                #expect(value >> UInt32(XDPLB_RING_ID_BITS) == UInt32(v.ringSize), "each slot is tagged with M")
-                let want = table.backends[Int(table.slots[slot])].identity
-                #expect(bed.controller.backendIDs[IPAddress(want)!] == value & ((1 << UInt32(XDPLB_RING_ID_BITS)) - 1))
-            }
+            #expect(ring.info.maxEntries == UInt32(1 + (v.ringSize + 3) / 4), "4 slots per 8-byte element")
+            #expect(ring.info.valueSize == 8)
+            let contents = try RingContents.read(ring)
+            #expect(contents.size == UInt32(v.ringSize) && contents.tag == meta.ring_tag)
+            try expectRingParity(contents, table, ids: bed.controller.backendIDs)
         }
         // Backends: address, family flag, present, next hop.
         for (addr, id) in bed.controller.backendIDs {
@@ -94,4 +91,20 @@ struct MapContentsTests {
             #expect(error.description.contains("xdplb down"))
         }
     }
+}
+
+/// Every slot of `ring` holds the id of the backend the Swift table puts there, tagged with the ring's tag.
+func expectRingParity(_ ring: RingContents, _ table: MaglevTable, ids: [IPAddress: UInt32],
+                      sourceLocation: SourceLocation = #_sourceLocation) throws {
+    #expect(ring.slots.count == table.size, sourceLocation: sourceLocation)
+    let want = table.backends.map { IPAddress($0.identity).flatMap { ids[$0] } ?? 0 }
+    var bad = 0
+    for (s, b) in table.slots.enumerated() {
+        let id = b < 0 ? 0 : want[Int(b)]
+        if ring.backendID(s) != id || UInt32(ring.slots[s]) >> UInt32(XDPLB_RING_ID_BITS) != ring.tag {
+            bad += 1
+            if bad <= 3 { Issue.record("slot \(s): ring \(ring.slots[s]), table id \(id) tag \(ring.tag)", sourceLocation: sourceLocation) }
+        }
+    }
+    #expect(bad == 0, "\(bad) of \(table.size) slots differ", sourceLocation: sourceLocation)
 }

@@ -79,10 +79,22 @@ final class TestBed {
     /// The conntrack table, with the config's seed.
     var conntrack: Conntrack { Conntrack(map: balancer.maps.conntrack, seed: config.node.hashSeed) }
 
+    /// Tables rebuilt from the controller's state, by VIP name and ring digest.
+    private var tables: [String: (digest: String, table: MaglevTable)] = [:]
+
+    /// The Maglev table in the ring of VIP `name` now (nil: no ring).
+    func table(_ name: String) -> MaglevTable? {
+        guard let state = controller.vips[name], let ring = state.ring else { return nil }
+        if let t = tables[name], t.digest == ring.digest { return t.table }
+        guard let t = state.rebuiltTable() else { return nil }
+        tables[name] = (ring.digest, t)
+        return t
+    }
+
     /// The backend the Swift model picks for a new flow.
     func expectedBackend(_ flow: FlowTuple) -> IPAddress? {
         guard let vip = FlowPicker.vip(for: flow, in: config) else { return nil }
-        let table = controller.vips[vip.name]?.table
+        let table = table(vip.name)
         return FlowPicker.backend(for: flow, vip: vip, table: table, seed: config.node.hashSeed).flatMap { IPAddress($0.identity) }
     }
 }

@@ -40,10 +40,12 @@ int xdplb_test_run_xdp(int prog_fd, const void *data_in, uint32_t in_len, void *
 int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags);
 
 /* Create an array map usable as an inner map of the ring table
- * (BPF_F_INNER_MAP | BPF_F_MMAPABLE, u32 -> u32, max_entries entries). Returns fd or -errno. */
+ * (BPF_F_INNER_MAP | BPF_F_MMAPABLE, u32 -> 8-byte element, max_entries
+ * elements: 1 + XDPLB_RING_ELEMS(M) for a ring of M slots). Returns fd or -errno. */
 int xdplb_ring_map_create(uint32_t max_entries, const char *name);
-/* Write values[0..count) into a ring map through mmap (no syscall per slot). Returns 0 or -errno. */
-int xdplb_ring_map_fill(int map_fd, const uint32_t *values, uint32_t count);
+/* Write a ring through mmap (no syscall per element): the head, then
+ * slots[0..count) packed 2 bytes each (xdplb_abi.h). Returns 0 or -errno. */
+int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count);
 
 /* mmap a BPF_F_MMAPABLE array map's values (len bytes, page multiple), shared
  * read/write. NULL on failure (errno set). */

@@ -1,0 +1,87 @@
+import BPF
+import CXdplb
+
+/// Moves what matters out of pinned maps of an older layout (another
+/// XDPLB_ABI_VERSION) into the maps of a newly loaded balancer, so `xdplb run`
+/// of a new release takes over instead of refusing: backend ids and
+/// generations (conntrack entries keep pointing at the right backend), VIP
+/// slots, and the counters. Rings, the VIP table, the prefilter and the VIP
+/// address set are not copied: the first apply writes them in the new layout
+/// before the new program is attached. A map of the same layout (conntrack,
+/// config) is reused as is and never reaches this.
+public enum PinMigration {
+    /// The maps whose contents are copied, with what is kept.
+    public static let copied: [String: String] = [
+        XDPLB_MAP_BACKENDS: "backend ids and generations",
+        XDPLB_MAP_VIPS: "VIP slots",
+        XDPLB_MAP_COUNTERS: "global counters",
+        XDPLB_MAP_VIP_STATS: "per-VIP counters",
+        XDPLB_MAP_BACKEND_STATS: "per-backend counters",
+    ]
+
+    /// Maps whose inner layout changed with ABI 5 (2-byte ring slots): pins of
+    /// an older ABI are never reused, even where the outer map would fit.
+    public static func layoutChanged(pinnedABI: UInt32) -> Set<String> {
+        pinnedABI < 5 ? [XDPLB_MAP_RINGS, XDPLB_MAP_RINGS_PREV] : []
+    }
+
+    /// Copies the contents of `old` (pinned maps by name, not reused) into `maps`.
+    /// - Returns: entries copied per map name; maps left to the first apply are absent.
+    /// - Throws: `BPFError` when an old map can't be read or a new one written.
+    @discardableResult
+    public static func copy(from old: [String: BPFMap], into maps: BalancerMaps) throws(BPFError) -> [String: Int] {
+        var copied: [String: Int] = [:]
+        for (name, src) in old {
+            switch name {
+            case XDPLB_MAP_COUNTERS: copied[name] = try copyPerCPU(src, into: maps.counters)
+            case XDPLB_MAP_VIP_STATS: copied[name] = try copyPerCPU(src, into: maps.vipStats)
+            case XDPLB_MAP_BACKEND_STATS: copied[name] = try copyPerCPU(src, into: maps.backendStats)
+            case XDPLB_MAP_BACKENDS: copied[name] = try copyBackends(src, into: maps.backends)
+            case XDPLB_MAP_VIPS: copied[name] = try copyVIPs(src, into: maps.vips)
+            default: continue
+            }
+        }
+        return copied
+    }
+
+    /// Per-CPU counter arrays: every index both have.
+    static func copyPerCPU(_ src: BPFMap, into dst: BPFMap) throws(BPFError) -> Int {
+        guard src.info.valueSize == UInt32(MemoryLayout<xdplb_counter>.size) else { return 0 }
+        var n = 0
+        for i in 0..<min(src.info.maxEntries, dst.info.maxEntries) {
+            let values = try src.lookupPerCPU(i, as: xdplb_counter.self)
+            guard values.contains(where: { $0.packets != 0 || $0.bytes != 0 }) else { continue }
+            try dst.updatePerCPU(i, values: values)
+            n += 1
+        }
+        return n
+    }
+
+    /// Backend entries (the struct is the same in ABI 4 and 5): every live id both have.
+    static func copyBackends(_ src: BPFMap, into dst: BPFMap) throws(BPFError) -> Int {
+        guard src.info.valueSize == UInt32(MemoryLayout<xdplb_backend>.size) else { return 0 }
+        var n = 0
+        for id in 1..<min(src.info.maxEntries, dst.info.maxEntries) {
+            guard let e = try src.lookup(id, as: xdplb_backend.self), e.gen != 0 else { continue }
+            try dst.update(id, e)
+            n += 1
+        }
+        return n
+    }
+
+    /// VIP entries with their slots; the ring size and tag are cleared (no ring of
+    /// the new layout exists yet; the first apply writes both).
+    static func copyVIPs(_ src: BPFMap, into dst: BPFMap) throws(BPFError) -> Int {
+        guard src.info.keySize == UInt32(MemoryLayout<xdplb_vip_key>.size),
+              src.info.valueSize == UInt32(MemoryLayout<xdplb_vip_meta>.size) else { return 0 }
+        var n = 0
+        for key in try src.keys(as: xdplb_vip_key.self) {
+            guard var meta = try src.lookup(key, as: xdplb_vip_meta.self), meta.vip_index < UInt32(XDPLB_MAX_VIPS) else { continue }
+            meta.ring_size = 0
+            meta.ring_tag = 0
+            try dst.update(key, meta)
+            n += 1
+        }
+        return n
+    }
+}

@@ -1,0 +1,107 @@
+import BPF
+import CXdplb
+import Foundation
+import Maglev
+import NetAddress
+
+/// One ring to build: the VIP, its table's inputs, and the ring's tag.
+struct RingRequest: Sendable {
+    var name: String
+    var backends: [MaglevBackend]
+    var size: Int
+    var tag: UInt32
+}
+
+/// A ring built in its own inner map, not yet swapped in.
+struct BuiltRing: @unchecked Sendable {
+    var map: BPFMap
+    var summary: RingSummary
+}
+
+/// Builds Maglev tables and writes them into fresh ring maps (xdplb_abi.h
+/// layout: a head, then 2 bytes per slot), on every core at once. Each worker
+/// holds one table at a time, so memory stays at a few tables whatever the
+/// number of VIPs.
+enum RingWriter {
+    /// Slot values of `table` for the ring: backend id | tag << XDPLB_RING_ID_BITS (id 0: empty).
+    static func slotValues(_ table: MaglevTable, ids: [UInt32], tag: UInt32) -> [UInt16] {
+        let tagBits = UInt16(truncatingIfNeeded: tag << UInt32(XDPLB_RING_ID_BITS))
+        var byIndex = ids.map { UInt16(truncatingIfNeeded: $0) | tagBits }
+        byIndex.append(tagBits)  // an empty slot: id 0
+        return table.slots.withUnsafeBufferPointer { slots in
+            byIndex.withUnsafeBufferPointer { values in
+                let emptyValue = values[values.count - 1]
+                return [UInt16](unsafeUninitializedCapacity: slots.count) { out, count in
+                    for i in 0..<slots.count {
+                        let s = Int(slots[i])
+                        out[i] = s < 0 ? emptyValue : values[s]
+                    }
+                    count = slots.count
+                }
+            }
+        }
+    }
+
+    /// Creates and fills the ring map of one table.
+    static func write(_ table: MaglevTable, ids: [UInt32], tag: UInt32, name: String) throws(BPFError) -> BPFMap {
+        let elems = UInt32(1 + (table.size + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
+        let fd = xdplb_ring_map_create(elems, "xdplb_ring")
+        guard fd >= 0 else { throw BPFError("create ring map for \(name)", errno: -fd) }
+        let ring = try BPFMap(owning: fd, name: "ring \(name)")
+        var head = xdplb_ring_head()
+        head.size = UInt32(table.size)
+        head.tag = tag
+        let slots = slotValues(table, ids: ids, tag: tag)
+        let err = slots.withUnsafeBufferPointer { xdplb_ring_map_fill(ring.fd, &head, $0.baseAddress, UInt32($0.count)) }
+        guard err == 0 else { throw BPFError("fill ring map for \(name)", errno: -err) }
+        return ring
+    }
+
+    /// Builds every request on up to `concurrency` threads; results in request order.
+    /// `ids` gives a backend identity's node-local id (0 when it has none).
+    static func build(_ requests: [RingRequest], ids: @Sendable (String) -> UInt32,
+                      concurrency: Int = defaultConcurrency) -> [Result<BuiltRing, BPFError>] {
+        let out = ResultSlots<Result<BuiltRing, BPFError>>(count: requests.count)
+        let workers = max(1, min(concurrency, requests.count))
+        let next = AtomicCounter()
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.take()
+                if i >= requests.count { break }
+                let r = requests[i]
+                out[i] = Result { () throws(BPFError) -> BuiltRing in
+                    let table: MaglevTable
+                    do { table = try MaglevTable(backends: r.backends, size: r.size) } catch {
+                        throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
+                    }
+                    let map = try write(table, ids: table.backends.map { ids($0.identity) }, tag: r.tag, name: r.name)
+                    return BuiltRing(map: map, summary: RingSummary(table))
+                }
+            }
+        }
+        return out.values
+    }
+
+    /// One worker per core.
+    static var defaultConcurrency: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// A fixed number of result slots that distinct threads fill by index.
+final class ResultSlots<T>: @unchecked Sendable {
+    private var storage: [T?]
+    private let lock = NSLock()
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    subscript(i: Int) -> T? {
+        get { lock.withLock { storage[i] } }
+        set { lock.withLock { storage[i] = newValue } }
+    }
+    /// Every slot's value (all must be set).
+    var values: [T] { lock.withLock { storage.map { $0! } } }
+}
+
+/// Hands out 0, 1, 2, ... to any number of threads.
+final class AtomicCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func take() -> Int { lock.withLock { defer { value += 1 }; return value } }
+}
