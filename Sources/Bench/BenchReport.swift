@@ -137,10 +137,13 @@ public struct ApplyResult: Sendable, Codable {
     public var maglevComputeMs: Double
     /// applyMs − maglevComputeMs: map writes and bookkeeping.
     public var mapWriteMs: Double
-    /// A second apply of the same config (nothing changes).
+    /// Another apply of the same config (nothing changes), median of 5.
     public var noopApplyMs: Double
-    /// An apply where one VIP lost one backend (one ring rebuilt and swapped).
+    /// An apply where one VIP lost one backend (one ring rebuilt and swapped), median of 5.
     public var oneVipApplyMs: Double
+    /// VIPs the hot backend is in, and an apply that takes it out of all of them (down), median of 5.
+    public var hotBackendVIPs: Int
+    public var hotBackendDownMs: Double
     /// VmRSS of this process before loading, after loading and after applying; VmHWM at the end.
     public var rssBeforeLoadBytes: Int
     public var rssBeforeApplyBytes: Int
@@ -154,7 +157,8 @@ public struct ApplyResult: Sendable, Codable {
 /// The control-plane half of `xdplb bench --control-plane`.
 public struct ControlPlaneReport: Sendable, Codable {
     public var maglev: [MaglevBuildResult]
-    public var apply: ApplyResult
+    /// One per scenario (512 × 100, 4,096 × 100).
+    public var applies: [ApplyResult]
 }
 
 /// Everything `xdplb bench --json` prints.
@@ -260,13 +264,14 @@ public struct BenchReport: Sendable, Codable {
             out.append("    " + [lpad(String(r.size), 7), lpad(String(r.backends), 9), lpad(f(r.msMedian, 2), 9),
                                  lpad(f(r.msMin, 2), 9), lpad(f(r.msMax, 2), 9)].joined(separator: " "))
         }
-        let a = c.apply
-        out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct), ring \(a.ringSize), LRU \(a.lruSize):")
-        out.append("    first apply \(f(a.applyMs)) ms (Maglev compute alone \(f(a.maglevComputeMs)) ms, map writes and bookkeeping \(f(a.mapWriteMs)) ms)")
-        out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms; one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms")
-        out.append("    RSS: \(mb(a.rssBeforeLoadBytes)) before load, \(mb(a.rssBeforeApplyBytes)) loaded, \(mb(a.rssAfterApplyBytes)) after apply, peak \(mb(a.rssPeakBytes))")
-        let maps = a.mapMemlockBytes.sorted { $0.value > $1.value }.map { "\($0.key) \(mb($0.value))" }.joined(separator: ", ")
-        out.append("    map memory (memlock) \(mb(a.mapMemlockTotalBytes)): \(maps)")
+        for a in c.applies {
+            out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct), ring \(a.ringSize), LRU \(a.lruSize):")
+            out.append("    first apply \(f(a.applyMs)) ms (the same Maglev tables built on one core: \(f(a.maglevComputeMs)) ms)")
+            out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms; one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms; a backend in \(a.hotBackendVIPs) VIPs goes down: \(f(a.hotBackendDownMs, 2)) ms")
+            out.append("    RSS: \(mb(a.rssBeforeLoadBytes)) before load, \(mb(a.rssBeforeApplyBytes)) loaded, \(mb(a.rssAfterApplyBytes)) after apply, peak \(mb(a.rssPeakBytes))")
+            let maps = a.mapMemlockBytes.sorted { $0.value > $1.value }.map { "\($0.key) \(mb($0.value))" }.joined(separator: ", ")
+            out.append("    map memory (memlock) \(mb(a.mapMemlockTotalBytes)): \(maps)")
+        }
         return out
     }
 }

@@ -6,6 +6,23 @@ import Foundation
 import Maglev
 import NetAddress
 
+/// One config the control-plane benchmark applies: VIPs × backends per VIP drawn
+/// from a pool, plus one "hot" backend shared by the first `hotVIPs` VIPs (the
+/// backend whose health change is timed).
+public struct ApplyScenario: Sendable {
+    public var vips: Int
+    public var backendsPerVIP: Int
+    public var backendPool: Int
+    public var hotVIPs: Int
+
+    public init(vips: Int, backendsPerVIP: Int, backendPool: Int, hotVIPs: Int) {
+        self.vips = vips
+        self.backendsPerVIP = backendsPerVIP
+        self.backendPool = backendPool
+        self.hotVIPs = hotVIPs
+    }
+}
+
 /// Settings of the control-plane benchmark.
 public struct ControlPlaneBenchOptions: Sendable {
     /// Maglev ring sizes and backend counts to build.
@@ -13,10 +30,9 @@ public struct ControlPlaneBenchOptions: Sendable {
     public var maglevBackends = [10, 100, 1000]
     /// Builds per (size, backends); the median is reported.
     public var maglevRepeats = 3
-    /// The big apply: VIPs × backends per VIP, drawn from `backendPool` addresses.
-    public var vips = 512
-    public var backendsPerVIP = 100
-    public var backendPool = 4000
+    /// The applies: 512 × 100 (the old limit) and the fleet-scale 4,096 × 100 over 10,000 backends.
+    public var scenarios = [ApplyScenario(vips: 512, backendsPerVIP: 100, backendPool: 4000, hotVIPs: 100),
+                            ApplyScenario(vips: 4096, backendsPerVIP: 100, backendPool: 10_000, hotVIPs: 100)]
     public var ringSize = 65_537
     public var lruSize = 1_000_000
 
@@ -28,9 +44,7 @@ public struct ControlPlaneBenchOptions: Sendable {
         o.maglevSizes = [65_537]
         o.maglevBackends = [10]
         o.maglevRepeats = 1
-        o.vips = 8
-        o.backendsPerVIP = 10
-        o.backendPool = 40
+        o.scenarios = [ApplyScenario(vips: 8, backendsPerVIP: 10, backendPool: 40, hotVIPs: 4)]
         o.ringSize = 251
         o.lruSize = 4096
         return o
@@ -62,27 +76,33 @@ public enum ControlPlaneBench {
         return results
     }
 
-    /// The config of the big apply: VIP i is 10.200.x.y:80/tcp with backends
-    /// pool[(i·perVIP + j) mod pool], so every pool address serves several VIPs.
-    static func bigConfig(_ o: ControlPlaneBenchOptions) -> XdplbConfig {
+    /// The hot backend: in the first `hotVIPs` VIPs, outside the pool.
+    static let hotBackend = IPAddress("10.63.255.254")!
+
+    /// The config of a scenario: VIP i (IPv4, 10.200.x.y:80/tcp) has backends
+    /// pool[(i·perVIP + j) mod pool], so every pool address serves several VIPs;
+    /// the first `hotVIPs` VIPs have the hot backend in place of their last one.
+    static func bigConfig(_ s: ApplyScenario, ringSize: Int, lruSize: Int) -> XdplbConfig {
         var node = NodeConfig(interface: "lo")
         node.encapSourceV4 = IPAddress("10.0.2.2")!
         node.encapSourceV6 = IPAddress("fd00:2::2")!
-        node.lruSize = o.lruSize
-        let pool = (0..<o.backendPool).map { IPAddress("10.\(64 + $0 / 65536).\(($0 / 256) % 256).\($0 % 256)")! }
-        let vips = (0..<o.vips).map { i in
-            VIPConfig(address: IPAddress("10.200.\(i / 256).\(i % 256)")!, port: 80, proto: .tcp, ringSize: o.ringSize,
-                      backends: (0..<o.backendsPerVIP).map { BackendConfig(address: pool[(i * o.backendsPerVIP + $0) % pool.count]) })
+        node.lruSize = lruSize
+        let pool = (0..<s.backendPool).map { IPAddress("10.\(64 + $0 / 65536).\(($0 / 256) % 256).\($0 % 256)")! }
+        let vips = (0..<s.vips).map { i in
+            var backends = (0..<s.backendsPerVIP).map { BackendConfig(address: pool[(i * s.backendsPerVIP + $0) % pool.count]) }
+            if i < s.hotVIPs { backends[backends.count - 1] = BackendConfig(address: hotBackend) }
+            return VIPConfig(address: IPAddress("10.200.\(i / 256).\(i % 256)")!, port: 80, proto: .tcp, ringSize: ringSize,
+                             backends: backends)
         }
         return XdplbConfig(node: node, vips: vips)
     }
 
-    /// Loads a private balancer, applies the big config, and measures time, RSS and map memory.
-    public static func apply(_ o: ControlPlaneBenchOptions, log: (String) -> Void = { _ in }) throws -> ApplyResult {
-        let cfg = bigConfig(o)
+    /// Loads a private balancer, applies a scenario's config, and measures time, RSS and map memory.
+    public static func apply(_ s: ApplyScenario, _ o: ControlPlaneBenchOptions, log: (String) -> Void = { _ in }) throws -> ApplyResult {
+        let cfg = bigConfig(s, ringSize: o.ringSize, lruSize: o.lruSize)
         let distinct = Set(cfg.vips.flatMap { $0.backends.map(\.address) }).count
         let rssBeforeLoad = procStatusBytes("VmRSS")
-        log("apply: loading a balancer (LRU \(o.lruSize)) for \(o.vips) VIPs × \(o.backendsPerVIP) backends, ring \(o.ringSize)")
+        log("apply: loading a balancer (LRU \(o.lruSize)) for \(s.vips) VIPs × \(s.backendsPerVIP) backends, ring \(o.ringSize)")
         let balancer = try Balancer(lruSize: o.lruSize)
         let controller = DataPlaneController(maps: balancer.maps)
         let rssBeforeApply = procStatusBytes("VmRSS")
@@ -90,10 +110,24 @@ public enum ControlPlaneBench {
         let first = try controller.apply(cfg)
         let rssAfterApply = procStatusBytes("VmRSS")
         log("apply: first apply \(String(format: "%.1f", first.milliseconds)) ms")
-        let noop = try controller.apply(cfg)
+        // The median of a few of each small change (the first of a kind may pay one-off costs).
+        func timed(_ n: Int, _ body: () throws -> ApplyReport) rethrows -> Double {
+            var t: [Double] = []
+            for _ in 0..<n { t.append(try body().milliseconds) }
+            return median(t)
+        }
+        let noop = try timed(5) { try controller.apply(cfg) }
         var changed = cfg
         changed.vips[0].backends.removeLast()
-        let one = try controller.apply(changed)
+        let one = try timed(5) { _ = try controller.apply(changed); return try controller.apply(cfg) }
+        // The hot backend goes down and comes back: `hotVIPs` rings rebuilt each way.
+        let hot = Self.hotBackend
+        var downTimes: [Double] = []
+        for _ in 0..<5 {
+            downTimes.append(try controller.apply(cfg, down: [hot]).milliseconds)
+            _ = try controller.apply(cfg)
+        }
+        let hotDown = median(downTimes)
 
         // Map memory: every map of the object, plus each VIP's inner ring map.
         var memlock: [String: Int] = [:]
@@ -106,15 +140,16 @@ public enum ControlPlaneBench {
         }
         memlock["xdplb_rings (inner ring maps)"] = rings
 
-        // The same Maglev tables alone, for the compute share of the apply.
+        // The same Maglev tables alone, one core, for the compute share of the apply.
         let t = monotonicNs()
         for v in cfg.vips { _ = try MaglevTable(backends: v.maglevBackends(), size: v.ringSize) }
         let compute = ms(t)
 
         return ApplyResult(
-            vips: o.vips, backendsPerVip: o.backendsPerVIP, distinctBackends: distinct, ringSize: o.ringSize,
+            vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, ringSize: o.ringSize,
             lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute,
-            mapWriteMs: max(0, first.milliseconds - compute), noopApplyMs: noop.milliseconds, oneVipApplyMs: one.milliseconds,
+            mapWriteMs: max(0, first.milliseconds - compute), noopApplyMs: noop, oneVipApplyMs: one,
+            hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown,
             rssBeforeLoadBytes: rssBeforeLoad, rssBeforeApplyBytes: rssBeforeApply, rssAfterApplyBytes: rssAfterApply,
             rssPeakBytes: procStatusBytes("VmHWM"), mapMemlockBytes: memlock,
             mapMemlockTotalBytes: memlock.values.reduce(0, +))
@@ -122,7 +157,8 @@ public enum ControlPlaneBench {
 
     /// Both parts.
     public static func run(_ o: ControlPlaneBenchOptions, log: (String) -> Void = { _ in }) throws -> ControlPlaneReport {
-        let apply = try apply(o, log: log)
-        return ControlPlaneReport(maglev: try maglev(o, log: log), apply: apply)
+        var applies: [ApplyResult] = []
+        for sc in o.scenarios { applies.append(try apply(sc, o, log: log)) }
+        return ControlPlaneReport(maglev: try maglev(o, log: log), applies: applies)
     }
 }

@@ -56,7 +56,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Tiny run for tests: 1 round × 2000 packets, conntrack for 65536 flows (explicit options still win).")
     var smoke = false
 
-    @Flag(help: "Also time Maglev builds (M 65537/655373 × 10/100/1000 backends) and a full apply of 512 VIPs × 100 backends.")
+    @Flag(help: "Also time Maglev builds (M 65537/655373 × 10/100/1000 backends) and full applies of 512 and 4,096 VIPs × 100 backends (no-op, one-VIP and one-backend changes, RSS, map memory).")
     var controlPlane = false
 
     @Flag(help: "Skip the data-plane part (with --control-plane).")
