@@ -420,7 +420,10 @@ public actor Agent {
                                     configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
                                     reconciles: reconciles, hashSeed: c.node.hashSeed, lastReconcileError: lastReconcileError,
                                     attached: detached == nil, detached: detached)
-        return AgentStatus(node: node, vips: vips, announcements: announcementStatus(), cluster: clusterInfo)
+        let l = await health.probeLateness()
+        let lateness = AgentStatus.ProbeLateness(windowSeconds: l.windowSeconds, probes: l.probes, p50Ms: l.p50 * 1000, p99Ms: l.p99 * 1000,
+                                                 maxMs: l.max * 1000, started: l.started, skipped: l.skipped)
+        return AgentStatus(node: node, vips: vips, announcements: announcementStatus(), cluster: clusterInfo, probeLateness: lateness)
     }
 
     /// Counters read from the maps, with names.

@@ -8,6 +8,24 @@ public struct AgentStatus: Codable, Sendable {
     public var announcements: Announcements?
     /// The cluster (absent without a cluster section).
     public var cluster: Cluster?
+    /// How late health probes started (absent from older agents).
+    public var probeLateness: ProbeLateness? = nil
+
+    /// Health probes against their schedule: how much later than its deadline each started,
+    /// over the last `windowSeconds`, from the health checker's own record.
+    public struct ProbeLateness: Codable, Sendable {
+        public var windowSeconds: Double
+        /// Probes started within the window.
+        public var probes: Int
+        public var p50Ms: Double
+        public var p99Ms: Double
+        public var maxMs: Double
+        /// Probes started since the agent started.
+        public var started: Int
+        /// Probes not run since the agent started: the target's previous probe still running
+        /// or waiting for a slot, or more than one interval late.
+        public var skipped: Int
+    }
 
     /// This node in its cluster: the shared config it runs and where its health view comes from.
     public struct Cluster: Codable, Sendable {

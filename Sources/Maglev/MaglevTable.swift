@@ -34,6 +34,10 @@ public struct MaglevBackend: Hashable, Sendable {
 /// weight takes a turn (in sorted order) and pays the largest weight. With
 /// equal weights every backend takes exactly one turn per round, so each gets
 /// ⌊M/N⌋ or ⌈M/N⌉ slots.
+///
+/// The table is stored compactly: ``slotIndexes`` holds 2 bytes a slot
+/// (128 KiB at the default M = 65537). Build many tables at once with
+/// ``build(_:maxConcurrency:)``.
 public struct MaglevTable: Equatable, Sendable {
     /// Allowed ring sizes: 3 ... `XDPLB_RING_MAX` (655373). The size must also be prime.
     public static let sizeRange: ClosedRange<Int> = 3 ... 655_373
@@ -43,13 +47,26 @@ public struct MaglevTable: Equatable, Sendable {
     public static let maxBackends = 4095
     /// The largest weight.
     public static let maxWeight: UInt32 = 1000
+    /// The value of an empty slot in ``slotIndexes`` (a table without backends):
+    /// above any index into ``backends``, which has at most ``maxBackends`` entries.
+    public static let emptySlot: UInt16 = 0xFFFF
 
     /// The ring size M (a prime).
     public let size: Int
     /// The backends in the ring: weight > 0, sorted by the UTF-8 bytes of their identity.
     public let backends: [MaglevBackend]
-    /// For each of the M slots, an index into ``backends``, or −1 when there are no backends.
-    public let slots: [Int32]
+    /// For each of the M slots, an index into ``backends``, or ``emptySlot``
+    /// when there are no backends (then every slot is empty). 2 bytes a slot.
+    public let slotIndexes: [UInt16]
+
+    /// The slots as `Int32`: an index into ``backends``, or −1 for an empty slot.
+    ///
+    /// A new array converted from ``slotIndexes`` on every access (O(M) time,
+    /// 4 bytes a slot), kept for tests and tools; hot paths read
+    /// ``slotIndexes``.
+    public var slots: [Int32] {
+        slotIndexes.map { $0 == Self.emptySlot ? -1 : Int32($0) }
+    }
 
     /// Builds the table.
     /// - Parameters:
@@ -70,30 +87,47 @@ public struct MaglevTable: Equatable, Sendable {
         guard backends.count <= Self.maxBackends else {
             throw .tooManyBackends(count: backends.count)
         }
-        let sorted = backends.sorted { $0.identity.utf8.lexicographicallyPrecedes($1.identity.utf8) }
-        var seen = Set<String>(minimumCapacity: sorted.count)
-        for b in sorted {
-            if b.identity.isEmpty { throw .emptyIdentity }
-            if !seen.insert(b.identity).inserted { throw .duplicateBackend(identity: b.identity) }
-            if b.weight > Self.maxWeight { throw .weightOutOfRange(identity: b.identity, weight: b.weight) }
+        let ids = IdentityBytes(backends)
+        let order = ids.sortedOrder()
+        try Self.validate(backends, order: order, ids: ids)
+
+        // The ring: weight > 0, in sorted order, with their preference walks.
+        var active: [MaglevBackend] = []
+        active.reserveCapacity(order.count)
+        var weights: [UInt32] = []
+        weights.reserveCapacity(order.count)
+        var walks: [Walk] = []
+        walks.reserveCapacity(order.count)
+        ids.bytes.withUnsafeBufferPointer { bytes in
+            for k in order {
+                let b = backends[Int(k.index)]
+                guard b.weight > 0 else { continue }
+                active.append(b)
+                weights.append(b.weight)
+                let id = UnsafeBufferPointer(rebasing: bytes[Int(k.start) ..< Int(k.start) + Int(k.length)])
+                walks.append(Self.walk(Self.identityHashes(id), size: size))
+            }
         }
-        let active = sorted.filter { $0.weight > 0 }
         self.size = size
         self.backends = active
-        self.slots = Self.populate(active, size: size)
+        self.slotIndexes = Self.populate(walks: &walks, weights: weights, size: size)
     }
 
     /// The backend a flow hash selects (slot `hash % M`), or nil for an empty table.
     /// - Parameter hash: A flow hash from ``FlowHash/hash(_:sourceOnly:seed:)``.
     public func backend(forHash hash: UInt32) -> MaglevBackend? {
-        let i = slots[FlowHash.ringSlot(hash: hash, ringSize: size)]
-        return i < 0 ? nil : backends[Int(i)]
+        let i = slotIndexes[FlowHash.ringSlot(hash: hash, ringSize: size)]
+        return i == Self.emptySlot ? nil : backends[Int(i)]
     }
 
     /// Slots per backend identity; every backend in ``backends`` appears, even with 0 slots.
     public func slotCounts() -> [String: Int] {
         var counts = [Int](repeating: 0, count: backends.count)
-        for s in slots where s >= 0 { counts[Int(s)] += 1 }
+        counts.withUnsafeMutableBufferPointer { counts in
+            slotIndexes.withUnsafeBufferPointer { table in
+                for s in table where s != Self.emptySlot { counts[Int(s)] += 1 }
+            }
+        }
         var out = [String: Int](minimumCapacity: backends.count)
         for (i, b) in backends.enumerated() { out[b.identity] = counts[i] }
         return out
@@ -122,9 +156,9 @@ public struct MaglevTable: Equatable, Sendable {
         }
         bytes.withUnsafeBufferPointer { ids in
             starts.withUnsafeBufferPointer { st in
-                slots.withUnsafeBufferPointer { table in
+                slotIndexes.withUnsafeBufferPointer { table in
                     for s in table {
-                        if s >= 0 {
+                        if s != Self.emptySlot {
                             for k in st[Int(s)] ..< st[Int(s) + 1] {
                                 h = (h ^ UInt64(ids[k])) &* Self.fnvPrime
                             }
@@ -136,6 +170,146 @@ public struct MaglevTable: Equatable, Sendable {
         }
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+// MARK: - Identities
+
+extension MaglevTable {
+    /// The identities of a backend list as UTF-8, back to back, with a sort
+    /// key per backend: sorting, duplicate checks and hashing then read bytes,
+    /// never `String`.
+    struct IdentityBytes {
+        /// Where one identity is, and its first 16 bytes as two big-endian
+        /// words (zero-padded), which decide most comparisons.
+        struct Key {
+            var prefix0: UInt64
+            var prefix1: UInt64
+            var start: Int32
+            var length: Int32
+            /// Index of the backend in the input.
+            var index: Int32
+        }
+
+        /// Every identity's UTF-8, in input order.
+        var bytes: [UInt8] = []
+        /// One key per backend, in input order.
+        var keys: [Key] = []
+        /// True when every byte is ASCII: then `String` equality (canonical
+        /// equivalence) is byte equality.
+        var isASCII = true
+
+        init(_ backends: [MaglevBackend]) {
+            keys.reserveCapacity(backends.count)
+            bytes.reserveCapacity(backends.reduce(0) { $0 + $1.identity.utf8.count })
+            for (i, b) in backends.enumerated() {
+                let start = bytes.count
+                bytes.append(contentsOf: b.identity.utf8)
+                keys.append(Key(prefix0: 0, prefix1: 0, start: Int32(start), length: Int32(bytes.count - start),
+                                index: Int32(i)))
+            }
+            var any: UInt8 = 0
+            bytes.withUnsafeBufferPointer { bytes in
+                keys.withUnsafeMutableBufferPointer { keys in
+                    for j in keys.indices {
+                        let start = Int(keys[j].start), length = Int(keys[j].length)
+                        var p0: UInt64 = 0, p1: UInt64 = 0
+                        for k in 0 ..< min(length, 16) {
+                            let b = UInt64(bytes[start + k])
+                            if k < 8 { p0 |= b << (56 - 8 * k) } else { p1 |= b << (120 - 8 * k) }
+                        }
+                        keys[j].prefix0 = p0
+                        keys[j].prefix1 = p1
+                    }
+                }
+                for b in bytes { any |= b }
+            }
+            isASCII = any < 0x80
+            precondition(bytes.count <= Int(Int32.max), "identities too long")
+        }
+
+        /// The keys sorted by identity bytes (shorter first when one is a
+        /// prefix of the other), equal identities in input order: the order of
+        /// the stable `sorted { $0.identity.utf8.lexicographicallyPrecedes($1.identity.utf8) }`.
+        func sortedOrder() -> [Key] {
+            var order = keys
+            bytes.withUnsafeBufferPointer { bytes in
+                order.sort { Self.precedes($0, $1, bytes) }
+            }
+            return order
+        }
+
+        /// Byte order, then input order.
+        @inline(__always)
+        static func precedes(_ a: Key, _ b: Key, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            if a.prefix0 != b.prefix0 { return a.prefix0 < b.prefix0 }
+            if a.prefix1 != b.prefix1 { return a.prefix1 < b.prefix1 }
+            // The first 16 bytes agree; if either identity is that short, it is a
+            // prefix of the other and the lengths decide.
+            if a.length > 16 && b.length > 16 {
+                let end = Int(min(a.length, b.length))
+                let sa = Int(a.start), sb = Int(b.start)
+                for k in 16 ..< end {
+                    let x = bytes[sa + k], y = bytes[sb + k]
+                    if x != y { return x < y }
+                }
+            }
+            if a.length != b.length { return a.length < b.length }
+            return a.index < b.index
+        }
+
+        /// True if the two identities have the same bytes.
+        @inline(__always)
+        static func sameBytes(_ a: Key, _ b: Key, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard a.prefix0 == b.prefix0, a.prefix1 == b.prefix1, a.length == b.length else { return false }
+            let sa = Int(a.start), sb = Int(b.start)
+            for k in min(16, Int(a.length)) ..< Int(a.length) where bytes[sa + k] != bytes[sb + k] {
+                return false
+            }
+            return true
+        }
+    }
+
+    /// Checks the backends in sorted order; the first problem found is thrown.
+    ///
+    /// Per backend: an empty identity, then a duplicate (`String` equality, as
+    /// a `Set<String>` sees it), then the weight.
+    static func validate(_ backends: [MaglevBackend], order: [IdentityBytes.Key],
+                         ids: IdentityBytes) throws(MaglevError) {
+        func check(_ b: MaglevBackend) throws(MaglevError) {
+            if b.identity.isEmpty { throw .emptyIdentity }
+            if b.weight > maxWeight { throw .weightOutOfRange(identity: b.identity, weight: b.weight) }
+        }
+        if ids.isASCII {
+            // ASCII: equal strings have equal bytes, so duplicates are neighbours.
+            let duplicate: Int? = ids.bytes.withUnsafeBufferPointer { bytes in
+                order.withUnsafeBufferPointer { order in
+                    var j = 1
+                    while j < order.count {
+                        if IdentityBytes.sameBytes(order[j - 1], order[j], bytes) { return j }
+                        j += 1
+                    }
+                    return nil
+                }
+            }
+            let end = duplicate ?? order.count
+            for j in 0 ..< end {
+                try check(backends[Int(order[j].index)])
+            }
+            if let j = duplicate {
+                let b = backends[Int(order[j].index)]
+                if b.identity.isEmpty { throw .emptyIdentity }
+                throw .duplicateBackend(identity: b.identity)
+            }
+        } else {
+            var seen = Set<String>(minimumCapacity: order.count)
+            for k in order {
+                let b = backends[Int(k.index)]
+                if b.identity.isEmpty { throw .emptyIdentity }
+                if !seen.insert(b.identity).inserted { throw .duplicateBackend(identity: b.identity) }
+                if b.weight > maxWeight { throw .weightOutOfRange(identity: b.identity, weight: b.weight) }
+            }
+        }
     }
 }
 
@@ -157,133 +331,348 @@ extension MaglevTable {
         return z ^ (z >> 31)
     }
 
-    /// h1 and h2 of an identity: FNV-1a 64 over its UTF-8 from two different
-    /// offset bases, each followed by ``mix64(_:)``. Fixed forever: changing
-    /// them changes every table in the cluster.
-    static func identityHashes(_ identity: String) -> (h1: UInt64, h2: UInt64) {
+    /// h1 and h2 of an identity's UTF-8: FNV-1a 64 from two different offset
+    /// bases, each followed by ``mix64(_:)``. Fixed forever: changing them
+    /// changes every table in the cluster.
+    static func identityHashes(_ utf8: UnsafeBufferPointer<UInt8>) -> (h1: UInt64, h2: UInt64) {
         var a = fnvOffsetBasis
         var b = fnvOffsetBasis2
-        for byte in identity.utf8 {
+        for byte in utf8 {
             a = (a ^ UInt64(byte)) &* fnvPrime
             b = (b ^ UInt64(byte)) &* fnvPrime
         }
         return (mix64(a), mix64(b))
     }
 
-    /// offset and skip of an identity for ring size `m`.
-    static func permutation(_ identity: String, size m: Int) -> (offset: Int, skip: Int) {
-        let (h1, h2) = identityHashes(identity)
-        return (Int(h1 % UInt64(m)), Int(h2 % UInt64(m - 1)) + 1)
+    /// One backend's walk through its preference list `(offset + j·skip) mod M`:
+    /// the next slot to try (it starts at `offset`) and, for k = 1 ... 4, the
+    /// step `(k·skip mod M) − M` (negative; see ``Filler/step(_:_:)``), so four
+    /// candidates come from one cursor independently. All fit 32 bits (M ≤ 655373).
+    struct Walk {
+        var cursor: UInt32
+        var back1: Int32
+        var back2: Int32
+        var back3: Int32
+        var back4: Int32
     }
 
-    /// Fills the ring. `backends` are sorted, weight > 0.
-    static func populate(_ backends: [MaglevBackend], size m: Int) -> [Int32] {
-        var slots = [Int32](repeating: -1, count: m)
-        let n = backends.count
-        guard n > 0 else { return slots }
-
-        // cursor[i]: backend i's next preferred slot; skip[i]: its stride.
-        var cursor = [Int](repeating: 0, count: n)
-        var skip = [Int](repeating: 0, count: n)
-        for i in 0 ..< n {
-            (cursor[i], skip[i]) = permutation(backends[i].identity, size: m)
-        }
-        let maxW = UInt64(backends.lazy.map(\.weight).max()!)
-        let equalWeights = backends.allSatisfy { UInt64($0.weight) == maxW }
-
-        slots.withUnsafeMutableBufferPointer { table in
-            cursor.withUnsafeMutableBufferPointer { cur in
-                skip.withUnsafeBufferPointer { sk in
-                    if equalWeights {
-                        // One turn per backend per round, in sorted order.
-                        var filled = 0
-                        outer: while true {
-                            for i in 0 ..< n {
-                                claim(i, table: table, cursor: cur, skip: sk, size: m)
-                                filled += 1
-                                if filled == m { break outer }
-                            }
-                        }
-                    } else {
-                        fillWeighted(backends, maxWeight: maxW, table: table, cursor: cur, skip: sk, size: m)
-                    }
-                }
-            }
-        }
-        return slots
+    /// The walk of an identity with hashes `h` for ring size `m`:
+    /// `offset = h1 mod M`, `skip = h2 mod (M − 1) + 1`.
+    static func walk(_ h: (h1: UInt64, h2: UInt64), size m: Int) -> Walk {
+        let skip = Int(h.h2 % UInt64(m - 1)) + 1
+        return Walk(cursor: UInt32(truncatingIfNeeded: h.h1 % UInt64(m)),
+                    back1: Int32(truncatingIfNeeded: skip - m),
+                    back2: Int32(truncatingIfNeeded: 2 * skip % m - m),
+                    back3: Int32(truncatingIfNeeded: 3 * skip % m - m),
+                    back4: Int32(truncatingIfNeeded: 4 * skip % m - m))
     }
 
-    /// Backend `i` claims its next free preferred slot. The table must not be full.
-    @inline(__always)
-    static func claim(
-        _ i: Int, table: UnsafeMutableBufferPointer<Int32>, cursor: UnsafeMutableBufferPointer<Int>,
-        skip: UnsafeBufferPointer<Int>, size m: Int
-    ) {
-        var c = cursor[i]
-        let s = skip[i]
-        // M is prime and 1 ≤ skip < M, so the walk visits every slot: it ends.
-        while table[c] >= 0 {
-            c += s
-            if c >= m { c -= m }
-        }
-        table[c] = Int32(truncatingIfNeeded: i)
-        c += s
-        if c >= m { c -= m }
-        cursor[i] = c
-    }
-
-    /// The weighted turn order without visiting idle backends each round.
+    /// How many of the last turns ``Filler/claimFromFreeList(_:)`` takes
+    /// instead of walking: about ¾·√M (192 at M = 65537, 606 at 655373).
     ///
-    /// With credit starting at 0, backend i (weight w) has taken ⌊r·w/W⌋ turns
-    /// after round r, so its t-th turn falls in round ⌈t·W/w⌉. Turns are taken
-    /// in (round, sorted index) order, which a min-heap of
-    /// `round << 12 | index` keys yields in O(log N) per turn.
-    static func fillWeighted(
-        _ backends: [MaglevBackend], maxWeight maxW: UInt64, table: UnsafeMutableBufferPointer<Int32>,
-        cursor: UnsafeMutableBufferPointer<Int>, skip: UnsafeBufferPointer<Int>, size m: Int
-    ) {
-        let n = backends.count
-        let indexBits: UInt64 = 12  // n ≤ maxBackends = 4095 < 2^12
-        let indexMask: UInt64 = (1 << indexBits) - 1
-        var weight = [UInt64](repeating: 0, count: n)
-        var turns = [UInt64](repeating: 0, count: n)
-        var heap = [UInt64](repeating: 0, count: n)
-        for i in 0 ..< n {
-            let w = UInt64(backends[i].weight)
-            weight[i] = w
-            let round = (maxW + w - 1) / w  // ⌈1·W/w⌉
-            heap[i] = round << indexBits | UInt64(i)
-        }
-        heap.sort()  // a sorted array is a valid min-heap
+    /// With F slots free a walk takes about M/F probes and the free-list scan
+    /// F steps; the cost is about equal near F = √M (measured). This is speed
+    /// only: both give the same slot.
+    static func freeListTurns(size m: Int) -> Int {
+        max(1, min(m, Int(Double(m).squareRoot()) * 3 / 4))
+    }
 
-        weight.withUnsafeBufferPointer { weight in
-            turns.withUnsafeMutableBufferPointer { turns in
-                heap.withUnsafeMutableBufferPointer { heap in
-                    var filled = 0
-                    while true {
-                        let i = Int(heap[0] & indexMask)
-                        claim(i, table: table, cursor: cursor, skip: skip, size: m)
-                        filled += 1
-                        if filled == m { return }
-                        let t = turns[i] + 1
-                        turns[i] = t
-                        let w = weight[i]
-                        let round = ((t + 1) * maxW + w - 1) / w
-                        // Replace the top with backend i's next turn and sift down.
-                        let key = round << indexBits | UInt64(i)
-                        var pos = 0
-                        while true {
-                            var child = 2 * pos + 1
-                            if child >= n { break }
-                            if child + 1 < n && heap[child + 1] < heap[child] { child += 1 }
-                            if heap[child] >= key { break }
-                            heap[pos] = heap[child]
-                            pos = child
-                        }
-                        heap[pos] = key
+    /// Fills the ring: for each slot the index of its backend. `walks` and
+    /// `weights` are those of the sorted backends with weight > 0.
+    ///
+    /// Taken slots are kept in a bitmap (M bits: 8 KiB at M = 65537, so the
+    /// probing stays in L1); the table is only written, each slot once, so it
+    /// needs no initial fill. The turns are round robin for equal weights and
+    /// ``turnOrder(weights:maxWeight:turns:)`` otherwise; the last
+    /// ``freeListTurns(size:)`` of them pick from the list of free slots.
+    static func populate(walks: inout [Walk], weights: [UInt32], size m: Int) -> [UInt16] {
+        let n = walks.count
+        guard n > 0 else { return [UInt16](repeating: emptySlot, count: m) }
+        let maxW = weights.max()!
+        let turns: [UInt16]? = weights.allSatisfy { $0 == maxW }
+            ? nil : turnOrder(weights: weights, maxWeight: maxW, turns: m)
+        let freeTurns = freeListTurns(size: m)
+        let walkTurns = m - freeTurns
+
+        return [UInt16](unsafeUninitializedCapacity: m) { table, initialized in
+            walks.withUnsafeMutableBufferPointer { walks in
+                var fill = Filler(table: table, walks: walks, size: m)
+                defer { fill.deallocate() }
+                if let turns {
+                    turns.withUnsafeBufferPointer { turns in
+                        for k in 0 ..< walkTurns { fill.claim(Int(turns[k])) }
+                        fill.collectFreeSlots(count: freeTurns)
+                        for k in walkTurns ..< m { fill.claimFromFreeList(Int(turns[k])) }
+                    }
+                } else {
+                    // One turn per backend per round, in sorted order, until M slots are taken.
+                    var i = 0
+                    for _ in 0 ..< walkTurns {
+                        fill.claim(i)
+                        i &+= 1
+                        if i == n { i = 0 }
+                    }
+                    fill.collectFreeSlots(count: freeTurns)
+                    for _ in walkTurns ..< m {
+                        fill.claimFromFreeList(i)
+                        i &+= 1
+                        if i == n { i = 0 }
                     }
                 }
             }
+            initialized = m
         }
+    }
+
+    /// The claiming steps over one build's buffers.
+    struct Filler {
+        let table: UnsafeMutableBufferPointer<UInt16>
+        let walks: UnsafeMutableBufferPointer<Walk>
+        let size: Int
+        /// Bit p set: slot p is taken. Bits from M up are set too.
+        let taken: UnsafeMutableBufferPointer<UInt64>
+        /// The free slots (first `freeCount`), once ``collectFreeSlots(count:)`` ran.
+        var free = UnsafeMutableBufferPointer<UInt32>(start: nil, count: 0)
+        var freeCount = 0
+        /// skip⁻¹ mod M per backend, 0 until needed.
+        var inverses = UnsafeMutableBufferPointer<UInt32>(start: nil, count: 0)
+
+        init(table: UnsafeMutableBufferPointer<UInt16>, walks: UnsafeMutableBufferPointer<Walk>, size m: Int) {
+            self.table = table
+            self.walks = walks
+            self.size = m
+            let words = (m + 63) >> 6
+            taken = .allocate(capacity: words)
+            taken.initialize(repeating: 0)
+            if m & 63 != 0 { taken[words - 1] = ~0 &<< UInt64(m & 63) }
+        }
+
+        func deallocate() {
+            taken.deallocate()
+            free.deallocate()
+            inverses.deallocate()
+        }
+
+        /// One step along a walk: `c + skip` mod M as `t = c + back` (back =
+        /// skip − M), plus M if `t` is negative — no branch to mispredict (a
+        /// wrap-around branch goes either way about half the time).
+        @inline(__always)
+        func step(_ c: Int, _ back: Int) -> Int {
+            let t = c &+ back
+            return t &+ (size & (t &>> 63))
+        }
+
+        /// 1 if slot `c` is taken, else 0.
+        @inline(__always)
+        func isTaken(_ c: Int) -> UInt64 {
+            (taken[c &>> 6] &>> UInt64(c & 63)) & 1
+        }
+
+        /// Backend `i` claims its next free preferred slot. The table must not be full.
+        ///
+        /// Four candidates at a time: they depend only on the cursor, so their
+        /// steps and bitmap reads overlap, the first free one is selected
+        /// without branches, and there is one loop branch per four probes.
+        @inline(__always)
+        func claim(_ i: Int) {
+            let w = walks[i]
+            let b1 = Int(w.back1), b2 = Int(w.back2), b3 = Int(w.back3), b4 = Int(w.back4)
+            var c = Int(w.cursor)
+            var chosen: Int
+            // M is prime and 1 ≤ skip < M, so the walk visits every slot: it ends.
+            while true {
+                let c1 = step(c, b1), c2 = step(c, b2), c3 = step(c, b3)
+                let t0 = isTaken(c), t1 = isTaken(c1), t2 = isTaken(c2), t3 = isTaken(c3)
+                if t0 & t1 & t2 & t3 == 0 {
+                    chosen = t2 == 0 ? c2 : c3
+                    chosen = t1 == 0 ? c1 : chosen
+                    chosen = t0 == 0 ? c : chosen
+                    break
+                }
+                c = step(c, b4)
+            }
+            taken[chosen &>> 6] |= 1 &<< UInt64(chosen & 63)
+            table[chosen] = UInt16(truncatingIfNeeded: i)
+            walks[i].cursor = UInt32(truncatingIfNeeded: step(chosen, b1))
+        }
+
+        /// Lists the free slots; there must be exactly `count`.
+        mutating func collectFreeSlots(count: Int) {
+            free = .allocate(capacity: count)
+            var k = 0
+            for w in taken.indices {
+                var x = ~taken[w]
+                while x != 0 {
+                    precondition(k < count, "more free slots than turns left")
+                    free[k] = UInt32(truncatingIfNeeded: w &<< 6 | x.trailingZeroBitCount)
+                    k += 1
+                    x &= x &- 1
+                }
+            }
+            precondition(k == count, "fewer free slots than turns left")
+            freeCount = count
+            inverses = .allocate(capacity: walks.count)
+            inverses.initialize(repeating: 0)
+        }
+
+        /// What ``claim(_:)`` does, for the last turns: instead of walking
+        /// (about M/F probes with F slots free) it finds the free slot the walk
+        /// would reach first. Free slot p is `(p − cursor)·skip⁻¹ mod M` steps
+        /// ahead, so the answer is the free slot with the fewest steps.
+        @inline(__always)
+        mutating func claimFromFreeList(_ i: Int) {
+            let m = size
+            let c = Int(walks[i].cursor)
+            let b1 = Int(walks[i].back1)
+            var inv = inverses[i]
+            if inv == 0 {
+                inv = MaglevTable.inverse(b1 + m, modulo: m)
+                inverses[i] = inv
+            }
+            let inv64 = UInt64(inv), m64 = UInt64(m)
+            // Barrett reduction of x < M² < 2^40: the quotient estimate is
+            // exact or one short, so one conditional subtraction finishes.
+            let reciprocal = UInt64.max / m64
+            let free = self.free
+            @inline(__always) func steps(_ q: Int) -> UInt64 {
+                let d = Int(free[q]) &- c
+                let x = UInt64(truncatingIfNeeded: d &+ (m & (d &>> 63))) &* inv64
+                let r = x &- x.multipliedFullWidth(by: reciprocal).high &* m64
+                return r >= m64 ? r &- m64 : r
+            }
+            // Two running minima (even and odd positions) for more overlap.
+            var best0 = UInt64.max, at0 = 0, best1 = UInt64.max, at1 = 0
+            var q = 0
+            while q &+ 1 < freeCount {
+                let j0 = steps(q), j1 = steps(q &+ 1)
+                if j0 < best0 { best0 = j0; at0 = q }
+                if j1 < best1 { best1 = j1; at1 = q &+ 1 }
+                q &+= 2
+            }
+            if q < freeCount {
+                let j = steps(q)
+                if j < best0 { best0 = j; at0 = q }
+            }
+            let at = best0 < best1 ? at0 : at1  // step counts are distinct
+            let p = Int(free[at])
+            freeCount -= 1
+            free[at] = free[freeCount]
+            taken[p &>> 6] |= 1 &<< UInt64(p & 63)
+            table[p] = UInt16(truncatingIfNeeded: i)
+            walks[i].cursor = UInt32(truncatingIfNeeded: step(p, b1))
+        }
+    }
+
+    /// The weighted turns, as backend indexes in the order they are taken:
+    /// at least `count` of them (the fill uses the first `count`).
+    ///
+    /// Every round each backend adds its weight w to its credit; one whose
+    /// credit reaches the largest weight W takes a turn (in sorted order) and
+    /// pays W. When the rounds are few for the backends (R·N ≤ 4·M for about
+    /// R rounds) that is run as written, without branches. Otherwise (a few
+    /// heavy backends among many light ones: many rounds where most backends
+    /// idle) the turns are counting-sorted by round: with credit starting at
+    /// 0, backend i has taken ⌊r·w/W⌋ turns after round r, so its t-th turn
+    /// falls in round ⌈t·W/w⌉ (w ≤ W: at most one turn a round), and turns are
+    /// taken in (round, sorted index) order. Either way the order is that of
+    /// the former min-heap of `round << 12 | index` keys, in O(M + N) or
+    /// O(R·N) instead of O(M log N).
+    ///
+    /// After round R the backends have taken T(R) = Σ⌊R·w/W⌋ > R·Σw/W − N
+    /// turns, so all `count` turns fall in rounds up to R = ⌈(count + N)·W/Σw⌉.
+    static func turnOrder(weights: [UInt32], maxWeight maxW: UInt32, turns count: Int) -> [UInt16] {
+        let n = weights.count
+        let bigW = UInt64(maxW)
+        let sumW = weights.reduce(UInt64(0)) { $0 + UInt64($1) }
+        let lastRound = Int(((UInt64(count + n)) * bigW + sumW - 1) / sumW)
+        if lastRound * n <= 4 * count {
+            return creditRounds(weights: weights, maxWeight: maxW, turns: count)
+        }
+        // Turns per backend through lastRound, and the total.
+        var total = 0
+        for w in weights { total += Int(UInt64(lastRound) * UInt64(w) / bigW) }
+        precondition(total >= count, "weighted turns: \(total) through round \(lastRound), need \(count)")
+
+        // roundStart[r]: where round r's turns begin in the order (rounds 1 ... lastRound).
+        var roundStart = [UInt32](repeating: 0, count: lastRound + 2)
+        return roundStart.withUnsafeMutableBufferPointer { roundStart in
+            // Visits the rounds of backend i's turns 1, 2, … within lastRound:
+            // ⌈t·W/w⌉ kept as quotient q and remainder rem of t·W by w.
+            @inline(__always)
+            func forEachRound(_ w: UInt32, _ body: (Int) -> Void) {
+                let w = Int(w), bigW = Int(maxW)
+                let step = bigW / w, stepRem = bigW % w
+                var q = step, rem = stepRem
+                var left = lastRound * w / bigW
+                while left > 0 {
+                    body(rem == 0 ? q : q + 1)
+                    q += step
+                    rem += stepRem
+                    if rem >= w { rem -= w; q += 1 }
+                    left -= 1
+                }
+            }
+            weights.withUnsafeBufferPointer { weights in
+                for i in 0 ..< n {
+                    forEachRound(weights[i]) { r in roundStart[r + 1] &+= 1 }
+                }
+            }
+            // Exclusive prefix sums: roundStart[r] = turns in rounds < r.
+            var sum: UInt32 = 0
+            for r in 0 ..< roundStart.count {
+                sum &+= roundStart[r]
+                roundStart[r] = sum
+            }
+            return [UInt16](unsafeUninitializedCapacity: total) { order, initialized in
+                weights.withUnsafeBufferPointer { weights in
+                    for i in 0 ..< n {
+                        let index = UInt16(truncatingIfNeeded: i)
+                        forEachRound(weights[i]) { r in
+                            order[Int(roundStart[r])] = index
+                            roundStart[r] &+= 1
+                        }
+                    }
+                }
+                initialized = total
+            }
+        }
+    }
+
+    /// The credit rounds of ``turnOrder(weights:maxWeight:turns:)`` as
+    /// written: at least `count` turns (the rest of the last round may follow).
+    static func creditRounds(weights: [UInt32], maxWeight maxW: UInt32, turns count: Int) -> [UInt16] {
+        let n = weights.count
+        var credit = [UInt32](repeating: 0, count: n)
+        return [UInt16](unsafeUninitializedCapacity: count + n) { order, initialized in
+            credit.withUnsafeMutableBufferPointer { credit in
+                weights.withUnsafeBufferPointer { weights in
+                    var emitted = 0
+                    while emitted < count {
+                        for i in 0 ..< n {
+                            // Write the index always; keep it only if the backend has a turn.
+                            let c = credit[i] &+ weights[i]
+                            let turn = c >= maxW
+                            credit[i] = turn ? c &- maxW : c
+                            order[emitted] = UInt16(truncatingIfNeeded: i)
+                            emitted &+= turn ? 1 : 0
+                        }
+                    }
+                    initialized = emitted
+                }
+            }
+        }
+    }
+
+    /// `s⁻¹ mod m` for a prime `m` and 0 < s < m (extended Euclid).
+    static func inverse(_ s: Int, modulo m: Int) -> UInt32 {
+        var r0 = UInt32(m), r1 = UInt32(s)
+        var t0: Int32 = 0, t1: Int32 = 1
+        while r1 != 0 {
+            let q = r0 / r1
+            (r0, r1) = (r1, r0 - q * r1)
+            (t0, t1) = (t1, t0 - Int32(q) * t1)
+        }
+        precondition(r0 == 1, "skip must be invertible modulo the prime ring size")
+        return UInt32(t0 < 0 ? t0 + Int32(m) : t0)
     }
 }

@@ -62,8 +62,9 @@ mkdir -p "$tmp/prev"
 git -C "$root" archive "$PREV" bpf | tar -x -C "$tmp/prev"
 check "the previous release's bpf/ ($PREV) builds and is ABI 4" sh -c \
 	"sh '$tmp/prev/bpf/build-objects.sh' '$tmp/prev/out' '$tmp/prev/out/objects.swift' && grep -q 'define XDPLB_ABI_VERSION 4' '$tmp/prev/bpf/xdplb_abi.h'"
+CC=${CC:-$(command -v cc || command -v clang || echo /opt/swift/usr/bin/clang)}
 check "the ABI 4 state writer builds (libbpf, the previous release's header)" \
-	cc -O2 -Wall -Werror -I"$tmp/prev/bpf" -o "$tmp/abi4_state" "$here/abi4_state.c" -lbpf
+	"$CC" -O2 -Wall -Werror -I"$tmp/prev/bpf" -o "$tmp/abi4_state" "$here/abi4_state.c" -lbpf
 
 # shellcheck disable=SC2086
 lb_pe_up "$lb" "$pe" $backends 10.0.9.10
