@@ -1,5 +1,6 @@
 import BPF
 import Config
+import CXdplb
 import DataPlane
 import Maglev
 import NetAddress
@@ -144,5 +145,57 @@ struct ParityAndFuzzTests {
         #expect(CounterNames.all.count == CounterNames.count)
         #expect(CounterNames.all.map(\.id) == Array(0..<CounterNames.count))
         #expect(Set(CounterNames.all.map(\.name)).count == CounterNames.count)
+    }
+}
+
+@Suite("packed rings (2 bytes a slot) against the Swift table", .serialized)
+struct PackedRingTests {
+    @Test("rings of 65,537 and 655,373 slots with ids past 8,192: every slot equals the Swift table; the program picks as the model")
+    func packedRingParity() throws {
+        // 9,000 distinct backends over three VIPs: ids reach the 14th bit.
+        func pool(_ base: Int, _ n: Int) -> [BackendConfig] {
+            (0..<n).map { i in BackendConfig(address: IPAddress("10.\(32 + (base + i) / 65536).\(((base + i) / 256) % 256).\((base + i) % 256)")!) }
+        }
+        var c = Lab.config()
+        let big = VIPConfig(address: IPAddress("10.100.1.1")!, port: 80, proto: .tcp, ringSize: 655_373, backends: pool(6000, 3000))
+        c.vips = [VIPConfig(address: IPAddress("10.100.1.2")!, port: 80, proto: .tcp, ringSize: 65_537, backends: pool(0, 3000)),
+                  VIPConfig(address: IPAddress("10.100.1.3")!, port: 80, proto: .tcp, ringSize: 65_537, backends: pool(3000, 3000)),
+                  big]
+        let bed = try TestBed(config: c)
+        #expect(bed.controller.backendIDs.values.max()! > 8192, "ids use the ring's 14 id bits")
+        for v in c.vips {
+            let state = try #require(bed.controller.vips[v.name])
+            let ring = try #require(try RingContents.read(bed.balancer.maps.rings, index: state.index))
+            #expect(ring.size == UInt32(v.ringSize))
+            try expectRingParity(ring, try #require(state.rebuiltTable()), ids: bed.controller.backendIDs)
+        }
+        var rng = Rand(state: 7)
+        var wrong = 0
+        for _ in 0..<2000 {
+            let src = IPAddress.v4([198, 18] + rng.bytes(2))
+            let sport = UInt16(truncatingIfNeeded: rng.next() | 1024)
+            let got = Frames.outerDestination(try bed.run(Frames.tcp(src, sport, big.address, 80)).output)
+            if got == nil || got != bed.expectedBackend(FlowTuple(src: src, dst: big.address, sport: sport, dport: 80, proto: 6)) { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) of 2,000 flows to the 655,373 ring left the model")
+    }
+
+    @Test("a ring rebuilt in its slot gets the next tag (mod 4) in its head, slots and the VIP's meta")
+    func tagsAdvance() throws {
+        let bed = try TestBed()
+        var c = Lab.config()
+        let name = c.vips[0].name
+        var tags: [UInt32] = []
+        for k in 0..<5 {
+            let state = try #require(bed.controller.vips[name])
+            let ring = try #require(try RingContents.read(bed.balancer.maps.rings, index: state.index))
+            let meta = try #require(try bed.balancer.maps.vips.lookup(vipKey(state.config), as: xdplb_vip_meta.self))
+            #expect(ring.tag == meta.ring_tag && state.ringTag == ring.tag)
+            #expect(ring.slots.allSatisfy { UInt32($0) >> UInt32(XDPLB_RING_ID_BITS) == ring.tag })
+            tags.append(ring.tag)
+            c.vips[0].backends[0].weight = UInt32(50 + k)   // another table each time
+            try bed.apply(c)
+        }
+        #expect(zip(tags, tags.dropFirst()).allSatisfy { ($0 + 1) & 3 == $1 }, "tags \(tags)")
     }
 }
