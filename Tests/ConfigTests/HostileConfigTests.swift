@@ -97,9 +97,11 @@ struct HostileConfigTests {
     // Finding 3: the unknown-key message rendered a billion-laughs key in full.
     @Test("more VIPs than the data plane holds are refused with the limit named")
     func tooManyVIPs() {
-        let vips = (0..<513).map { "{ address: 10.100.0.1, port: \(1000 + $0), backends: [ { address: 10.0.9.2 } ] }" }
+        let vips = (0..<4097).map { "{ address: 10.100.0.1, port: \(1000 + $0), backends: [ { address: 10.0.9.2 } ] }" }
         let got = Self.issues(Self.node + "vips: [ " + vips.joined(separator: ", ") + " ]")
-        #expect(got.contains("f.yaml: vips: 513 VIPs; at most 512 are supported"), "got: \(got.prefix(3))")
+        #expect(got.contains("f.yaml: vips: 4097 VIPs; at most 4096 are supported"), "got: \(got.prefix(3))")
+        let fits = Self.node + "vips: [ " + vips.dropLast().joined(separator: ", ") + " ]"
+        #expect((try? ConfigLoader.parse(fits, file: "f.yaml"))?.vips.count == 4096)
     }
 
     @Test("an alias bomb as a key is refused at once with a short key rendering (finding 3)")
@@ -141,12 +143,16 @@ struct HostileConfigTests {
         func backends(_ range: Range<Int>) -> String {
             range.map { "{ address: 10.\(1 + $0 / 65536).\($0 / 256 % 256).\($0 % 256) }" }.joined(separator: ", ")
         }
-        let yaml = Self.node + "vips: [ { address: 10.100.0.1, port: 80, backends: [\(backends(0..<2000))] },"
-            + " { address: 10.100.0.2, port: 80, backends: [\(backends(2000..<4096))] } ]"
-        #expect(Self.issues(yaml) == ["f.yaml: vips: 4096 distinct backends across VIPs; at most 4095 (one backend id each) are supported"])
-        let ok = Self.node + "vips: [ { address: 10.100.0.1, port: 80, backends: [\(backends(0..<2000))] },"
-            + " { address: 10.100.0.2, port: 80, backends: [\(backends(1000..<4095))] } ]"
-        #expect((try? ConfigLoader.parse(ok, file: "f.yaml"))?.vips.count == 2)
+        // Five VIPs of at most 4,000 backends each: 16,384 distinct is one more than the ids.
+        func config(_ total: Int) -> String {
+            let vips = stride(from: 0, to: total, by: 4000).enumerated().map { i, lo in
+                "{ address: 10.100.0.\(i + 1), port: 80, backends: [\(backends(lo..<min(lo + 4000, total)))] }"
+            }
+            return Self.node + "vips: [ " + vips.joined(separator: ", ") + " ]"
+        }
+        #expect(Self.issues(config(16384)) == ["f.yaml: vips: 16384 distinct backends across VIPs; at most 16383 (one backend id each) are supported"])
+        let ok = config(16383)
+        #expect((try? ConfigLoader.parse(ok, file: "f.yaml"))?.vips.count == 5)
     }
 
     // Finding 15: ICMPv6 Packet Too Big with an MTU below 1280 is ignored by hosts.

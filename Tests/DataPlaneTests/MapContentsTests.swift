@@ -108,3 +108,10 @@ func expectRingParity(_ ring: RingContents, _ table: MaglevTable, ids: [IPAddres
     }
     #expect(bad == 0, "\(bad) of \(table.size) slots differ", sourceLocation: sourceLocation)
 }
+
+@Test("the config's limits are the data plane's (bpf/xdplb_abi.h)")
+func configLimitsMatchTheABI() {
+    #expect(ConfigLoader.maxVIPs == Int(XDPLB_MAX_VIPS))
+    #expect(ConfigLoader.maxBackends == Int(XDPLB_MAX_BACKENDS) - 1)
+    #expect(MaglevTable.maxBackends <= ConfigLoader.maxBackends)
+}
