@@ -144,6 +144,9 @@ public struct ApplyResult: Sendable, Codable {
     /// VIPs the hot backend is in, and an apply that takes it out of all of them (down), median of 5.
     public var hotBackendVIPs: Int
     public var hotBackendDownMs: Double
+    /// Every other VIP removed, then added back.
+    public var halfRemovedMs: Double
+    public var halfAddedMs: Double
     /// VmRSS of this process before loading, after loading and after applying; VmHWM at the end.
     public var rssBeforeLoadBytes: Int
     public var rssBeforeApplyBytes: Int
@@ -268,6 +271,7 @@ public struct BenchReport: Sendable, Codable {
             out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct), ring \(a.ringSize), LRU \(a.lruSize):")
             out.append("    first apply \(f(a.applyMs)) ms (the same Maglev tables built on one core: \(f(a.maglevComputeMs)) ms)")
             out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms; one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms; a backend in \(a.hotBackendVIPs) VIPs goes down: \(f(a.hotBackendDownMs, 2)) ms")
+            out.append("    half the VIPs removed: \(f(a.halfRemovedMs)) ms; added back: \(f(a.halfAddedMs)) ms")
             out.append("    RSS: \(mb(a.rssBeforeLoadBytes)) before load, \(mb(a.rssBeforeApplyBytes)) loaded, \(mb(a.rssAfterApplyBytes)) after apply, peak \(mb(a.rssPeakBytes))")
             let maps = a.mapMemlockBytes.sorted { $0.value > $1.value }.map { "\($0.key) \(mb($0.value))" }.joined(separator: ", ")
             out.append("    map memory (memlock) \(mb(a.mapMemlockTotalBytes)): \(maps)")

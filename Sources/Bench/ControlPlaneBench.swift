@@ -128,6 +128,11 @@ public enum ControlPlaneBench {
             _ = try controller.apply(cfg)
         }
         let hotDown = median(downTimes)
+        // Half the VIPs removed, then put back (the second a first apply of those).
+        var half = cfg
+        half.vips = cfg.vips.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        let halfRemoved = try controller.apply(half).milliseconds
+        let halfBack = try controller.apply(cfg).milliseconds
 
         // Map memory: every map of the object, plus each VIP's inner ring map.
         var memlock: [String: Int] = [:]
@@ -149,7 +154,7 @@ public enum ControlPlaneBench {
             vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, ringSize: o.ringSize,
             lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute,
             mapWriteMs: max(0, first.milliseconds - compute), noopApplyMs: noop, oneVipApplyMs: one,
-            hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown,
+            hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown, halfRemovedMs: halfRemoved, halfAddedMs: halfBack,
             rssBeforeLoadBytes: rssBeforeLoad, rssBeforeApplyBytes: rssBeforeApply, rssAfterApplyBytes: rssAfterApply,
             rssPeakBytes: procStatusBytes("VmHWM"), mapMemlockBytes: memlock,
             mapMemlockTotalBytes: memlock.values.reduce(0, +))

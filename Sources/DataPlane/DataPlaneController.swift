@@ -78,7 +78,7 @@ public final class DataPlaneController: @unchecked Sendable {
             adoptedVIPIndexes[key] = meta.vip_index
             usedVIPIndexes[meta.vip_index] = true
             // A previous ring a former agent left keeps a whole second-chance time from now.
-            if try maps.ringsPrev.lookup(meta.vip_index, as: UInt32.self) != nil { adoptedPreviousRings.insert(meta.vip_index) }
+            if try liveRingID(maps.ringsPrev, meta.vip_index) != nil { adoptedPreviousRings.insert(meta.vip_index) }
             // The next ring of the slot gets the tag after the one in place.
             if let head = try Self.ringHead(maps.rings, index: meta.vip_index) { ringTags[meta.vip_index] = head.tag }
         }
@@ -182,8 +182,10 @@ public final class DataPlaneController: @unchecked Sendable {
 
         // 2. VIPs and rings.
         let wanted = Dictionary(config.vips.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var retired: [UInt32] = []
         for (name, state) in vips where wanted[name] == nil {
             try removeVIP(state)
+            retired.append(state.index)
             vips[name] = nil
             usedVIPIndexes[state.index] = nil
             freeVIPIndexes.released.append(state.index)
@@ -192,14 +194,14 @@ public final class DataPlaneController: @unchecked Sendable {
         let wantedKeys = Set(config.vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
         for (key, index) in adoptedVIPIndexes where !wantedKeys.contains(key) {
             try maps.vips.delete(key)
-            try maps.rings.delete(index)
-            try maps.ringsPrev.delete(index)
+            retired.append(index)
             try maps.vipStats.updatePerCPU(index, xdplb_counter())
             adoptedVIPIndexes[key] = nil
             usedVIPIndexes[index] = nil
             freeVIPIndexes.released.append(index)
             report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
         }
+        try deleteRings(retired, from: [maps.rings, maps.ringsPrev])
         // Removed VIPs leave the table before anything else changes.
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         // Rings are built on every core, a chunk at a time (each holds an open map until swapped in).
@@ -331,10 +333,10 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         // Second chance: the ring in place becomes the previous one when the table really changes.
         if v.secondChanceMs == 0 {
-            if previousUntil != nil || before == nil { try maps.ringsPrev.delete(index) }
+            if previousUntil != nil || before == nil { try deleteRings([index], from: [maps.ringsPrev]) }
             previousUntil = nil
         } else if let old = before?.ring, !(built.map { old.sameRing(as: $0.summary) } ?? false),
-                  let id = try maps.rings.lookup(index, as: UInt32.self) {
+                  let id = try liveRingID(maps.rings, index) {
             pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(v.name)")))
             previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
         }
@@ -344,7 +346,7 @@ public final class DataPlaneController: @unchecked Sendable {
             ringTags[index] = tag
             pendingRings.append((index, built.map))
         } else {
-            try maps.rings.delete(index)
+            try deleteRings([index], from: [maps.rings])
         }
         pendingVIPs.append((key, Self.meta(v, index: index, ring: built?.summary, tag: tag)))
         vips[v.name] = VIPState(config: v, index: index, ring: built?.summary, ringTag: tag, down: down, previousRingUntil: previousUntil)
@@ -356,12 +358,14 @@ public final class DataPlaneController: @unchecked Sendable {
     @discardableResult
     public func expirePreviousRings(now: Date = Date()) throws(BPFError) -> [String] {
         var dropped: [String] = []
+        var indexes: [UInt32] = []
         for (name, s) in vips {
             guard let until = s.previousRingUntil, until <= now else { continue }
-            try maps.ringsPrev.delete(s.index)
-            vips[name]?.previousRingUntil = nil
+            indexes.append(s.index)
             dropped.append(name)
         }
+        try deleteRings(indexes, from: [maps.ringsPrev])
+        for name in dropped { vips[name]?.previousRingUntil = nil }
         return dropped.sorted()
     }
 
@@ -405,12 +409,54 @@ public final class DataPlaneController: @unchecked Sendable {
         for (key, meta) in metas { try maps.vips.update(key, meta) }
     }
 
+    /// Removes a VIP's entry and zeroes its counters; its rings go in ``deleteRings(_:from:)``.
     private func removeVIP(_ s: VIPState) throws(BPFError) {
         try maps.vips.delete(xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number))
-        try maps.rings.delete(s.index)
-        try maps.ringsPrev.delete(s.index)
         try maps.vipStats.updatePerCPU(s.index, xdplb_counter())
     }
+
+    /// Drops the current and previous rings of VIP slots. The kernel can't
+    /// batch-delete from a map of maps, and every single delete waits for
+    /// running programs (an RCU grace period, ~10 ms), so a slot is emptied by
+    /// one batch update per ring table that points it at the retired ring
+    /// (one element, a head of size 0: the program finds no backend in it and
+    /// the agent counts it as no ring).
+    func deleteRings(_ indexes: [UInt32], from tables: [BPFMap]) throws(BPFError) {
+        guard !indexes.isEmpty else { return }
+        for table in tables {
+            var present: [UInt32] = []
+            for i in indexes where try liveRingID(table, i) != nil { present.append(i) }
+            if present.isEmpty { continue }
+            let retired = try retiredRing()
+            try withExtendedLifetime(retired) { () throws(BPFError) in
+                try table.updateBatch(keys: present, values: Array(repeating: retired.fd, count: present.count))
+            }
+        }
+    }
+
+    /// The shared retired ring (made on first use).
+    private var retired: BPFMap?
+    private func retiredRing() throws(BPFError) -> BPFMap {
+        if let retired { return retired }
+        let fd = xdplb_ring_map_create(1, "xdplb_ring_off")
+        guard fd >= 0 else { throw BPFError("create the retired ring", errno: -fd) }
+        let map = try BPFMap(owning: fd, name: "retired ring")
+        retired = map
+        return map
+    }
+
+    /// The id of the ring in slot `index` of `table` (xdplb_rings or xdplb_rings_prev),
+    /// nil when there is none or it is a retired ring (one element).
+    public func liveRingID(_ table: BPFMap, _ index: UInt32) throws(BPFError) -> UInt32? {
+        guard let id = try table.lookup(index, as: UInt32.self) else { return nil }
+        if let retired, id == retired.info.id { return nil }
+        if let known = ringSizes[id] { return known > 1 ? id : nil }
+        let elements = try BPFMap.open(id: id, name: "ring \(index)").info.maxEntries
+        ringSizes[id] = elements
+        return elements > 1 ? id : nil
+    }
+    /// Elements of ring maps seen by id (a ring never changes size).
+    private var ringSizes: [UInt32: UInt32] = [:]
 
     /// Makes the VIP table hold exactly the VIPs written so far (their keys and metas).
     private func writeVIPTable() throws(BPFError) {
