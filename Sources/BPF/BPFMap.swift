@@ -193,19 +193,4 @@ extension BPFMap {
             done += Int(count)
         }
     }
-
-    /// Deletes many keys with one BPF_MAP_DELETE_BATCH call; absent keys are an error
-    /// (ENOENT) there, so callers pass only keys that are present.
-    public func deleteBatch<K: BitwiseCopyable>(keys: [K]) throws(BPFError) {
-        guard MemoryLayout<K>.stride == Int(info.keySize) else {
-            throw BPFError("batch delete map '\(name)': key size differs from the map's", errno: EINVAL)
-        }
-        var done = 0
-        while done < keys.count {
-            var count = UInt32(keys.count - done)
-            let rc = keys.withUnsafeBufferPointer { k in xdplb_map_delete_batch(fd, k.baseAddress! + done, &count) }
-            if rc < 0 { throw BPFError("batch delete map '\(name)'", errno: rc) }
-            done += Int(count)
-        }
-    }
 }

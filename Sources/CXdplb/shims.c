@@ -141,13 +141,6 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 	return err ? -errno : 0;
 }
 
-int xdplb_map_delete_batch(int map_fd, const void *keys, uint32_t *count)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
-	int err = bpf_map_delete_batch(map_fd, keys, count, &opts);
-	return err ? -errno : 0;
-}
-
 int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count)
 {
 	/* Element 0 is the head, then 4 two-byte slots per 8-byte element (xdplb_abi.h). */
