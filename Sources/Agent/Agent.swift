@@ -29,6 +29,9 @@ public actor Agent {
     private var configLoadedAt = Date()
     /// The node file as loaded (in a cluster its VIPs are empty: they come from `shared`).
     private(set) var fileConfig: XdplbConfig
+    /// ``ConfigLoader/fingerprint(_:)`` of the config file as last loaded (a reload of
+    /// the same bytes changes nothing and is answered without parsing).
+    private var fileFingerprint = ""
     /// The shared config from etcd this node runs (nil outside a cluster, or before any push).
     var shared: SharedConfig?
     /// This node's part in the cluster (nil without a cluster section).
@@ -76,7 +79,7 @@ public actor Agent {
         self.logger = logger
         self.configPath = configPath
         var cfg: XdplbConfig
-        do { cfg = try ConfigLoader.load(path: configPath) } catch { throw AgentError(error.description) }
+        do { (cfg, fileFingerprint) = try ConfigLoader.loadWithFingerprint(path: configPath) } catch { throw AgentError(error.description) }
         fileConfig = cfg
         if let cl = cfg.cluster {
             let m: ClusterMember
@@ -252,8 +255,15 @@ public actor Agent {
     /// Re-reads the config file; an invalid file is refused and nothing changes.
     /// - Returns: a one-line summary.
     public func reload() async throws -> String {
+        // The same bytes as the running file: nothing to parse, check or apply.
+        if ConfigLoader.fingerprint(path: configPath) == fileFingerprint {
+            events["reload_unchanged", default: 0] += 1
+            logger.info("reload: the config file is unchanged", metadata: ["file": "\(configPath)"])
+            return "unchanged \(configPath): \(config.vips.count) VIPs"
+        }
         var new: XdplbConfig
-        do { new = try ConfigLoader.load(path: configPath) } catch {
+        var fingerprint = ""
+        do { (new, fingerprint) = try ConfigLoader.loadWithFingerprint(path: configPath) } catch {
             events["reload_failed", default: 0] += 1
             logger.error("reload refused: invalid config, keeping the running one", metadata: ["error": "\(error.description)"])
             throw AgentError(error.description)
@@ -289,6 +299,7 @@ public actor Agent {
         }
         try await install(new, source: configPath)
         fileConfig = file
+        fileFingerprint = fingerprint
         return "reloaded \(configPath): \(new.vips.count) VIPs"
     }
 

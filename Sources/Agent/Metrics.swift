@@ -14,7 +14,7 @@ public final class Metrics: @unchecked Sendable {
     private var seen: Set<String> = []
 
     /// Agent events exported from the first scrape on, even before they happen.
-    static let knownEvents = ["reconcile", "reconcile_failed", "reload", "reload_failed", "all_down", "detached",
+    static let knownEvents = ["reconcile", "reconcile_failed", "reload", "reload_failed", "reload_unchanged", "all_down", "detached",
                               "cluster_applied", "cluster_refused"]
 
     /// An empty registry.

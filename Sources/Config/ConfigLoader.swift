@@ -56,6 +56,40 @@ public enum ConfigLoader {
         return try parse(String(decoding: data, as: UTF8.self), file: path)
     }
 
+    /// Reads a configuration file: its parsed config and its fingerprint (``fingerprint(_:)``).
+    public static func loadWithFingerprint(path: String) throws(ConfigError) -> (config: XdplbConfig, fingerprint: String) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(issues: [ConfigIssue(file: path, keyPath: "", reason: "cannot read the file (missing or not readable)")])
+        }
+        return (try parse(String(decoding: data, as: UTF8.self), file: path), fingerprint(data))
+    }
+
+    /// The fingerprint of a file at `path` without parsing it; nil when it can't be read.
+    public static func fingerprint(path: String) -> String? {
+        FileManager.default.contents(atPath: path).map(fingerprint)
+    }
+
+    /// 128 bits over a file's bytes (two FNV-1a 64 from different offset bases,
+    /// each finished with SplitMix64's mix): equal for equal files, so a reload
+    /// of an unchanged file can skip parsing it. Not a defence against a
+    /// crafted collision: whoever can write the config controls the node anyway.
+    public static func fingerprint(_ data: Data) -> String {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x6c62_272e_07bb_0142
+        data.withUnsafeBytes { raw in
+            for byte in raw {
+                a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+                b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            }
+        }
+        func mix(_ x: UInt64) -> UInt64 {
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
+        }
+        return String(mix(a ^ UInt64(data.count)), radix: 16) + "-" + String(mix(b), radix: 16)
+    }
+
     /// Parses and validates YAML text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> XdplbConfig {
         let root = try compose(text, file: file)

@@ -69,13 +69,20 @@ stop_agent() {
 nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$cfg" >"$tmp/hup.log" 2>&1 &
 agent_pid=$!
 sleep 0.3
+{ node_yaml "$bpffs-hup"; for p in $(seq 1000 1300); do RING=65537 vip_yaml "$p" 10.0.9.2 10.0.9.4; done; } >"$cfg.new"
+mv "$cfg.new" "$cfg"   # one VIP more, written while the start runs
 kill -HUP "$agent_pid"
 reloaded() { grep -q "config reloaded" "$tmp/hup.log"; }
-check "SIGHUP 0.3 s after start (300 VIPs): the reload is queued and applied after the start" wait_until 30 reloaded
+check "SIGHUP 0.3 s after start (300 VIPs, the file now 301): the reload is queued and applied after the start" wait_until 30 reloaded
 check "... and the agent is still running" kill -0 "$agent_pid"
-check "... serving all 300 VIPs" test "$(status_json | json "len(d['vips'])")" = 300
+check "... serving all 301 VIPs" test "$(status_json | json "len(d['vips'])")" = 301
 reload_counted() { metrics >"$tmp/metrics.hup"; grep -q '^xdplb_agent_events_total{event="reload"} 1' "$tmp/metrics.hup"; }
 check "... and counting the reload" reload_counted
+kill -HUP "$agent_pid"
+unchanged() { grep -q "reload: the config file is unchanged" "$tmp/hup.log"; }
+check "SIGHUP with the file unchanged: answered without parsing or applying" wait_until 10 unchanged
+unchanged_counted() { metrics >"$tmp/metrics.hup"; grep -q '^xdplb_agent_events_total{event="reload_unchanged"} 1' "$tmp/metrics.hup" && grep -q '^xdplb_agent_events_total{event="reload"} 1' "$tmp/metrics.hup"; }
+check "... counted as reload_unchanged, not as a reload" unchanged_counted
 stop_agent
 x down --bpffs "$bpffs-hup" >/dev/null
 
