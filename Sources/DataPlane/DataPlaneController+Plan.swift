@@ -40,8 +40,8 @@ extension DataPlaneController {
             if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
             let ringBackends = v.maglevBackends(excluding: vipDown)
             do {
-                let inRing = try MaglevTable.check(backends: ringBackends, size: v.ringSize)
-                changed[v.name] = (vipDown, inRing.isEmpty ? [] : ringBackends)
+                let hasRing = try MaglevTable.check(backends: ringBackends, size: v.ringSize)
+                changed[v.name] = (vipDown, hasRing ? ringBackends : [])
             } catch {
                 throw BPFError("refused: build Maglev table for \(v.name): \(error)", errno: EINVAL)
             }

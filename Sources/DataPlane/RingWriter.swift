@@ -28,13 +28,14 @@ enum RingWriter {
         let tagBits = UInt16(truncatingIfNeeded: tag << UInt32(XDPLB_RING_ID_BITS))
         var byIndex = ids.map { UInt16(truncatingIfNeeded: $0) | tagBits }
         byIndex.append(tagBits)  // an empty slot: id 0
-        return table.slots.withUnsafeBufferPointer { slots in
+        let empty = MaglevTable.emptySlot
+        return table.slotIndexes.withUnsafeBufferPointer { slots in
             byIndex.withUnsafeBufferPointer { values in
                 let emptyValue = values[values.count - 1]
                 return [UInt16](unsafeUninitializedCapacity: slots.count) { out, count in
                     for i in 0..<slots.count {
-                        let s = Int(slots[i])
-                        out[i] = s < 0 ? emptyValue : values[s]
+                        let s = slots[i]
+                        out[i] = s == empty ? emptyValue : values[Int(s)]
                     }
                     count = slots.count
                 }

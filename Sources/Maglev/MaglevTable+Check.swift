@@ -1,9 +1,9 @@
 extension MaglevTable {
     /// Checks that `backends` and `size` make a valid table without building it:
     /// the errors ``init(backends:size:)`` throws, in the same order.
-    /// - Returns: the backends that would be in the ring (weight > 0), sorted.
+    /// - Returns: whether any backend would be in the ring (weight > 0).
     @discardableResult
-    public static func check(backends: [MaglevBackend], size: Int) throws(MaglevError) -> [MaglevBackend] {
+    public static func check(backends: [MaglevBackend], size: Int) throws(MaglevError) -> Bool {
         guard sizeRange.contains(size) else {
             throw .ringSizeOutOfRange(size: size)
         }
@@ -13,13 +13,8 @@ extension MaglevTable {
         guard backends.count <= maxBackends else {
             throw .tooManyBackends(count: backends.count)
         }
-        let sorted = backends.sorted { $0.identity.utf8.lexicographicallyPrecedes($1.identity.utf8) }
-        var seen = Set<String>(minimumCapacity: sorted.count)
-        for b in sorted {
-            if b.identity.isEmpty { throw .emptyIdentity }
-            if !seen.insert(b.identity).inserted { throw .duplicateBackend(identity: b.identity) }
-            if b.weight > maxWeight { throw .weightOutOfRange(identity: b.identity, weight: b.weight) }
-        }
-        return sorted.filter { $0.weight > 0 }
+        let ids = IdentityBytes(backends)
+        try validate(backends, order: ids.sortedOrder(), ids: ids)
+        return backends.contains { $0.weight > 0 }
     }
 }

@@ -135,39 +135,38 @@ public struct MaglevTable: Equatable, Sendable {
 
     /// A fingerprint of the table: 16 lowercase hex digits.
     ///
-    /// FNV-1a 64 over M as 8 little-endian bytes, then for each slot the UTF-8
-    /// identity of its backend (nothing for an empty slot) followed by a 0
-    /// byte. It depends only on which identity owns which slot, so two nodes
-    /// with the same backends and M print the same digest. Computed on each
-    /// access (O(M)).
+    /// Two parts, then mixed: `hb` = FNV-1a 64 over the ring's backends in
+    /// their sorted order, each identity's UTF-8 followed by a 0 byte; `hs` =
+    /// over the slots, four at a time, each slot's index into that list as a
+    /// little-endian u16 (0xFFFF: empty; the last word padded with 0xFFFF),
+    /// the four as one little-endian u64 word w: hs = (hs ^ w) · FNV prime,
+    /// from the FNV offset basis. digest = mix64(mix64(hb ^ M) ^ hs) with
+    /// SplitMix64's finaliser. It depends only on the backends and which one
+    /// owns which slot, so two nodes with the same backends and M print the
+    /// same digest. (Since 0.10: the 0.9 digest hashed every slot's identity
+    /// bytes, as costly as building the table.) Computed on each access (O(M/4)).
     public var digest: String {
-        // All identities back to back, with their start offsets.
-        var bytes: [UInt8] = []
-        var starts: [Int] = [0]
+        var hb = Self.fnvOffsetBasis
         for b in backends {
-            bytes.append(contentsOf: b.identity.utf8)
-            starts.append(bytes.count)
+            for byte in b.identity.utf8 { hb = (hb ^ UInt64(byte)) &* Self.fnvPrime }
+            hb = hb &* Self.fnvPrime  // the 0 terminator: h ^ 0 == h
         }
-        var h = Self.fnvOffsetBasis
-        var m = UInt64(size)
-        for _ in 0 ..< 8 {
-            h = (h ^ (m & 0xff)) &* Self.fnvPrime
-            m >>= 8
-        }
-        bytes.withUnsafeBufferPointer { ids in
-            starts.withUnsafeBufferPointer { st in
-                slotIndexes.withUnsafeBufferPointer { table in
-                    for s in table {
-                        if s != Self.emptySlot {
-                            for k in st[Int(s)] ..< st[Int(s) + 1] {
-                                h = (h ^ UInt64(ids[k])) &* Self.fnvPrime
-                            }
-                        }
-                        h = h &* Self.fnvPrime  // the 0 terminator: h ^ 0 == h
-                    }
-                }
+        var hs = Self.fnvOffsetBasis
+        slotIndexes.withUnsafeBufferPointer { table in
+            let n = table.count
+            var i = 0
+            while i + 4 <= n {
+                let w = UInt64(table[i]) | UInt64(table[i + 1]) << 16 | UInt64(table[i + 2]) << 32 | UInt64(table[i + 3]) << 48
+                hs = (hs ^ w) &* Self.fnvPrime
+                i += 4
+            }
+            if i < n {
+                var w: UInt64 = 0
+                for k in 0 ..< 4 { w |= UInt64(i + k < n ? table[i + k] : Self.emptySlot) << UInt64(16 * k) }
+                hs = (hs ^ w) &* Self.fnvPrime
             }
         }
+        let h = Self.mix64(Self.mix64(hb ^ UInt64(size)) ^ hs)
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
@@ -200,8 +199,10 @@ extension MaglevTable {
         var isASCII = true
 
         init(_ backends: [MaglevBackend]) {
+            let total = backends.reduce(0) { $0 + $1.identity.utf8.count }
+            precondition(total <= Int(Int32.max), "identities too long")
             keys.reserveCapacity(backends.count)
-            bytes.reserveCapacity(backends.reduce(0) { $0 + $1.identity.utf8.count })
+            bytes.reserveCapacity(total)
             for (i, b) in backends.enumerated() {
                 let start = bytes.count
                 bytes.append(contentsOf: b.identity.utf8)
@@ -225,7 +226,6 @@ extension MaglevTable {
                 for b in bytes { any |= b }
             }
             isASCII = any < 0x80
-            precondition(bytes.count <= Int(Int32.max), "identities too long")
         }
 
         /// The keys sorted by identity bytes (shorter first when one is a
@@ -297,9 +297,8 @@ extension MaglevTable {
                 try check(backends[Int(order[j].index)])
             }
             if let j = duplicate {
-                let b = backends[Int(order[j].index)]
-                if b.identity.isEmpty { throw .emptyIdentity }
-                throw .duplicateBackend(identity: b.identity)
+                // Not empty: its equal predecessor passed the check.
+                throw .duplicateBackend(identity: backends[Int(order[j].index)].identity)
             }
         } else {
             var seen = Set<String>(minimumCapacity: order.count)
@@ -383,41 +382,66 @@ extension MaglevTable {
     /// Taken slots are kept in a bitmap (M bits: 8 KiB at M = 65537, so the
     /// probing stays in L1); the table is only written, each slot once, so it
     /// needs no initial fill. The turns are round robin for equal weights and
-    /// ``turnOrder(weights:maxWeight:turns:)`` otherwise; the last
-    /// ``freeListTurns(size:)`` of them pick from the list of free slots.
+    /// come from ``WeightedTurns`` otherwise; unless one backend takes more
+    /// than 1/8 of them, the last ``freeListTurns(size:)`` pick from the list
+    /// of free slots.
     static func populate(walks: inout [Walk], weights: [UInt32], size m: Int) -> [UInt16] {
         let n = walks.count
         guard n > 0 else { return [UInt16](repeating: emptySlot, count: m) }
+        // One backend's walk visits every slot once and never meets a taken one.
+        guard n > 1 else { return [UInt16](repeating: 0, count: m) }
         let maxW = weights.max()!
-        let turns: [UInt16]? = weights.allSatisfy { $0 == maxW }
-            ? nil : turnOrder(weights: weights, maxWeight: maxW, turns: m)
-        let freeTurns = freeListTurns(size: m)
+        let equalWeights = weights.allSatisfy { $0 == maxW }
+        // The heaviest backend takes a share W/Σw of the turns; above 1/8 its
+        // turns often follow each other (see ``Filler/claim(_:branchless:)``),
+        // and its walk stays short to the end (its skipped slots are the few
+        // the others took), so the free list does not pay either (measured).
+        let sumW = weights.reduce(0) { $0 + Int($1) }
+        let branchless = sumW >= 8 * Int(maxW)
+        let freeTurns = branchless ? freeListTurns(size: m) : 0
         let walkTurns = m - freeTurns
 
         return [UInt16](unsafeUninitializedCapacity: m) { table, initialized in
             walks.withUnsafeMutableBufferPointer { walks in
                 var fill = Filler(table: table, walks: walks, size: m)
                 defer { fill.deallocate() }
-                if let turns {
-                    turns.withUnsafeBufferPointer { turns in
-                        for k in 0 ..< walkTurns { fill.claim(Int(turns[k])) }
-                        fill.collectFreeSlots(count: freeTurns)
-                        for k in walkTurns ..< m { fill.claimFromFreeList(Int(turns[k])) }
-                    }
-                } else {
-                    // One turn per backend per round, in sorted order, until M slots are taken.
-                    var i = 0
-                    for _ in 0 ..< walkTurns {
-                        fill.claim(i)
-                        i &+= 1
-                        if i == n { i = 0 }
-                    }
-                    fill.collectFreeSlots(count: freeTurns)
-                    for _ in walkTurns ..< m {
+                /// Turn k (0-based) for backend i.
+                @inline(__always)
+                func turn(_ k: Int, _ i: Int, branchless: Bool) {
+                    if k < walkTurns {
+                        fill.claim(i, branchless: branchless)
+                    } else {
+                        if k == walkTurns { fill.collectFreeSlots(count: freeTurns) }
                         fill.claimFromFreeList(i)
-                        i &+= 1
-                        if i == n { i = 0 }
                     }
+                }
+                if equalWeights {
+                    // One turn per backend per round, in sorted order, until M slots are taken.
+                    @inline(__always)
+                    func roundRobin(branchless: Bool) {
+                        var i = 0
+                        for k in 0 ..< m {
+                            turn(k, i, branchless: branchless)
+                            i &+= 1
+                            if i == n { i = 0 }
+                        }
+                    }
+                    if branchless { roundRobin(branchless: true) } else { roundRobin(branchless: false) }
+                } else {
+                    var turns = WeightedTurns(weights: weights, maxWeight: maxW)
+                    defer { turns.deallocate() }
+                    @inline(__always)
+                    func weighted(branchless: Bool) {
+                        var k = 0
+                        while true {
+                            for i in turns.nextWindow() {
+                                turn(k, Int(i), branchless: branchless)
+                                k &+= 1
+                                if k == m { return }
+                            }
+                        }
+                    }
+                    if branchless { weighted(branchless: true) } else { weighted(branchless: false) }
                 }
             }
             initialized = m
@@ -473,23 +497,31 @@ extension MaglevTable {
         /// Four candidates at a time: they depend only on the cursor, so their
         /// steps and bitmap reads overlap, the first free one is selected
         /// without branches, and there is one loop branch per four probes.
+        /// That suits turns that go to different backends one after another.
+        /// When one backend takes most turns (`branchless` false), its next
+        /// claim would wait for this one's selection, so the cursor's own slot
+        /// is tried first with a branch, which the CPU predicts past.
         @inline(__always)
-        func claim(_ i: Int) {
+        func claim(_ i: Int, branchless: Bool) {
             let w = walks[i]
             let b1 = Int(w.back1), b2 = Int(w.back2), b3 = Int(w.back3), b4 = Int(w.back4)
             var c = Int(w.cursor)
             var chosen: Int
-            // M is prime and 1 ≤ skip < M, so the walk visits every slot: it ends.
-            while true {
-                let c1 = step(c, b1), c2 = step(c, b2), c3 = step(c, b3)
-                let t0 = isTaken(c), t1 = isTaken(c1), t2 = isTaken(c2), t3 = isTaken(c3)
-                if t0 & t1 & t2 & t3 == 0 {
-                    chosen = t2 == 0 ? c2 : c3
-                    chosen = t1 == 0 ? c1 : chosen
-                    chosen = t0 == 0 ? c : chosen
-                    break
+            if !branchless && isTaken(c) == 0 {
+                chosen = c
+            } else {
+                // M is prime and 1 ≤ skip < M, so the walk visits every slot: it ends.
+                while true {
+                    let c1 = step(c, b1), c2 = step(c, b2), c3 = step(c, b3)
+                    let t0 = isTaken(c), t1 = isTaken(c1), t2 = isTaken(c2), t3 = isTaken(c3)
+                    if t0 & t1 & t2 & t3 == 0 {
+                        chosen = t2 == 0 ? c2 : c3
+                        chosen = t1 == 0 ? c1 : chosen
+                        chosen = t0 == 0 ? c : chosen
+                        break
+                    }
+                    c = step(c, b4)
                 }
-                c = step(c, b4)
             }
             taken[chosen &>> 6] |= 1 &<< UInt64(chosen & 63)
             table[chosen] = UInt16(truncatingIfNeeded: i)
@@ -563,106 +595,6 @@ extension MaglevTable {
         }
     }
 
-    /// The weighted turns, as backend indexes in the order they are taken:
-    /// at least `count` of them (the fill uses the first `count`).
-    ///
-    /// Every round each backend adds its weight w to its credit; one whose
-    /// credit reaches the largest weight W takes a turn (in sorted order) and
-    /// pays W. When the rounds are few for the backends (R·N ≤ 4·M for about
-    /// R rounds) that is run as written, without branches. Otherwise (a few
-    /// heavy backends among many light ones: many rounds where most backends
-    /// idle) the turns are counting-sorted by round: with credit starting at
-    /// 0, backend i has taken ⌊r·w/W⌋ turns after round r, so its t-th turn
-    /// falls in round ⌈t·W/w⌉ (w ≤ W: at most one turn a round), and turns are
-    /// taken in (round, sorted index) order. Either way the order is that of
-    /// the former min-heap of `round << 12 | index` keys, in O(M + N) or
-    /// O(R·N) instead of O(M log N).
-    ///
-    /// After round R the backends have taken T(R) = Σ⌊R·w/W⌋ > R·Σw/W − N
-    /// turns, so all `count` turns fall in rounds up to R = ⌈(count + N)·W/Σw⌉.
-    static func turnOrder(weights: [UInt32], maxWeight maxW: UInt32, turns count: Int) -> [UInt16] {
-        let n = weights.count
-        let bigW = UInt64(maxW)
-        let sumW = weights.reduce(UInt64(0)) { $0 + UInt64($1) }
-        let lastRound = Int(((UInt64(count + n)) * bigW + sumW - 1) / sumW)
-        if lastRound * n <= 4 * count {
-            return creditRounds(weights: weights, maxWeight: maxW, turns: count)
-        }
-        // Turns per backend through lastRound, and the total.
-        var total = 0
-        for w in weights { total += Int(UInt64(lastRound) * UInt64(w) / bigW) }
-        precondition(total >= count, "weighted turns: \(total) through round \(lastRound), need \(count)")
-
-        // roundStart[r]: where round r's turns begin in the order (rounds 1 ... lastRound).
-        var roundStart = [UInt32](repeating: 0, count: lastRound + 2)
-        return roundStart.withUnsafeMutableBufferPointer { roundStart in
-            // Visits the rounds of backend i's turns 1, 2, … within lastRound:
-            // ⌈t·W/w⌉ kept as quotient q and remainder rem of t·W by w.
-            @inline(__always)
-            func forEachRound(_ w: UInt32, _ body: (Int) -> Void) {
-                let w = Int(w), bigW = Int(maxW)
-                let step = bigW / w, stepRem = bigW % w
-                var q = step, rem = stepRem
-                var left = lastRound * w / bigW
-                while left > 0 {
-                    body(rem == 0 ? q : q + 1)
-                    q += step
-                    rem += stepRem
-                    if rem >= w { rem -= w; q += 1 }
-                    left -= 1
-                }
-            }
-            weights.withUnsafeBufferPointer { weights in
-                for i in 0 ..< n {
-                    forEachRound(weights[i]) { r in roundStart[r + 1] &+= 1 }
-                }
-            }
-            // Exclusive prefix sums: roundStart[r] = turns in rounds < r.
-            var sum: UInt32 = 0
-            for r in 0 ..< roundStart.count {
-                sum &+= roundStart[r]
-                roundStart[r] = sum
-            }
-            return [UInt16](unsafeUninitializedCapacity: total) { order, initialized in
-                weights.withUnsafeBufferPointer { weights in
-                    for i in 0 ..< n {
-                        let index = UInt16(truncatingIfNeeded: i)
-                        forEachRound(weights[i]) { r in
-                            order[Int(roundStart[r])] = index
-                            roundStart[r] &+= 1
-                        }
-                    }
-                }
-                initialized = total
-            }
-        }
-    }
-
-    /// The credit rounds of ``turnOrder(weights:maxWeight:turns:)`` as
-    /// written: at least `count` turns (the rest of the last round may follow).
-    static func creditRounds(weights: [UInt32], maxWeight maxW: UInt32, turns count: Int) -> [UInt16] {
-        let n = weights.count
-        var credit = [UInt32](repeating: 0, count: n)
-        return [UInt16](unsafeUninitializedCapacity: count + n) { order, initialized in
-            credit.withUnsafeMutableBufferPointer { credit in
-                weights.withUnsafeBufferPointer { weights in
-                    var emitted = 0
-                    while emitted < count {
-                        for i in 0 ..< n {
-                            // Write the index always; keep it only if the backend has a turn.
-                            let c = credit[i] &+ weights[i]
-                            let turn = c >= maxW
-                            credit[i] = turn ? c &- maxW : c
-                            order[emitted] = UInt16(truncatingIfNeeded: i)
-                            emitted &+= turn ? 1 : 0
-                        }
-                    }
-                    initialized = emitted
-                }
-            }
-        }
-    }
-
     /// `s⁻¹ mod m` for a prime `m` and 0 < s < m (extended Euclid).
     static func inverse(_ s: Int, modulo m: Int) -> UInt32 {
         var r0 = UInt32(m), r1 = UInt32(s)
@@ -674,5 +606,106 @@ extension MaglevTable {
         }
         precondition(r0 == 1, "skip must be invertible modulo the prime ring size")
         return UInt32(t0 < 0 ? t0 + Int32(m) : t0)
+    }
+
+    /// The weighted turn order, produced a window of rounds at a time into
+    /// small reused buffers (no order array of M entries).
+    ///
+    /// Every round each backend adds its weight w to its credit; one whose
+    /// credit reaches the largest weight W takes a turn (in sorted order) and
+    /// pays W. With credit starting at 0, backend i has taken ⌊r·w/W⌋ turns
+    /// after round r, so its t-th turn falls in round ⌈t·W/w⌉ (w ≤ W: at most
+    /// one turn a round), and turns are taken in (round, sorted index) order.
+    /// A window's turns are counting-sorted by round, visiting backends in
+    /// index order so that ties stay in index order. This is the order of the
+    /// former min-heap of `round << 12 | index` keys, in O(M + N·windows)
+    /// instead of O(M log N), and it never visits idle backends round by round.
+    struct WeightedTurns {
+        let n: Int
+        let weights: UnsafeMutableBufferPointer<UInt32>
+        /// ⌊W/w⌋ and W mod w per backend.
+        let step: UnsafeMutableBufferPointer<UInt32>
+        let stepRem: UnsafeMutableBufferPointer<UInt32>
+        /// Backend i's next turn t as t·W = quotient·w + remainder: its round
+        /// is the quotient, plus 1 if the remainder is not 0.
+        let quotient: UnsafeMutableBufferPointer<UInt32>
+        let remainder: UnsafeMutableBufferPointer<UInt32>
+        /// Rounds per window: a window holds at most `order.count` turns.
+        let windowRounds: Int
+        /// Per round of the window: its turn count, then where its turns go.
+        let position: UnsafeMutableBufferPointer<UInt16>
+        /// The current window's turns.
+        let order: UnsafeMutableBufferPointer<UInt16>
+        /// The first round of the next window.
+        var nextRound = 1
+
+        /// Turns per window (about; at most this plus N).
+        static let windowTurns = 16384
+
+        init(weights w: [UInt32], maxWeight maxW: UInt32) {
+            n = w.count
+            weights = .allocate(capacity: n)
+            _ = weights.initialize(from: w)
+            step = .allocate(capacity: n)
+            stepRem = .allocate(capacity: n)
+            quotient = .allocate(capacity: n)
+            remainder = .allocate(capacity: n)
+            for i in 0 ..< n {
+                step[i] = maxW / w[i]
+                stepRem[i] = maxW % w[i]
+                quotient[i] = step[i]  // turn 1: 1·W
+                remainder[i] = stepRem[i]
+            }
+            // L rounds hold at most Σ⌈L·w/W⌉ < L·Σw/W + N turns.
+            let sumW = w.reduce(0) { $0 + Int($1) }
+            windowRounds = max(1, Self.windowTurns * Int(maxW) / sumW)
+            position = .allocate(capacity: windowRounds + 1)
+            order = .allocate(capacity: Self.windowTurns + n)
+        }
+
+        func deallocate() {
+            for b in [weights, step, stepRem, quotient, remainder] { b.deallocate() }
+            position.deallocate()
+            order.deallocate()
+        }
+
+        /// Fills ``order`` with the turns of the next window and returns them.
+        mutating func nextWindow() -> UnsafeBufferPointer<UInt16> {
+            let first = nextRound, end = nextRound + windowRounds
+            nextRound = end
+            position.initialize(repeating: 0)
+            // Visits backend i's turns in rounds before `end`, advancing (q, rem).
+            @inline(__always)
+            func forEachTurn(_ i: Int, _ q: inout UInt32, _ rem: inout UInt32, _ body: (Int) -> Void) {
+                let w = weights[i], s = step[i], sr = stepRem[i]
+                while true {
+                    let round = Int(q) + (rem == 0 ? 0 : 1)
+                    if round >= end { return }
+                    body(round &- first)
+                    let r = rem &+ sr
+                    let carry = r >= w
+                    rem = carry ? r &- w : r
+                    q &+= s &+ (carry ? 1 : 0)
+                }
+            }
+            // Count per round (on copies of the state), then place in index order.
+            for i in 0 ..< n {
+                var q = quotient[i], rem = remainder[i]
+                forEachTurn(i, &q, &rem) { r in position[r + 1] &+= 1 }
+            }
+            var sum: UInt16 = 0
+            for r in 0 ... windowRounds {
+                sum &+= position[r]
+                position[r] = sum
+            }
+            for i in 0 ..< n {
+                let index = UInt16(truncatingIfNeeded: i)
+                forEachTurn(i, &quotient[i], &remainder[i]) { r in
+                    order[Int(position[r])] = index
+                    position[r] &+= 1
+                }
+            }
+            return UnsafeBufferPointer(rebasing: order[0 ..< Int(sum)])
+        }
     }
 }
