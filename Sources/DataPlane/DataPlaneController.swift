@@ -137,25 +137,35 @@ public final class DataPlaneController: @unchecked Sendable {
         pendingVIPs = []
         pendingPrevious = []
         try applyNode(config.node)
-        var upSomewhere: Set<IPAddress> = []
-        for v in config.vips {
-            let d = downByVIP[v.name] ?? []
-            for b in v.backends where !d.contains(b.address) { upSomewhere.insert(b.address) }
+        let index = plan.index
+        // Backends down for every VIP they are in (the rest are up somewhere).
+        var downEverywhere: Set<IPAddress> = []
+        for (name, d) in downByVIP where !d.isEmpty {
+            for a in d where !downEverywhere.contains(a) {
+                guard let vipIndexes = index.vipsOf[a], vipIndexes.contains(where: { index.vips[$0].name == name }) else { continue }
+                if !vipIndexes.contains(where: { !(downByVIP[index.vips[$0].name]?.contains(a) ?? false) }) { downEverywhere.insert(a) }
+            }
         }
 
         // 1. Backends: one entry per address across all VIPs; draining = weight 0 everywhere.
         // A backend now down everywhere stays present until the rings without it are in (a
         // packet still hashed to it meanwhile is sent on, not dropped), then loses the flag.
+        // Nothing to do when the backend set, who is down everywhere and the next hops are
+        // those of the last apply.
         var clearPresentAfterRings: [(id: UInt32, entry: xdplb_backend)] = []
-        let weights = plan.weights
-        for (addr, w) in weights.sorted(by: { $0.key < $1.key }) {
+        let weights = index.weights
+        let backendsUnchanged = lastBackendInputs.map { $0.index === index && $0.downEverywhere == downEverywhere && $0.nextHops == nextHops } ?? false
+        lastBackendInputs = nil   // set again once this apply has written everything
+        // New backends take ids in address order (the same ids on every run of the same config).
+        for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { _ = try backendID(for: addr) }
+        for (addr, w) in backendsUnchanged ? [:] : weights {
             let id = try backendID(for: addr)
             var e = backendEntries[id] ?? xdplb_backend()
             let old = e
             e.addr = ABI.addr(addr)
             e.gen = backendGens[id] ?? 0
             e.flags = addr.isV6 ? UInt32(XDPLB_BACKEND_F_IPV6) : 0
-            if upSomewhere.contains(addr) { e.flags |= UInt32(XDPLB_BACKEND_F_PRESENT) }
+            if !downEverywhere.contains(addr) { e.flags |= UInt32(XDPLB_BACKEND_F_PRESENT) }
             if w == 0 { e.flags |= UInt32(XDPLB_BACKEND_F_DRAINING) }
             if let nh = nextHops[addr] {
                 e.flags |= UInt32(XDPLB_BACKEND_F_NEXTHOP)
@@ -206,6 +216,7 @@ public final class DataPlaneController: @unchecked Sendable {
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         // Rings are built on every core, a chunk at a time (each holds an open map until swapped in).
         let changedVIPs = config.vips.filter { plan.changed[$0.name] != nil }
+        var idByIdentity: [String: UInt32]?
         for chunk in stride(from: 0, to: changedVIPs.count, by: Self.ringsPerFlush) {
             let part = changedVIPs[chunk..<min(chunk + Self.ringsPerFlush, changedVIPs.count)]
             var requests: [RingRequest] = []
@@ -216,8 +227,10 @@ public final class DataPlaneController: @unchecked Sendable {
                 requestOf[v.name] = requests.count
                 requests.append(RingRequest(name: v.name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v)))
             }
-            let ids = backendIDs
-            let built = RingWriter.build(requests) { identity in IPAddress(identity).flatMap { ids[$0] } ?? 0 }
+            // Identities are the canonical address text: map them to ids once, not per ring.
+            if idByIdentity == nil { idByIdentity = Dictionary(backendIDs.map { ($0.key.description, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+            let ids = idByIdentity!
+            let built = RingWriter.build(requests) { identity in ids[identity] ?? 0 }
             for v in part {
                 var ring: BuiltRing?
                 if let i = requestOf[v.name] { ring = try built[i].get() }
@@ -226,8 +239,11 @@ public final class DataPlaneController: @unchecked Sendable {
             }
             try flushPending()
         }
-        try writeVIPTable()
-        try writeVIPAddrs()
+        // The VIP table and address set change only with the VIPs or their entries.
+        if !report.ringsReplaced.isEmpty || !report.vipsRemoved.isEmpty || vipTable == nil || writtenVIPAddrs == nil {
+            try writeVIPTable()
+            try writeVIPAddrs()
+        }
         for (id, e) in clearPresentAfterRings {
             try maps.backends.update(id, e)
             backendEntries[id] = e
@@ -242,9 +258,15 @@ public final class DataPlaneController: @unchecked Sendable {
             freeBackendIDs.released.append(id)
             report.backendsRemoved += 1
         }
+        lastBackendInputs = clearPresentAfterRings.isEmpty ? (index, downEverywhere, nextHops) : nil
         report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         return report
     }
+
+    /// What step 1 of the last apply wrote the backend entries from.
+    private var lastBackendInputs: (index: ConfigIndex, downEverywhere: Set<IPAddress>, nextHops: [IPAddress: NextHop])?
+    /// The index of the last config planned (rebuilt only when its VIPs change).
+    var configIndex: ConfigIndex?
 
     /// Takes the address's id, allocating one for a new backend; a (re)assigned
     /// id starts with zeroed per-backend counters (they belonged to its last owner).
