@@ -89,6 +89,7 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-stdlib"]), .linkedLibrary("CoreFoundation"), .linkedLibrary("_FoundationCollections"),
                              .linkedLibrary("_FoundationICU"), .linkedLibrary("_FoundationCShims")]
         ),
+        .testTarget(name: "HealthTests", dependencies: ["Health", "Config", "NetAddress", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MaglevTests", dependencies: ["Maglev", "NetAddress"]),
         .testTarget(name: "ServiceNotifyTests", dependencies: ["ServiceNotify"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NetAddress"]),

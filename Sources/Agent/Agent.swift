@@ -256,10 +256,12 @@ public actor Agent {
     /// - Returns: a one-line summary.
     public func reload() async throws -> String {
         // The same bytes as the running file: nothing to parse, check or apply.
+        // Still a reconcile (cheap when nothing changed), so a reload retries one that failed.
         if ConfigLoader.fingerprint(path: configPath) == fileFingerprint {
             events["reload_unchanged", default: 0] += 1
             logger.info("reload: the config file is unchanged", metadata: ["file": "\(configPath)"])
-            return "unchanged \(configPath): \(config.vips.count) VIPs"
+            try await reconcileWithHealth(reason: "reload (file unchanged)")
+            return "unchanged \(configPath): \(config.vips.count) VIPs, reconciled"
         }
         var new: XdplbConfig
         var fingerprint = ""

@@ -131,16 +131,17 @@ public final class Metrics: @unchecked Sendable {
                  status.node.attached == false ? 0 : 1)
         setGauge("xdplb_reconcile_last_seconds", "Duration of the last reconcile.", [], status.node.lastReconcileMs / 1000)
         if let l = status.probeLateness {
-            for (q, ms) in [("0.5", l.p50Ms), ("0.99", l.p99Ms), ("1", l.maxMs)] {
+            // A gauge per statistic (a "quantile" label is reserved for summaries).
+            for (stat, ms) in [("p50", l.p50Ms), ("p99", l.p99Ms), ("max", l.maxMs)] {
                 setGauge("xdplb_health_probe_lateness_seconds",
-                         "How much later than scheduled health probes started, over the last 10 s: quantile 0.5, 0.99 and 1 (the largest).",
-                         [("quantile", q)], ms / 1000)
+                         "How much later than scheduled health probes started, over the last 10 s: stat p50, p99 and max.",
+                         [("stat", stat)], ms / 1000)
             }
         }
         setGauge("xdplb_build_info", "Always 1; the labels name the running release.", [("version", XdplbVersion.string)], 1)
         // Every known event exists from the start (at 0), so rate() and alerts see its first occurrence.
         for (e, n) in events.merging(Metrics.knownEvents.map { ($0, 0) }, uniquingKeysWith: { a, _ in a }) {
-            setCounter("xdplb_agent_events", "Agent events: reconcile, reconcile_failed, reload, reload_failed, all_down, detached, cluster_applied, cluster_refused.", [("event", e)], Double(n))
+            setCounter("xdplb_agent_events", "Agent events: reconcile, reconcile_failed, reload, reload_failed, reload_unchanged, all_down, detached, cluster_applied, cluster_refused.", [("event", e)], Double(n))
         }
         dropUnseen()
         return registry.emitToString()

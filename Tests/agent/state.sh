@@ -80,7 +80,7 @@ reload_counted() { metrics >"$tmp/metrics.hup"; grep -q '^xdplb_agent_events_tot
 check "... and counting the reload" reload_counted
 kill -HUP "$agent_pid"
 unchanged() { grep -q "reload: the config file is unchanged" "$tmp/hup.log"; }
-check "SIGHUP with the file unchanged: answered without parsing or applying" wait_until 10 unchanged
+check "SIGHUP with the file unchanged: not parsed again" wait_until 10 unchanged
 unchanged_counted() { metrics >"$tmp/metrics.hup"; grep -q '^xdplb_agent_events_total{event="reload_unchanged"} 1' "$tmp/metrics.hup" && grep -q '^xdplb_agent_events_total{event="reload"} 1' "$tmp/metrics.hup"; }
 check "... counted as reload_unchanged, not as a reload" unchanged_counted
 stop_agent
@@ -192,13 +192,15 @@ if adm reload >"$tmp/reload.out" 2>&1; then bad "a reload whose write fails (inj
 fi
 check "... status still lists only the old VIPs" test "$(status_json | json "','.join(v['name'] for v in d['vips'])")" = "10.100.0.1:53/udp,10.100.0.1:54/udp"
 check "... and the error is logged" grep -q "reload failed and was rolled back" "$tmp/agent.log"
-# 4,095 other backends: a valid config (4,095 is the limit), but the 2 running ones hold ids until it is applied.
+# 16,383 other backends: a valid config (16,383 is the limit; at most 4,000 per VIP), but the 2
+# running ones hold ids until it is applied.
 others() { python3 -c "print(' '.join(f'10.1.{i // 250}.{i % 250 + 1}' for i in range($1, $2)))"; }
-{ node_yaml "$bpffs"; vip_yaml 53 $(others 0 2048); vip_yaml 54 $(others 2048 4095); } >"$cfg"
-check "the 4,095-backend config passes config check" x config check "$cfg"
+{ node_yaml "$bpffs"; vip_yaml 53 $(others 0 4000); vip_yaml 54 $(others 4000 8000); vip_yaml 55 $(others 8000 12000)
+  vip_yaml 56 $(others 12000 16000); vip_yaml 57 $(others 16000 16383); } >"$cfg"
+check "the 16,383-backend config passes config check" x config check "$cfg"
 if adm reload >"$tmp/reload.out" 2>&1; then bad "a reload needing more backend ids than are free is refused (it succeeded)"; else
 	check "a reload needing more backend ids than are free is refused with the numbers" grep -qF \
-		"the data plane can't hold this config, keeping the running one: refused: 4095 new backends need ids but only 4093 of 4095 are free" "$tmp/reload.out"
+		"the data plane can't hold this config, keeping the running one: refused: 16383 new backends need ids but only 16381 of 16383 are free" "$tmp/reload.out"
 fi
 dump_maps >"$tmp/maps.after"
 check "... backends, VIPs and rings unchanged" cmp "$tmp/maps.before" "$tmp/maps.after"
