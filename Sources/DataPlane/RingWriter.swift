@@ -58,51 +58,20 @@ enum RingWriter {
         return ring
     }
 
-    /// Builds every request on up to `concurrency` threads; results in request order.
-    /// `ids` gives a backend identity's node-local id (0 when it has none).
-    static func build(_ requests: [RingRequest], ids: @Sendable (String) -> UInt32,
-                      concurrency: Int = defaultConcurrency) -> [Result<BuiltRing, BPFError>] {
-        let out = ResultSlots<Result<BuiltRing, BPFError>>(count: requests.count)
-        let workers = max(1, min(concurrency, requests.count))
-        let next = AtomicCounter()
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let i = next.take()
-                if i >= requests.count { break }
-                let r = requests[i]
-                out[i] = Result { () throws(BPFError) -> BuiltRing in
-                    let table: MaglevTable
-                    do { table = try MaglevTable(backends: r.backends, size: r.size) } catch {
-                        throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
-                    }
-                    let map = try write(table, ids: table.backends.map { ids($0.identity) }, tag: r.tag, name: r.name)
-                    return BuiltRing(map: map, summary: RingSummary(table))
+    /// Builds every request on every core (``MaglevTable/parallelMap(_:maxConcurrency:_:)``);
+    /// results in request order. `ids` gives a backend identity's node-local id (0 when it has none).
+    static func build(_ requests: [RingRequest], ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
+        let tables = requests.map { MaglevTable.Request(backends: $0.backends, size: $0.size) }
+        return MaglevTable.parallelMap(tables) { i in
+            let r = requests[i]
+            return Result { () throws(BPFError) -> BuiltRing in
+                let table: MaglevTable
+                do { table = try MaglevTable(backends: r.backends, size: r.size) } catch {
+                    throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
                 }
+                let map = try write(table, ids: table.backends.map { ids($0.identity) }, tag: r.tag, name: r.name)
+                return BuiltRing(map: map, summary: RingSummary(table))
             }
         }
-        return out.values
     }
-
-    /// One worker per core.
-    static var defaultConcurrency: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
-}
-
-/// A fixed number of result slots that distinct threads fill by index.
-final class ResultSlots<T>: @unchecked Sendable {
-    private var storage: [T?]
-    private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    subscript(i: Int) -> T? {
-        get { lock.withLock { storage[i] } }
-        set { lock.withLock { storage[i] = newValue } }
-    }
-    /// Every slot's value (all must be set).
-    var values: [T] { lock.withLock { storage.map { $0! } } }
-}
-
-/// Hands out 0, 1, 2, ... to any number of threads.
-final class AtomicCounter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-    func take() -> Int { lock.withLock { defer { value += 1 }; return value } }
 }

@@ -41,14 +41,31 @@ extension MaglevTable {
         _ requests: [Request],
         maxConcurrency: Int = ProcessInfo.processInfo.activeProcessorCount
     ) -> [Result<MaglevTable, MaglevError>] {
+        parallelMap(requests, maxConcurrency: maxConcurrency) { result(requests[$0]) }
+    }
+
+    /// Runs `body` once for each index of `requests`, several at a time, in the
+    /// chunks ``build(_:maxConcurrency:)`` uses (about equal estimated work):
+    /// for work that builds a table and does more with it (the data plane
+    /// writes each into a ring map). `body` must only read shared state.
+    /// - Parameters:
+    ///   - requests: The tables the work builds (only their sizes are read here).
+    ///   - maxConcurrency: The most bodies running at the same time; 1 or less
+    ///     runs them one after another on the calling thread.
+    /// - Returns: One result per request, in request order.
+    public static func parallelMap<T>(
+        _ requests: [Request],
+        maxConcurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
+        _ body: @Sendable (Int) -> T
+    ) -> [T] {
         let chunks = min(max(1, maxConcurrency), requests.count)
-        guard chunks > 1 else { return requests.map(result) }
+        guard chunks > 1 else { return requests.indices.map(body) }
         let plan = Self.chunks(requests, count: chunks)
-        return [Result<MaglevTable, MaglevError>](unsafeUninitializedCapacity: requests.count) { buffer, initialized in
+        return [T](unsafeUninitializedCapacity: requests.count) { buffer, initialized in
             let out = ResultSlots(buffer)
             DispatchQueue.concurrentPerform(iterations: plan.count) { chunk in
                 for i in plan[chunk] {
-                    out.initialize(i, to: result(requests[i]))
+                    out.initialize(i, to: body(i))
                 }
             }
             // Every index is in exactly one chunk, so every element is initialized.
@@ -90,15 +107,15 @@ extension MaglevTable {
 
     /// The results being built: each index is written by exactly one task, once,
     /// and read only after all tasks have finished, so sharing the buffer is safe.
-    struct ResultSlots: @unchecked Sendable {
-        let buffer: UnsafeMutableBufferPointer<Result<MaglevTable, MaglevError>>
+    struct ResultSlots<T>: @unchecked Sendable {
+        let buffer: UnsafeMutableBufferPointer<T>
 
-        init(_ buffer: UnsafeMutableBufferPointer<Result<MaglevTable, MaglevError>>) {
+        init(_ buffer: UnsafeMutableBufferPointer<T>) {
             self.buffer = buffer
         }
 
         /// Initializes the (uninitialized) element `i`.
-        func initialize(_ i: Int, to value: Result<MaglevTable, MaglevError>) {
+        func initialize(_ i: Int, to value: T) {
             precondition(i >= 0 && i < buffer.count, "result index out of range")
             (buffer.baseAddress! + i).initialize(to: value)
         }
