@@ -103,17 +103,10 @@ public final class PinnedDataPlane: @unchecked Sendable {
         for name in BalancerMaps.names where BPFFS.exists("\(dir)/\(name)") {
             reusing[name] = try BPFMap.openPinned("\(dir)/\(name)", name: name)
         }
-        // The ABI of the agent that wrote the pins: another one means a migration.
+        // The ABI of the agent that wrote the pins: another one means a migration (e.g. ABI 3's
+        // smaller counter array, ABI 4's 4-byte ring slots), handled by PinMigration.
         let pinnedABI = try reusing[XDPLB_MAP_CONFIG]?.lookup(UInt32(0), as: xdplb_node_cfg.self)?.abi_version ?? UInt32(XDPLB_ABI_VERSION)
         let migrating = !reusing.isEmpty && pinnedABI != UInt32(XDPLB_ABI_VERSION)
-        // ABI 3 sized the counter array to its counters; ABI 4 leaves room (XDPLB_CNT_SLOTS).
-        // Such a pinned array is migrated: its counts are copied into the new one, which
-        // replaces the pin once the new program is loaded.
-        var migrateCounters: BPFMap?
-        if let c = reusing[XDPLB_MAP_COUNTERS], c.info.maxEntries != UInt32(XDPLB_CNT_SLOTS) {
-            migrateCounters = c
-            reusing[XDPLB_MAP_COUNTERS] = nil
-        }
         var lruSize = node.lruSize
         if let ct = reusing[XDPLB_MAP_CT], Int(ct.info.maxEntries) != Conntrack.buckets(forFlows: lruSize) {
             let pinned = Int(ct.info.maxEntries) * Conntrack.ways
@@ -137,16 +130,6 @@ public final class PinnedDataPlane: @unchecked Sendable {
                 "abi.pinned": "\(pinnedABI)", "abi.now": "\(XDPLB_ABI_VERSION)",
                 "maps.new": "\(balancer.notReused.keys.sorted().joined(separator: ","))",
                 "copied": "\(copied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ","))",
-            ])
-        }
-        if let old = migrateCounters {
-            for id in 0..<min(old.info.maxEntries, UInt32(XDPLB_CNT_SLOTS)) {
-                let values = try old.lookupPerCPU(id, as: xdplb_counter.self)
-                if !values.isEmpty { try balancer.maps.counters.updatePerCPU(id, values: values) }
-            }
-            try BPFFS.unpin("\(dir)/\(XDPLB_MAP_COUNTERS)")
-            logger.notice("pinned counter array migrated to the new layout", metadata: [
-                "slots.pinned": "\(old.info.maxEntries)", "slots.now": "\(XDPLB_CNT_SLOTS)",
             ])
         }
         var pending: [String: BPFMap] = [:]

@@ -10,22 +10,15 @@ import CXdplb
 /// before the new program is attached. A map of the same layout (conntrack,
 /// config) is reused as is and never reaches this.
 public enum PinMigration {
-    /// The maps whose contents are copied, with what is kept.
-    public static let copied: [String: String] = [
-        XDPLB_MAP_BACKENDS: "backend ids and generations",
-        XDPLB_MAP_VIPS: "VIP slots",
-        XDPLB_MAP_COUNTERS: "global counters",
-        XDPLB_MAP_VIP_STATS: "per-VIP counters",
-        XDPLB_MAP_BACKEND_STATS: "per-backend counters",
-    ]
-
     /// Maps whose inner layout changed with ABI 5 (2-byte ring slots): pins of
     /// an older ABI are never reused, even where the outer map would fit.
     public static func layoutChanged(pinnedABI: UInt32) -> Set<String> {
         pinnedABI < 5 ? [XDPLB_MAP_RINGS, XDPLB_MAP_RINGS_PREV] : []
     }
 
-    /// Copies the contents of `old` (pinned maps by name, not reused) into `maps`.
+    /// Copies the contents of `old` (pinned maps by name, not reused) into `maps`:
+    /// backend entries (ids and generations), VIP entries (slots), the global,
+    /// per-VIP and per-backend counters; other maps are left to the first apply.
     /// - Returns: entries copied per map name; maps left to the first apply are absent.
     /// - Throws: `BPFError` when an old map can't be read or a new one written.
     @discardableResult
