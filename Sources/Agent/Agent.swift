@@ -79,7 +79,11 @@ public actor Agent {
         self.logger = logger
         self.configPath = configPath
         var cfg: XdplbConfig
-        do { (cfg, fileFingerprint) = try ConfigLoader.loadWithFingerprint(path: configPath) } catch { throw AgentError(error.description) }
+        do {
+            let data = try ConfigLoader.read(path: configPath)
+            cfg = try ConfigLoader.parse(data, file: configPath)
+            fileFingerprint = ConfigLoader.fingerprint(data)
+        } catch { throw AgentError(error.description) }
         fileConfig = cfg
         if let cl = cfg.cluster {
             let m: ClusterMember
@@ -255,21 +259,24 @@ public actor Agent {
     /// Re-reads the config file; an invalid file is refused and nothing changes.
     /// - Returns: a one-line summary.
     public func reload() async throws -> String {
-        // The same bytes as the running file: nothing to parse, check or apply.
-        // Still a reconcile (cheap when nothing changed), so a reload retries one that failed.
-        if ConfigLoader.fingerprint(path: configPath) == fileFingerprint {
+        func refused(_ error: ConfigError) -> AgentError {
+            events["reload_failed", default: 0] += 1
+            logger.error("reload refused: invalid config, keeping the running one", metadata: ["error": "\(error.description)"])
+            return AgentError(error.description)
+        }
+        let data: Data
+        do { data = try ConfigLoader.read(path: configPath) } catch { throw refused(error) }
+        // The same bytes as the running file: not parsed again, still a reconcile (cheap when
+        // nothing changed), so a reload retries one that failed.
+        let fingerprint = ConfigLoader.fingerprint(data)
+        if fingerprint == fileFingerprint {
             events["reload_unchanged", default: 0] += 1
             logger.info("reload: the config file is unchanged", metadata: ["file": "\(configPath)"])
             try await reconcileWithHealth(reason: "reload (file unchanged)")
             return "unchanged \(configPath): \(config.vips.count) VIPs, reconciled"
         }
         var new: XdplbConfig
-        var fingerprint = ""
-        do { (new, fingerprint) = try ConfigLoader.loadWithFingerprint(path: configPath) } catch {
-            events["reload_failed", default: 0] += 1
-            logger.error("reload refused: invalid config, keeping the running one", metadata: ["error": "\(error.description)"])
-            throw AgentError(error.description)
-        }
+        do { new = try ConfigLoader.parse(data, file: configPath) } catch { throw refused(error) }
         let o = config.node, n = new.node
         var fixed: [String] = []
         if o.interface != n.interface { fixed.append("node.interface") }

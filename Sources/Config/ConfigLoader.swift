@@ -50,23 +50,20 @@ public enum ConfigLoader {
     /// Loads and validates the file at `path`.
     /// - Throws: `ConfigError` listing every problem found.
     public static func load(path: String) throws(ConfigError) -> XdplbConfig {
+        try parse(read(path: path), file: path)
+    }
+
+    /// The bytes of a configuration file, or the error `load` gives for it.
+    public static func read(path: String) throws(ConfigError) -> Data {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(issues: [ConfigIssue(file: path, keyPath: "", reason: "cannot read the file (missing or not readable)")])
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        return data
     }
 
-    /// Reads a configuration file: its parsed config and its fingerprint (``fingerprint(_:)``).
-    public static func loadWithFingerprint(path: String) throws(ConfigError) -> (config: XdplbConfig, fingerprint: String) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(issues: [ConfigIssue(file: path, keyPath: "", reason: "cannot read the file (missing or not readable)")])
-        }
-        return (try parse(String(decoding: data, as: UTF8.self), file: path), fingerprint(data))
-    }
-
-    /// The fingerprint of a file at `path` without parsing it; nil when it can't be read.
-    public static func fingerprint(path: String) -> String? {
-        FileManager.default.contents(atPath: path).map(fingerprint)
+    /// Parses and validates a file's bytes (UTF-8); `file` names it in errors.
+    public static func parse(_ data: Data, file: String) throws(ConfigError) -> XdplbConfig {
+        try parse(String(decoding: data, as: UTF8.self), file: file)
     }
 
     /// 128 bits over a file's bytes (two FNV-1a 64 from different offset bases,
