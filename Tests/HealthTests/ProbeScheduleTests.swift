@@ -206,7 +206,10 @@ struct HealthCheckerLoopbackTests {
     func loopback(threads: Int) async throws {
         let open = Self.listener(), closed = Self.listener()
         close(closed.fd)   // nothing listens there any more: refused
-        defer { close(open.fd) }
+        // Accept (and close) every probe's connection: a listener nobody accepts from fills its
+        // backlog after ~129 probes, and then SYNs are dropped and the probes time out.
+        Self.drain(open.fd)
+        defer { shutdown(open.fd, Int32(SHUT_RDWR)); close(open.fd) }
         var c = HealthCheckConfig()
         c.type = .tcp
         c.intervalMs = 50
@@ -234,6 +237,17 @@ struct HealthCheckerLoopbackTests {
         #expect(await checker.states[down] == nil)
         await checker.stop()
         #expect(await checker.states[up]?.healthy == true)
+    }
+
+    /// Accepts and closes every connection on `fd` until `fd` is shut down.
+    static func drain(_ fd: Int32) {
+        Thread.detachNewThread {
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                close(c)
+            }
+        }
     }
 
     /// Answers every connection on `fd` with `answer` once the request's blank line is read, until `fd` is closed.
