@@ -14,10 +14,25 @@ struct ApplyPlan {
     var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])]
 }
 
+/// The backends down for each VIP of an apply: the same set for every VIP, or a set per VIP name.
+enum DownSets {
+    case everywhere(Set<IPAddress>)
+    case perVIP([String: Set<IPAddress>])
+
+    /// The set given for the VIP named `name` (nil or empty: none).
+    @inline(__always)
+    func given(for name: String) -> Set<IPAddress>? {
+        switch self {
+        case .everywhere(let d): return d
+        case .perVIP(let byName): return byName[name]
+        }
+    }
+}
+
 extension DataPlaneController {
     /// Checks capacity (backend ids, VIP slots) and every changed Maglev table's inputs, writing nothing.
     /// - Throws: `BPFError` (ENOSPC, EINVAL) naming the limit or the VIP.
-    func plan(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>]) throws(BPFError) -> ApplyPlan {
+    func plan(_ config: XdplbConfig, down: DownSets) throws(BPFError) -> ApplyPlan {
         let index: ConfigIndex
         if let cached = configIndex, cached.vips == config.vips { index = cached } else { index = ConfigIndex(config.vips) }
         configIndex = index
@@ -36,17 +51,22 @@ extension DataPlaneController {
             throw BPFError("refused: \(config.vips.count) VIPs", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
         }
 
+        // Every VIP state was written from this index's VIPs: their configs are equal.
+        let sameVIPs = appliedIndex === index
         var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])] = [:]
-        for v in config.vips {
-            let vipDown: Set<IPAddress>
-            if let d = downByVIP[v.name], !d.isEmpty { vipDown = d.intersection(v.backends.lazy.map(\.address)) } else { vipDown = [] }
-            if let cur = vips[v.name], cur.config == v, cur.down == vipDown { continue }
-            let ringBackends = v.maglevBackends(excluding: vipDown)
+        for (i, v) in index.vips.enumerated() {
+            let name = index.names[i]
+            var vipDown: Set<IPAddress> = []
+            if let d = down.given(for: name), !d.isEmpty {
+                vipDown = d.count <= 16 ? d.filter { index.contains(vip: i, address: $0) } : d.intersection(v.backends.lazy.map(\.address))
+            }
+            if let cur = vips[name], sameVIPs || cur.config == v, cur.down == vipDown { continue }
+            let ringBackends = index.maglevBackends(i, excluding: vipDown)
             do {
                 let hasRing = try MaglevTable.check(backends: ringBackends, size: v.ringSize)
-                changed[v.name] = (vipDown, hasRing ? ringBackends : [])
+                changed[name] = (vipDown, hasRing ? ringBackends : [])
             } catch {
-                throw BPFError("refused: build Maglev table for \(v.name): \(error)", errno: EINVAL)
+                throw BPFError("refused: build Maglev table for \(name): \(error)", errno: EINVAL)
             }
         }
         return ApplyPlan(index: index, changed: changed)
@@ -57,31 +77,67 @@ extension DataPlaneController {
     /// Refuses, writing nothing, a config the data plane can't hold (backend ids,
     /// VIP slots, Maglev tables): the check `apply` makes before its first write.
     public func validate(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>] = [:]) throws(BPFError) {
-        _ = try plan(config, downByVIP: downByVIP)
+        _ = try plan(config, down: .perVIP(downByVIP))
     }
 }
 
 /// What an apply needs of a config's VIPs beyond the VIPs themselves, kept
 /// between applies while the VIPs stay the same (a health change, a no-op
-/// reload): every backend's largest weight, and the VIPs each backend is in.
+/// reload): the VIPs' names, every backend's largest weight and identity,
+/// and the VIPs each backend is in.
 final class ConfigIndex: @unchecked Sendable {
     let vips: [VIPConfig]
+    /// ``VIPConfig/name`` of each VIP, made once.
+    let names: [String]
     /// One backend entry per address: the largest weight it has on any VIP.
     let weights: [IPAddress: UInt32]
-    /// Indexes into ``vips`` of the VIPs a backend is in.
+    /// Each backend's Maglev identity (its canonical address text), made once.
+    let identities: [IPAddress: String]
+    /// Indexes into ``vips`` of the VIPs a backend is in, ascending.
     let vipsOf: [IPAddress: [Int]]
+    /// The names as a set, and the VIPs' map keys.
+    let nameSet: Set<String>
+    let keySet: Set<xdplb_vip_key>
 
     init(_ vips: [VIPConfig]) {
         self.vips = vips
+        names = vips.map(\.name)
+        nameSet = Set(names)
+        keySet = Set(vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
         var weights: [IPAddress: UInt32] = [:]
+        var identities: [IPAddress: String] = [:]
         var vipsOf: [IPAddress: [Int]] = [:]
         for (i, v) in vips.enumerated() {
             for b in v.backends {
-                weights[b.address] = max(weights[b.address] ?? 0, b.weight)
+                if let w = weights[b.address] {
+                    weights[b.address] = max(w, b.weight)
+                } else {
+                    weights[b.address] = b.weight
+                    identities[b.address] = b.address.description
+                }
                 vipsOf[b.address, default: []].append(i)
             }
         }
         self.weights = weights
+        self.identities = identities
         self.vipsOf = vipsOf
+    }
+
+    /// Whether VIP `i` has backend `address` (a binary search of ``vipsOf``).
+    func contains(vip i: Int, address: IPAddress) -> Bool {
+        guard let list = vipsOf[address] else { return false }
+        var lo = 0, hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if list[mid] < i { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < list.count && list[lo] == i
+    }
+
+    /// ``VIPConfig/maglevBackends(excluding:)`` of VIP `i`, with the identities made once.
+    func maglevBackends(_ i: Int, excluding down: Set<IPAddress>) -> [MaglevBackend] {
+        vips[i].backends.compactMap { b in
+            down.contains(b.address) ? nil : MaglevBackend(identity: identities[b.address] ?? b.address.description, weight: b.weight)
+        }
     }
 }

@@ -17,6 +17,34 @@ public struct ApplyReport: Sendable {
     public var backendsRemoved = 0
     /// Wall time of the whole apply, in milliseconds.
     public var milliseconds = 0.0
+    /// Where that time went, in milliseconds: the plan and checks, the backend
+    /// entries, building and filling rings (every core), swapping them in
+    /// with the VIP entries, and the rest (VIP table, address set, backends
+    /// cleared).
+    public var phases = ApplyPhases()
+}
+
+/// The parts of one apply's wall time, in milliseconds.
+public struct ApplyPhases: Sendable {
+    public var plan = 0.0
+    public var backends = 0.0
+    public var ringBuild = 0.0
+    public var ringSwap = 0.0
+    public var finish = 0.0
+
+    /// `plan 1.2 backends 0.3 ...` (milliseconds, one decimal).
+    public var description: String {
+        [("plan", plan), ("backends", backends), ("build", ringBuild), ("swap", ringSwap), ("finish", finish)]
+            .map { "\($0.0) \(String(format: "%.1f", $0.1))" }.joined(separator: " ")
+    }
+}
+
+/// The error of the previous rings' batch, set by its thread.
+private final class SwapOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: BPFError?
+    var error: BPFError? { lock.withLock { stored } }
+    func set(_ e: BPFError) { lock.withLock { stored = e } }
 }
 
 /// The state the controller wrote for one VIP.
@@ -68,6 +96,7 @@ public final class DataPlaneController: @unchecked Sendable {
             guard let e = try maps.backends.lookup(id, as: xdplb_backend.self), e.gen != 0 else { continue }
             let addr = ABI.address(e.addr, family: e.flags & UInt32(XDPLB_BACKEND_F_IPV6) != 0 ? 6 : 4)
             backendIDs[addr] = id
+            backendIDsVersion += 1
             backendGens[id] = e.gen
             backendEntries[id] = e
             generation = max(generation, e.gen)
@@ -120,19 +149,30 @@ public final class DataPlaneController: @unchecked Sendable {
     /// - Returns: what changed and how long it took.
     @discardableResult
     public func apply(_ config: XdplbConfig, down: Set<IPAddress> = [], nextHops: [IPAddress: NextHop] = [:]) throws(BPFError) -> ApplyReport {
-        var perVIP: [String: Set<IPAddress>] = [:]
-        for v in config.vips { perVIP[v.name] = down }
-        return try apply(config, downByVIP: perVIP, nextHops: nextHops)
+        try apply(config, down: .everywhere(down), nextHops: nextHops)
     }
 
     /// Makes the maps equal to `config` minus, per VIP (by name), the backends down for it.
     /// A backend's entry stays present (LRU flows keep it) while it is up for at least one VIP.
     @discardableResult
     public func apply(_ config: XdplbConfig, downByVIP: [String: Set<IPAddress>], nextHops: [IPAddress: NextHop] = [:]) throws(BPFError) -> ApplyReport {
+        try apply(config, down: .perVIP(downByVIP), nextHops: nextHops)
+    }
+
+    private func apply(_ config: XdplbConfig, down: DownSets, nextHops: [IPAddress: NextHop]) throws(BPFError) -> ApplyReport {
         let start = DispatchTime.now().uptimeNanoseconds
         var report = ApplyReport()
         // Everything that can be refused is decided before the first write.
-        let plan = try self.plan(config, downByVIP: downByVIP)
+        let plan = try self.plan(config, down: down)
+        appliedIndex = nil   // set again once this apply has written every VIP
+        var mark = DispatchTime.now().uptimeNanoseconds
+        /// Milliseconds since the last call (or the plan's end).
+        func lap() -> Double {
+            let now = DispatchTime.now().uptimeNanoseconds
+            defer { mark = now }
+            return Double(now - mark) / 1e6
+        }
+        report.phases.plan = Double(mark - start) / 1e6
         pendingRings = []
         pendingVIPs = []
         pendingPrevious = []
@@ -140,10 +180,16 @@ public final class DataPlaneController: @unchecked Sendable {
         let index = plan.index
         // Backends down for every VIP they are in (the rest are up somewhere).
         var downEverywhere: Set<IPAddress> = []
-        for (name, d) in downByVIP where !d.isEmpty {
-            for a in d where !downEverywhere.contains(a) {
-                guard let vipIndexes = index.vipsOf[a], vipIndexes.contains(where: { index.vips[$0].name == name }) else { continue }
-                if !vipIndexes.contains(where: { !(downByVIP[index.vips[$0].name]?.contains(a) ?? false) }) { downEverywhere.insert(a) }
+        switch down {
+        case .everywhere(let d):
+            downEverywhere = d.filter { index.weights[$0] != nil }
+        case .perVIP(let byName):
+            var upSomewhere: Set<IPAddress> = []
+            for (name, d) in byName where !d.isEmpty {
+                for a in d where !downEverywhere.contains(a) && !upSomewhere.contains(a) {
+                    guard let vipIndexes = index.vipsOf[a], vipIndexes.contains(where: { index.names[$0] == name }) else { continue }
+                    if vipIndexes.allSatisfy({ byName[index.names[$0]]?.contains(a) ?? false }) { downEverywhere.insert(a) } else { upSomewhere.insert(a) }
+                }
             }
         }
 
@@ -154,11 +200,17 @@ public final class DataPlaneController: @unchecked Sendable {
         // those of the last apply.
         var clearPresentAfterRings: [(id: UInt32, entry: xdplb_backend)] = []
         let weights = index.weights
-        let backendsUnchanged = lastBackendInputs.map { $0.index === index && $0.downEverywhere == downEverywhere && $0.nextHops == nextHops } ?? false
+        // With the backend set and next hops of the last apply, only backends whose
+        // down-everywhere state changed need a look.
+        var visit = weights
+        if let last = lastBackendInputs, last.index === index, last.nextHops == nextHops {
+            visit = [:]
+            for a in downEverywhere.symmetricDifference(last.downEverywhere) { visit[a] = weights[a] }
+        }
         lastBackendInputs = nil   // set again once this apply has written everything
         // New backends take ids in address order (the same ids on every run of the same config).
         for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { _ = try backendID(for: addr) }
-        for (addr, w) in backendsUnchanged ? [:] : weights {
+        for (addr, w) in visit {
             let id = try backendID(for: addr)
             var e = backendEntries[id] ?? xdplb_backend()
             let old = e
@@ -190,10 +242,11 @@ public final class DataPlaneController: @unchecked Sendable {
             }
         }
 
+        report.phases.backends = lap()
+
         // 2. VIPs and rings.
-        let wanted = Dictionary(config.vips.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var retired: [UInt32] = []
-        for (name, state) in vips where wanted[name] == nil {
+        for (name, state) in vips where !index.nameSet.contains(name) {
             try removeVIP(state)
             retired.append(state.index)
             vips[name] = nil
@@ -201,48 +254,61 @@ public final class DataPlaneController: @unchecked Sendable {
             freeVIPIndexes.released.append(state.index)
             report.vipsRemoved.append(name)
         }
-        let wantedKeys = Set(config.vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
-        for (key, index) in adoptedVIPIndexes where !wantedKeys.contains(key) {
+        for (key, slot) in adoptedVIPIndexes where !index.keySet.contains(key) {
             try maps.vips.delete(key)
-            retired.append(index)
-            try maps.vipStats.updatePerCPU(index, xdplb_counter())
+            retired.append(slot)
+            try maps.vipStats.updatePerCPU(slot, xdplb_counter())
             adoptedVIPIndexes[key] = nil
-            usedVIPIndexes[index] = nil
-            freeVIPIndexes.released.append(index)
+            usedVIPIndexes[slot] = nil
+            freeVIPIndexes.released.append(slot)
             report.vipsRemoved.append(ABI.address(key.addr, family: key.family).description)
         }
         try deleteRings(retired, from: [maps.rings, maps.ringsPrev])
         // Removed VIPs leave the table before anything else changes.
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         // Rings are built on every core, a chunk at a time (each holds an open map until swapped in).
-        let changedVIPs = config.vips.filter { plan.changed[$0.name] != nil }
+        let changedVIPs = index.vips.indices.filter { plan.changed[index.names[$0]] != nil }
+        let addsVIPs = plan.changed.keys.contains { vips[$0] == nil }
         var idByIdentity: [String: UInt32]?
         for chunk in stride(from: 0, to: changedVIPs.count, by: Self.ringsPerFlush) {
             let part = changedVIPs[chunk..<min(chunk + Self.ringsPerFlush, changedVIPs.count)]
             var requests: [RingRequest] = []
-            var requestOf: [String: Int] = [:]
-            for v in part {
-                let ring = plan.changed[v.name]!.ring
+            var requestOf: [Int: Int] = [:]
+            for i in part {
+                let v = index.vips[i], name = index.names[i]
+                let ring = plan.changed[name]!.ring
                 guard !ring.isEmpty else { continue }
-                requestOf[v.name] = requests.count
-                requests.append(RingRequest(name: v.name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v)))
+                requestOf[i] = requests.count
+                requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name)))
             }
             // Identities are the canonical address text: map them to ids once, not per ring.
-            if idByIdentity == nil { idByIdentity = Dictionary(backendIDs.map { ($0.key.description, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+            if idByIdentity == nil { idByIdentity = identityIDs(index) }
             let ids = idByIdentity!
+            report.phases.ringSwap += lap()
             let built = RingWriter.build(requests) { identity in ids[identity] ?? 0 }
-            for v in part {
+            report.phases.ringBuild += lap()
+            for i in part {
+                let name = index.names[i]
                 var ring: BuiltRing?
-                if let i = requestOf[v.name] { ring = try built[i].get() }
-                try writeVIP(v, down: plan.changed[v.name]!.down, built: ring, tag: requestOf[v.name].map { requests[$0].tag })
-                report.ringsReplaced.append(v.name)
+                if let r = requestOf[i] { ring = try built[r].get() }
+                try writeVIP(index.vips[i], name: name, down: plan.changed[name]!.down, built: ring, tag: requestOf[i].map { requests[$0].tag })
+                report.ringsReplaced.append(name)
             }
             try flushPending()
         }
-        // The VIP table and address set change only with the VIPs or their entries.
-        if !report.ringsReplaced.isEmpty || !report.vipsRemoved.isEmpty || vipTable == nil || writtenVIPAddrs == nil {
+        report.phases.ringSwap += lap()
+        // The VIP table and address set change only with the VIPs or their entries;
+        // with the same VIP keys, only the changed VIPs' table slots are rewritten.
+        if !report.vipsRemoved.isEmpty || addsVIPs || vipTable == nil || writtenVIPAddrs == nil {
             try writeVIPTable()
             try writeVIPAddrs()
+        } else if !report.ringsReplaced.isEmpty {
+            var changes: [xdplb_vip_key: xdplb_vip_meta] = [:]
+            for name in report.ringsReplaced {
+                guard let s = vips[name] else { continue }
+                changes[xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number)] = Self.meta(s.config, index: s.index, ring: s.ring, tag: s.ringTag)
+            }
+            if !vipTable!.update(changes) { try writeVIPTable() }
         }
         for (id, e) in clearPresentAfterRings {
             try maps.backends.update(id, e)
@@ -255,10 +321,13 @@ public final class DataPlaneController: @unchecked Sendable {
             backendEntries[id] = nil
             backendGens[id] = nil
             backendIDs[addr] = nil
+            backendIDsVersion += 1
             freeBackendIDs.released.append(id)
             report.backendsRemoved += 1
         }
         lastBackendInputs = clearPresentAfterRings.isEmpty ? (index, downEverywhere, nextHops) : nil
+        appliedIndex = index
+        report.phases.finish = lap()
         report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         return report
     }
@@ -267,6 +336,20 @@ public final class DataPlaneController: @unchecked Sendable {
     private var lastBackendInputs: (index: ConfigIndex, downEverywhere: Set<IPAddress>, nextHops: [IPAddress: NextHop])?
     /// The index of the last config planned (rebuilt only when its VIPs change).
     var configIndex: ConfigIndex?
+    /// The index whose VIPs the last apply wrote completely (nil after one that threw).
+    var appliedIndex: ConfigIndex?
+
+    /// Backend ids by Maglev identity, kept while the ids stay the same.
+    private func identityIDs(_ index: ConfigIndex) -> [String: UInt32] {
+        if let cached = cachedIdentityIDs, cached.version == backendIDsVersion { return cached.ids }
+        var ids = [String: UInt32](minimumCapacity: backendIDs.count)
+        for (a, id) in backendIDs { ids[index.identities[a] ?? a.description] = id }
+        cachedIdentityIDs = (backendIDsVersion, ids)
+        return ids
+    }
+    private var cachedIdentityIDs: (version: Int, ids: [String: UInt32])?
+    /// Bumped on every change of ``backendIDs``.
+    private var backendIDsVersion = 0
 
     /// Takes the address's id, allocating one for a new backend; a (re)assigned
     /// id starts with zeroed per-backend counters (they belonged to its last owner).
@@ -279,6 +362,7 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         try maps.backendStats.updatePerCPU(id, xdplb_counter())
         backendIDs[addr] = id
+        backendIDsVersion += 1
         backendGens[id] = nextGeneration
         return id
     }
@@ -318,8 +402,8 @@ public final class DataPlaneController: @unchecked Sendable {
     static let ringsPerFlush = 512
 
     /// The tag the next ring of `v`'s slot gets (its current slot, or the one it will take).
-    private func nextRingTag(for v: VIPConfig) throws(BPFError) -> UInt32 {
-        let index = try slotIndex(for: v)
+    private func nextRingTag(for v: VIPConfig, name: String) throws(BPFError) -> UInt32 {
+        let index = try slotIndex(for: v, name: name)
         return ((ringTags[index] ?? 0) &+ 1) & XDPLB_RING_TAG_MASK
     }
 
@@ -329,25 +413,25 @@ public final class DataPlaneController: @unchecked Sendable {
     private var usedVIPIndexes: [UInt32: Bool] = [:]
 
     /// `v`'s VIP slot: the one it has, the one adopted for its key, or a free one (reserved).
-    private func slotIndex(for v: VIPConfig) throws(BPFError) -> UInt32 {
-        if let cur = vips[v.name] { return cur.index }
+    private func slotIndex(for v: VIPConfig, name: String) throws(BPFError) -> UInt32 {
+        if let cur = vips[name] { return cur.index }
         if let adopted = adoptedVIPIndexes[xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)] { return adopted }
-        if let reserved = reservedVIPIndexes[v.name] { return reserved }
+        if let reserved = reservedVIPIndexes[name] { return reserved }
         guard let free = takeFree(&freeVIPIndexes, range: 0..<UInt32(XDPLB_MAX_VIPS), used: usedVIPIndexes) else {
-            throw BPFError("allocate a VIP slot for \(v.name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
+            throw BPFError("allocate a VIP slot for \(name)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_VIPS) VIPs")
         }
         usedVIPIndexes[free] = true
-        reservedVIPIndexes[v.name] = free
+        reservedVIPIndexes[name] = free
         return free
     }
 
-    private func writeVIP(_ v: VIPConfig, down: Set<IPAddress>, built: BuiltRing?, tag wantedTag: UInt32?) throws(BPFError) {
+    private func writeVIP(_ v: VIPConfig, name: String, down: Set<IPAddress>, built: BuiltRing?, tag wantedTag: UInt32?) throws(BPFError) {
         let index: UInt32
         let key = xdplb_vip_key(address: v.address, port: v.port, proto: v.proto.number)
-        let before = vips[v.name]
+        let before = vips[name]
         var previousUntil = before?.previousRingUntil
-        index = try slotIndex(for: v)
-        reservedVIPIndexes[v.name] = nil
+        index = try slotIndex(for: v, name: name)
+        reservedVIPIndexes[name] = nil
         if before == nil, let adopted = adoptedVIPIndexes.removeValue(forKey: key) {
             if adoptedPreviousRings.remove(adopted) != nil, v.secondChanceMs > 0 {
                 previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
@@ -359,7 +443,7 @@ public final class DataPlaneController: @unchecked Sendable {
             previousUntil = nil
         } else if let old = before?.ring, !(built.map { old.sameRing(as: $0.summary) } ?? false),
                   let id = try liveRingID(maps.rings, index) {
-            pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(v.name)")))
+            pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(name)")))
             previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
         }
         var tag: UInt32 = 0
@@ -371,7 +455,7 @@ public final class DataPlaneController: @unchecked Sendable {
             try deleteRings([index], from: [maps.rings])
         }
         pendingVIPs.append((key, Self.meta(v, index: index, ring: built?.summary, tag: tag)))
-        vips[v.name] = VIPState(config: v, index: index, ring: built?.summary, ringTag: tag, down: down, previousRingUntil: previousUntil)
+        vips[name] = VIPState(config: v, index: index, ring: built?.summary, ringTag: tag, down: down, previousRingUntil: previousUntil)
     }
 
     /// Drops the previous rings whose second-chance time is up (the agent calls
@@ -416,19 +500,62 @@ public final class DataPlaneController: @unchecked Sendable {
         pendingRings = []
         pendingVIPs = []
         pendingPrevious = []
-        if !previous.isEmpty {
+        if !previous.isEmpty && !rings.isEmpty {
+            try swapPreviousThenCurrent(previous, rings)
+        } else if !previous.isEmpty {
             // First the previous rings (still the current ones too: a packet in between sees both agree).
             try withExtendedLifetime(previous) { () throws(BPFError) in
                 try maps.ringsPrev.updateBatch(keys: previous.map(\.index), values: previous.map(\.ring.fd))
             }
-        }
-        if !rings.isEmpty {
+        } else if !rings.isEmpty {
             // The ring maps must stay open (their fds valid) until the kernel holds them.
             try withExtendedLifetime(rings) { () throws(BPFError) in
                 try maps.rings.updateBatch(keys: rings.map(\.index), values: rings.map(\.ring.fd))
             }
         }
         for (key, meta) in metas { try maps.vips.update(key, meta) }
+    }
+
+    /// Swaps the previous rings in, then the current ones, waiting for one RCU
+    /// grace period instead of two. Each batch update of a map of maps stores
+    /// every pointer first and then waits for running programs; so the
+    /// current rings' batch starts once the previous rings' last slot reads
+    /// back the new ring (all its stores are done), while that batch is still
+    /// waiting. A packet in between sees the new previous ring equal to the
+    /// current one, as in the sequential order.
+    private func swapPreviousThenCurrent(_ previous: [(index: UInt32, ring: BPFMap)], _ rings: [(index: UInt32, ring: BPFMap)]) throws(BPFError) {
+        let prevTable = maps.ringsPrev
+        let last = previous[previous.count - 1]
+        let outcome = SwapOutcome()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do throws(BPFError) {
+                try withExtendedLifetime(previous) { () throws(BPFError) in
+                    try prevTable.updateBatch(keys: previous.map(\.index), values: previous.map(\.ring.fd))
+                }
+            } catch {
+                outcome.set(error)
+            }
+            done.signal()
+        }
+        // Bounded: if the stores can't be seen within a second, wait for the whole batch.
+        var seen = false
+        let deadline = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
+        while !seen && outcome.error == nil && DispatchTime.now().uptimeNanoseconds < deadline {
+            if (try? prevTable.lookup(last.index, as: UInt32.self)) == last.ring.info.id { seen = true } else { usleep(50) }
+        }
+        if !seen { done.wait() }
+        if let e = outcome.error { if seen { done.wait() }; throw e }
+        do throws(BPFError) {
+            try withExtendedLifetime(rings) { () throws(BPFError) in
+                try maps.rings.updateBatch(keys: rings.map(\.index), values: rings.map(\.ring.fd))
+            }
+        } catch {
+            if seen { done.wait() }
+            throw error
+        }
+        if seen { done.wait() }
+        if let e = outcome.error { throw e }
     }
 
     /// Removes a VIP's entry and zeroes its counters; its rings go in ``deleteRings(_:from:)``.

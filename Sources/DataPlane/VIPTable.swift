@@ -110,4 +110,25 @@ public final class VIPTable: @unchecked Sendable {
         }
         return written
     }
+
+    /// Rewrites in place the metas of keys the table already holds (each
+    /// slot with the seqlock protocol, unchanged ones not at all): the VIP
+    /// set is the same, only rings or flags changed.
+    /// - Returns: false, having written nothing, when a key is neither in its
+    ///   probe window nor among the ``unplaced`` (then ``sync(_:keep:)`` it).
+    public func update(_ changes: [xdplb_vip_key: xdplb_vip_meta]) -> Bool {
+        var writes: [(slot: Int, key: xdplb_vip_key, meta: xdplb_vip_meta)] = []
+        writes.reserveCapacity(changes.count)
+        let outside = Set(unplaced)
+        for (key, meta) in changes {
+            let h = Self.home(key)
+            if let i = (0..<Self.probes).lazy.map({ (h + $0) % Self.slots }).first(where: { self.slot($0).key == key }) {
+                writes.append((i, key, meta))
+            } else if !outside.contains(key) {
+                return false
+            }
+        }
+        for w in writes where !ABI.bytesEqual(slot(w.slot).meta, w.meta) { write(w.slot, key: w.key, meta: w.meta) }
+        return true
+    }
 }

@@ -55,6 +55,38 @@ struct VIPTableTests {
         #expect(r.action == .pass)
     }
 
+    @Test("a ring change with the same VIPs rewrites only those VIPs' slots in place; an unknown key is refused")
+    func inPlaceUpdate() throws {
+        let bed = try TestBed()
+        let config = Lab.config()
+        let before = try table(bed).contents()
+        // A backend down everywhere: the rings of its VIPs change (new tags), the VIP set does not.
+        let down = try #require(config.vips.first { $0.backends.count > 1 }?.backends.first?.address)
+        try bed.apply(config, down: [down])
+        try expectTableMatches(bed, config)
+        let after = try table(bed).contents()
+        var rewritten = 0
+        for s in after {
+            let old = try #require(before.first { ABI.bytesEqual($0.key, s.key) }, "a VIP appeared")
+            #expect(old.slot == s.slot, "a VIP moved")
+            if !ABI.bytesEqual(old.meta, s.meta) { rewritten += 1 }
+        }
+        let changed = config.vips.filter { $0.backends.contains { $0.address == down } }.count
+        #expect(rewritten == changed, "the VIPs with the down backend got a new ring tag, the others kept their meta")
+        // A key the table does not hold: nothing is written, the caller syncs instead.
+        let t = try table(bed)
+        let stranger = xdplb_vip_key(address: IPAddress("203.0.113.77")!, port: 1, proto: 6)
+        var meta = xdplb_vip_meta()
+        meta.vip_index = 7
+        let known = try #require(after.first)
+        var bumped = known.meta
+        bumped.ring_tag ^= 1
+        #expect(t.update([known.key: bumped, stranger: meta]) == false)
+        #expect(ABI.bytesEqual(t.slot(known.slot).meta, known.meta), "refused, yet written")
+        #expect(t.update([known.key: bumped]) == true)
+        #expect(ABI.bytesEqual(t.slot(known.slot).meta, bumped))
+    }
+
     @Test("the program takes a stable slot's meta, and asks the hash map about a slot being written")
     func stableSlotIsUsedOddSlotFallsBack() throws {
         let bed = try TestBed()
