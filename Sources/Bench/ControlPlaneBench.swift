@@ -80,8 +80,10 @@ public enum ControlPlaneBench {
     static let hotBackend = IPAddress("10.63.255.254")!
 
     /// The config of a scenario: VIP i (IPv4, 10.200.x.y:80/tcp) has backends
-    /// pool[(i·perVIP + j) mod pool], so every pool address serves several VIPs;
-    /// the first `hotVIPs` VIPs have the hot backend in place of their last one.
+    /// pool[(i·(perVIP + 1) + j) mod pool], j < perVIP, so every pool address
+    /// serves several VIPs and no two VIPs have the same backend list (no table
+    /// is the same as another: every build is real work); the first `hotVIPs`
+    /// VIPs have the hot backend in place of their last one.
     static func bigConfig(_ s: ApplyScenario, ringSize: Int, lruSize: Int) -> XdplbConfig {
         var node = NodeConfig(interface: "lo")
         node.encapSourceV4 = IPAddress("10.0.2.2")!
@@ -89,7 +91,7 @@ public enum ControlPlaneBench {
         node.lruSize = lruSize
         let pool = (0..<s.backendPool).map { IPAddress("10.\(64 + $0 / 65536).\(($0 / 256) % 256).\($0 % 256)")! }
         let vips = (0..<s.vips).map { i in
-            var backends = (0..<s.backendsPerVIP).map { BackendConfig(address: pool[(i * s.backendsPerVIP + $0) % pool.count]) }
+            var backends = (0..<s.backendsPerVIP).map { BackendConfig(address: pool[(i * (s.backendsPerVIP + 1) + $0) % pool.count]) }
             if i < s.hotVIPs { backends[backends.count - 1] = BackendConfig(address: hotBackend) }
             return VIPConfig(address: IPAddress("10.200.\(i / 256).\(i % 256)")!, port: 80, proto: .tcp, ringSize: ringSize,
                              backends: backends)
@@ -109,7 +111,7 @@ public enum ControlPlaneBench {
 
         let first = try controller.apply(cfg)
         let rssAfterApply = procStatusBytes("VmRSS")
-        log("apply: first apply \(String(format: "%.1f", first.milliseconds)) ms")
+        log("apply: first apply \(String(format: "%.1f", first.milliseconds)) ms (\(first.phases.description))")
         // The median of a few of each small change (the first of a kind may pay one-off costs).
         func timed(_ n: Int, _ body: () throws -> ApplyReport) rethrows -> Double {
             var t: [Double] = []
@@ -117,6 +119,8 @@ public enum ControlPlaneBench {
             return median(t)
         }
         let noop = try timed(5) { try controller.apply(cfg) }
+        let noopReport = try controller.apply(cfg)
+        log("apply: no-op \(String(format: "%.1f", noopReport.milliseconds)) ms (\(noopReport.phases.description))")
         var changed = cfg
         changed.vips[0].backends.removeLast()
         let one = try timed(5) { _ = try controller.apply(changed); return try controller.apply(cfg) }
@@ -124,8 +128,10 @@ public enum ControlPlaneBench {
         let hot = Self.hotBackend
         var downTimes: [Double] = []
         for _ in 0..<5 {
-            downTimes.append(try controller.apply(cfg, down: [hot]).milliseconds)
-            _ = try controller.apply(cfg)
+            let down = try controller.apply(cfg, down: [hot])
+            downTimes.append(down.milliseconds)
+            let up = try controller.apply(cfg)
+            log("apply: hot backend down \(String(format: "%.1f", down.milliseconds)) ms (\(down.phases.description)), up \(String(format: "%.1f", up.milliseconds)) ms (\(up.phases.description))")
         }
         let hotDown = median(downTimes)
         // Half the VIPs removed, then put back (the second a first apply of those).

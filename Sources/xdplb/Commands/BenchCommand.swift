@@ -1,6 +1,7 @@
 import ArgumentParser
 import BPF
 import Bench
+import Config
 import Foundation
 
 /// `xdplb bench`: per-packet cost of the real XDP program on a packet mix.
@@ -62,6 +63,25 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Skip the data-plane part (with --control-plane).")
     var noDataPlane = false
 
+    @Option(help: ArgumentHelp("Only these applies (with --control-plane), comma-separated VIPSxBACKENDS, e.g. 4096x100; 'none' for only the Maglev builds (default: 512x100,4096x100).", valueName: "list"))
+    var applies: String?
+
+    /// The apply scenarios of `--applies`: `VIPSxBACKENDS` items (the pool and hot
+    /// VIPs as the default scenarios choose them), or `none`.
+    static func scenarios(_ list: String) throws -> [ApplyScenario] {
+        if list == "none" { return [] }
+        return try list.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let parts = item.split(separator: "x", omittingEmptySubsequences: false)
+            guard parts.count == 2, let v = Int(parts[0]), let b = Int(parts[1]) else {
+                throw ValidationError("--applies: '\(item)' is not VIPSxBACKENDS (e.g. 4096x100)")
+            }
+            guard (1...Int(ConfigLoader.maxVIPs)).contains(v), (1...1000).contains(b) else {
+                throw ValidationError("--applies: '\(item)': VIPs must be 1...\(ConfigLoader.maxVIPs) and backends per VIP 1...1000")
+            }
+            return ApplyScenario(vips: v, backendsPerVIP: b, backendPool: v >= 1024 ? 10_000 : 4000, hotVIPs: min(100, v))
+        }
+    }
+
     func validate() throws {
         if let rounds, rounds < 1 || rounds > 1000 { throw ValidationError("--rounds must be between 1 and 1000 (got \(rounds))") }
         if let packets, packets < 1 || packets > 100_000_000 {
@@ -86,6 +106,8 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if noDataPlane && !controlPlane { throw ValidationError("--no-data-plane needs --control-plane (nothing to run)") }
+        if applies != nil && !controlPlane { throw ValidationError("--applies needs --control-plane") }
+        if let applies { _ = try Self.scenarios(applies) }
     }
 
     func onlyList(_ s: String) -> [String] {
@@ -113,6 +135,7 @@ struct BenchCommand: ParsableCommand {
             if controlPlane {
                 var co = smoke ? ControlPlaneBenchOptions.smoke : ControlPlaneBenchOptions()
                 if !smoke { co.lruSize = lruSize ?? co.lruSize }
+                if let applies { co.scenarios = try Self.scenarios(applies) }
                 control = try ControlPlaneBench.run(co, log: log)
             }
             var data: DataPlaneReport? = nil
