@@ -123,7 +123,11 @@ public enum ControlPlaneBench {
         log("apply: no-op \(String(format: "%.1f", noopReport.milliseconds)) ms (\(noopReport.phases.description))")
         var changed = cfg
         changed.vips[0].backends.removeLast()
-        let one = try timed(5) { _ = try controller.apply(changed); return try controller.apply(cfg) }
+        let one = try timed(5) {
+            let edit = try controller.apply(changed)
+            log("apply: one VIP loses a backend \(String(format: "%.1f", edit.milliseconds)) ms (\(edit.phases.description))")
+            return try controller.apply(cfg)
+        }
         // The hot backend goes down and comes back: `hotVIPs` rings rebuilt each way.
         let hot = Self.hotBackend
         var downTimes: [Double] = []

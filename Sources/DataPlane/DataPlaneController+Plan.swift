@@ -34,7 +34,7 @@ extension DataPlaneController {
     /// - Throws: `BPFError` (ENOSPC, EINVAL) naming the limit or the VIP.
     func plan(_ config: XdplbConfig, down: DownSets) throws(BPFError) -> ApplyPlan {
         let index: ConfigIndex
-        if let cached = configIndex, cached.vips == config.vips { index = cached } else { index = ConfigIndex(config.vips) }
+        index = ConfigIndex.make(config.vips, from: configIndex)
         configIndex = index
         let weights = index.weights
 
@@ -95,6 +95,10 @@ final class ConfigIndex: @unchecked Sendable {
     let identities: [IPAddress: String]
     /// Indexes into ``vips`` of the VIPs a backend is in, ascending.
     let vipsOf: [IPAddress: [Int]]
+    /// For an index derived from another (``make(_:from:)``): that index, and
+    /// the backends whose weight or VIPs may differ from it.
+    private(set) var base: ObjectIdentifier?
+    private(set) var touched: Set<IPAddress> = []
     /// The names as a set, and the VIPs' map keys.
     let nameSet: Set<String>
     let keySet: Set<xdplb_vip_key>
@@ -121,6 +125,68 @@ final class ConfigIndex: @unchecked Sendable {
         self.weights = weights
         self.identities = identities
         self.vipsOf = vipsOf
+    }
+
+    /// The index of `vips`: `old` itself when the VIPs are the same, derived
+    /// from it when at most ``incrementalLimit`` VIPs differ at the same positions
+    /// (an edit of a few VIPs in a large config), else built anew.
+    static func make(_ vips: [VIPConfig], from old: ConfigIndex?) -> ConfigIndex {
+        guard let old, old.vips.count == vips.count else { return ConfigIndex(vips) }
+        if old.vips == vips { return old }   // O(1) when it is the same array
+        var differ: [Int] = []
+        for i in vips.indices where vips[i] != old.vips[i] {
+            differ.append(i)
+            if differ.count > incrementalLimit { return ConfigIndex(vips) }
+        }
+        return differ.isEmpty ? old : ConfigIndex(vips, changing: old, at: differ)
+    }
+
+    /// Above this many changed VIPs a new index is built from scratch.
+    static let incrementalLimit = 64
+
+    private init(vips: [VIPConfig], names: [String], weights: [IPAddress: UInt32], identities: [IPAddress: String], vipsOf: [IPAddress: [Int]]) {
+        self.vips = vips
+        self.names = names
+        self.weights = weights
+        self.identities = identities
+        self.vipsOf = vipsOf
+        nameSet = Set(names)
+        keySet = Set(vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
+    }
+
+    /// `old` with the VIPs at `positions` replaced by those of `vips`: only
+    /// the backends of those VIPs (before and after) are looked at again.
+    private convenience init(_ vips: [VIPConfig], changing old: ConfigIndex, at positions: [Int]) {
+        var names = old.names, weights = old.weights, identities = old.identities, vipsOf = old.vipsOf
+        var touched: Set<IPAddress> = []
+        for i in positions {
+            names[i] = vips[i].name
+            for b in old.vips[i].backends {
+                touched.insert(b.address)
+                vipsOf[b.address]?.removeAll { $0 == i }
+            }
+            for b in vips[i].backends {
+                touched.insert(b.address)
+                var list = vipsOf[b.address] ?? []
+                list.insert(i, at: list.firstIndex { $0 > i } ?? list.count)
+                vipsOf[b.address] = list
+            }
+        }
+        for a in touched {
+            guard let list = vipsOf[a], !list.isEmpty else {
+                vipsOf[a] = nil
+                weights[a] = nil
+                identities[a] = nil
+                continue
+            }
+            var w: UInt32 = 0
+            for j in list { for b in vips[j].backends where b.address == a { w = max(w, b.weight) } }
+            weights[a] = w
+            if identities[a] == nil { identities[a] = a.description }
+        }
+        self.init(vips: vips, names: names, weights: weights, identities: identities, vipsOf: vipsOf)
+        base = ObjectIdentifier(old)
+        self.touched = touched
     }
 
     /// Whether VIP `i` has backend `address` (a binary search of ``vipsOf``).

@@ -202,10 +202,13 @@ public final class DataPlaneController: @unchecked Sendable {
         let weights = index.weights
         // With the backend set and next hops of the last apply, only backends whose
         // down-everywhere state changed need a look.
+        // An index derived from the last one adds the backends of the VIPs that changed.
         var visit = weights
-        if let last = lastBackendInputs, last.index === index, last.nextHops == nextHops {
+        if let last = lastBackendInputs, last.nextHops == nextHops,
+           last.index === index || index.base == ObjectIdentifier(last.index) {
             visit = [:]
             for a in downEverywhere.symmetricDifference(last.downEverywhere) { visit[a] = weights[a] }
+            if last.index !== index { for a in index.touched { visit[a] = weights[a] } }
         }
         lastBackendInputs = nil   // set again once this apply has written everything
         // New backends take ids in address order (the same ids on every run of the same config).
