@@ -297,7 +297,8 @@ static __always_inline const struct xdplb_backend *second_hop_get(__u32 hop)
 /*
  * The backend of pkt->flow. Non-SYN packets try conntrack first (CT_HIT /
  * CT_MISS); otherwise the ring decides (NEW_FLOW), and with `remember` the
- * choice is written to conntrack. A non-SYN packet the ring decides gets the
+ * choice is written to conntrack (a SYN's only into a way that holds no
+ * established flow: conntrack.h). A non-SYN packet the ring decides gets the
  * previous ring's backend as its second hop when they differ (*hop; 0 =
  * none), and conntrack keeps it for the flow's later packets. Sets pkt->hash
  * (flow hash in the VIP's mode, node seed) whenever the ring is used or the
@@ -337,7 +338,8 @@ static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 			hop = 0;
 	}
 	if (remember && bucket)
-		ct_put(bucket, &pkt->flow, tuple, *id | hop << XDPLB_CT_HOP_SHIFT, be->gen);
+		ct_put(bucket, &pkt->flow, tuple, *id | hop << XDPLB_CT_HOP_SHIFT, be->gen,
+		       pkt->flags & XDPLB_PKT_F_SYN);
 	return be;
 }
 

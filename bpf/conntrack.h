@@ -46,10 +46,11 @@ static __always_inline bool ct_way_get(struct xdplb_ct_way *w, const struct xdpl
 	xdplb_barrier();
 	if (XDPLB_READ_ONCE(w->seq) != seq)
 		return false;
-	/* A plain store: losing a REF mark to a racing writer only makes the
-	 * CLOCK sweep a little less exact, and USED is never cleared. */
-	if (!(flags & XDPLB_CT_F_REF))
-		w->flags = flags | XDPLB_CT_F_REF;
+	/* A plain store: losing a REF or EST mark to a racing writer only makes
+	 * the CLOCK sweep a little less exact (the flow's next hit sets it
+	 * again), and USED is never cleared. */
+	if ((flags & (XDPLB_CT_F_REF | XDPLB_CT_F_EST)) != (XDPLB_CT_F_REF | XDPLB_CT_F_EST))
+		w->flags = flags | XDPLB_CT_F_REF | XDPLB_CT_F_EST;
 	return true;
 }
 
@@ -63,11 +64,14 @@ static __always_inline bool ct_get(struct xdplb_ct_bucket *b, const struct xdplb
 
 /*
  * The way a new entry for `key` goes to: the way already holding the flow,
- * else an empty way, else the first way from `start` round that wasn't used
- * since the last sweep (clearing REF on the ways passed), else `start`.
+ * else an empty way, else the first embryonic (not EST) way from `start`
+ * round; for a SYN (`syn`) nothing else (NULL: not written). Other packets
+ * then take the first way from `start` round that wasn't used since the
+ * last sweep (clearing REF on the ways passed), else `start`.
  */
 static __always_inline struct xdplb_ct_way *ct_victim(struct xdplb_ct_bucket *b,
-						      const struct xdplb_flow_key *key, __u32 start)
+						      const struct xdplb_flow_key *key, __u32 start,
+						      bool syn)
 {
 	struct xdplb_ct_way *empty = NULL, *w;
 	int i;
@@ -87,6 +91,14 @@ static __always_inline struct xdplb_ct_way *ct_victim(struct xdplb_ct_bucket *b,
 		return empty;
 #pragma unroll
 	for (i = 0; i < XDPLB_CT_WAYS; i++) {
+		w = &b->ways[(start + i) & (XDPLB_CT_WAYS - 1)];
+		if (!(w->flags & XDPLB_CT_F_EST))
+			return w;
+	}
+	if (syn)
+		return NULL;
+#pragma unroll
+	for (i = 0; i < XDPLB_CT_WAYS; i++) {
 		__u32 flags;
 
 		w = &b->ways[(start + i) & (XDPLB_CT_WAYS - 1)];
@@ -99,17 +111,21 @@ static __always_inline struct xdplb_ct_way *ct_victim(struct xdplb_ct_bucket *b,
 }
 
 /*
- * Remember that `key` goes to backend `id` (generation `gen`). `hash` is the
- * flow's 5-tuple hash: its top bits pick where the CLOCK sweep starts. A way
- * another CPU is writing right now is left alone (the flow is remembered by
- * its next packet).
+ * Remember that `key` goes to backend `id` (generation `gen`), as an
+ * embryonic way. `hash` is the flow's 5-tuple hash: its top bits pick where
+ * the sweeps start. `syn`: the packet is a TCP SYN, which never takes an
+ * established way. A way another CPU is writing right now is left alone (the
+ * flow is remembered by its next packet).
  */
 static __always_inline void ct_put(struct xdplb_ct_bucket *b, const struct xdplb_flow_key *key,
-				   __u32 hash, __u32 id, __u32 gen)
+				   __u32 hash, __u32 id, __u32 gen, bool syn)
 {
-	struct xdplb_ct_way *w = ct_victim(b, key, hash >> 30);
-	__u32 seq = XDPLB_READ_ONCE(w->seq);
+	struct xdplb_ct_way *w = ct_victim(b, key, hash >> 30, syn);
+	__u32 seq;
 
+	if (!w)
+		return;
+	seq = XDPLB_READ_ONCE(w->seq);
 	if (seq & 1)
 		return;
 	if (__sync_val_compare_and_swap(&w->seq, seq, seq + 1) != seq)

@@ -205,10 +205,21 @@ _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
 /*
  * Conntrack is a set-associative flow table in an array map: bucket
  * (flow hash & xdplb_node_cfg.ct_mask) holds XDPLB_CT_WAYS flows. Lookups are
- * inlined array reads (no helper call, no lock); a new flow takes an empty
- * way, else the first way not used since the bucket was last swept (CLOCK: a
- * hit sets REF, an insert passing a way clears it), so the table keeps the
- * recently used flows as an LRU does. The flow hash is the 5-tuple
+ * inlined array reads (no helper call, no lock). A written way is embryonic
+ * (USED, REF); its first hit marks it EST as well: the flow sent a second
+ * packet, so it is established. A new flow takes the way already holding it,
+ * else an empty way, else the first embryonic way from the sweep start, else
+ * (not for a SYN) the first way not used since the bucket was last swept
+ * (CLOCK: a hit sets REF, an insert passing a way clears it), so the table
+ * keeps the recently used flows as an LRU does.
+ *
+ * Floods: a TCP SYN never takes an established way: when all of a bucket's
+ * ways are EST the SYN is not written (the ring decides its flow until the
+ * first ACK is written). So a SYN flood from spoofed sources, which never
+ * sends a second packet, churns only empty and embryonic ways and cannot
+ * evict an established flow. One-packet floods of other packets (ACK, UDP)
+ * replace embryonic ways first and take at most one established way of a
+ * full bucket, an idle one. The flow hash is the 5-tuple
  * xdplb_flow_hash (bpf/flow_hash.h) with the node's hash_seed, whatever the
  * VIP's hash mode.
  *
@@ -220,6 +231,7 @@ _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
 #define XDPLB_CT_WAYS 4
 #define XDPLB_CT_F_USED (1U << 0) /* the way holds a flow */
 #define XDPLB_CT_F_REF (1U << 1)  /* used since the last CLOCK sweep */
+#define XDPLB_CT_F_EST (1U << 2)  /* hit since it was written: established */
 
 struct xdplb_ct_way {
 	struct xdplb_flow_key key;

@@ -469,6 +469,7 @@ public actor Agent {
             }
         }
         var stats = AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCpu: cpu)
+        stats.conntrack = try Conntrack(map: maps.conntrack, seed: 0).occupancy()
         if probeEncapsulator != nil {
             stats.tunnelProbes = tunnelProbeCounters().mapValues { AgentStats.Value(packets: $0.packets, bytes: $0.bytes) }
         }

@@ -1,3 +1,5 @@
+import DataPlane
+
 /// `GET /status`: what the agent runs, per VIP and backend. Also `xdplb status --json`.
 public struct AgentStatus: Codable, Sendable {
     /// Node summary.
@@ -169,6 +171,9 @@ public struct AgentStats: Codable, Sendable {
     public var perCpu: [String: [Value]]?
     /// The through-tunnel probe program's counters by outcome (absent while it is not attached).
     public var tunnelProbes: [String: Value]?
+    /// Conntrack's ways by use (established, embryonic, free), estimated from a
+    /// sample of buckets (absent from an older agent).
+    public var conntrack: ConntrackOccupancy?
 
     /// Packets and bytes.
     public struct Value: Codable, Sendable, Equatable {

@@ -74,6 +74,12 @@ public final class Metrics: @unchecked Sendable {
             setCounter("xdplb_packets", "Packets by data-plane outcome or path step (per-CPU counters summed).", [("counter", name), ("kind", kind)], Double(v.packets))
             setCounter("xdplb_bytes", "Bytes by data-plane outcome or path step.", [("counter", name), ("kind", kind)], Double(v.bytes))
         }
+        if let ct = stats.conntrack {
+            for (state, n) in [("established", ct.established), ("embryonic", ct.embryonic), ("free", ct.free)] {
+                setGauge("xdplb_conntrack_ways", "Conntrack ways by use: established flows, embryonic (one packet seen, as a SYN flood's), free; estimated from a sample of buckets.",
+                         [("state", state)], Double(n))
+            }
+        }
         for (outcome, v) in stats.tunnelProbes ?? [:] {
             setCounter("xdplb_tunnel_probe_packets", "Through-tunnel health probe packets by outcome of the probe program (rx = all marked).",
                        [("outcome", outcome)], Double(v.packets))

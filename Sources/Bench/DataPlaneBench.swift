@@ -384,7 +384,7 @@ public final class DataPlaneBench {
         try image.write()
         prefilled = image.count
         let finalImage = image
-        /// Puts a pool's buckets back as written (SYN blocks evict).
+        /// Puts a pool's buckets back as written (blocks of conntrack misses evict; SYNs of an older program too).
         func establish(_ p: FlowPool) -> () throws -> Void {
             { try finalImage.write(buckets: p.buckets) }
         }
@@ -411,13 +411,13 @@ public final class DataPlaneBench {
                       perPacket: ["rx", "pass_not_vip"], never: ["fwd_tx"], outputLength: notVIPFrame.count,
                       loops: true),
             BenchCase(name: "v4_tcp_syn",
-                      description: "IPv4 TCP SYN of a new flow (a different flow every run): Maglev ring, conntrack insert (evicts: every way is taken), GRE v4, XDP_TX",
+                      description: "IPv4 TCP SYN of a new flow (a different flow every run): Maglev ring, no conntrack write (every way of the full table holds an established flow, which a SYN never evicts), GRE v4, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(syn4.source(0), syn4.sport(0), vip4.address, 80, flags: .syn, payload: 0),
                       patch: tcpPatch(syn4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
                       perPacket: ["rx", "new_flow"] + fwd4, never: ["ct_hit", "ct_miss"], outputLength: 54 + gre4),
             BenchCase(name: "v6_tcp_syn",
-                      description: "IPv6 TCP SYN of a new flow (a different flow every run): Maglev ring, conntrack insert (evicts), GRE v6, XDP_TX",
+                      description: "IPv6 TCP SYN of a new flow (a different flow every run): Maglev ring, no conntrack write (full table of established flows), GRE v6, XDP_TX",
                       programs: progs, verdict: .tx,
                       frame: BenchFrames.tcp(syn6.source(0), syn6.sport(0), vip6.address, 443, flags: .syn, payload: 0),
                       patch: tcpPatch(syn6), order: .distinct(next: 0), netOver: "floor_xdp_tx",
@@ -717,7 +717,7 @@ public final class DataPlaneBench {
         let hot = options.hotFlows, cold = options.coldFlows
         return DataPlaneReport(
             timing: "each packet is its own BPF_PROG_TEST_RUN with repeat = 1 (repeat > 1 would re-run on the already encapsulated buffer), timed by the kernel's own duration (ktime_get_ns() around the program run, inside the kernel), not wall clock: the syscall, packet copy and page setup (~1.5-3 µs of noisy wall time per call here) stay outside it, and the floors are measured the same way and interleaved with each case, so case − floor is the program's own cost. Each run starts right after a syscall (caches, TLB and branch predictors disturbed), so these are upper bounds for a driver's NAPI loop. The loop columns time the same cases the other way: \(options.loopRepeat > 0 ? "one BPF_PROG_TEST_RUN with repeat = \(options.loopRepeat) of xdplb_bench_loop, which puts the original frame back before every run (head, first bytes, next flow) and tail-calls the program; floors go through the same loop, so loop net is the program's own cost with caches warm, as in a NAPI loop" : "off (--loop-repeat 0)").",
-            setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack for \(options.lruSize) flows (\(Conntrack.buckets(forFlows: options.lruSize)) buckets × \(Conntrack.ways) ways) filled: \(prefilled) flows held (\(3 * hot) hot and \(cold) cold established flows, the rest background), the pools' buckets re-written untimed before each block that uses them, since SYN blocks evict",
+            setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack for \(options.lruSize) flows (\(Conntrack.buckets(forFlows: options.lruSize)) buckets × \(Conntrack.ways) ways) filled: \(prefilled) flows held (\(3 * hot) hot and \(cold) cold established flows, the rest background), the pools' buckets re-written untimed before each block that uses them, since miss blocks (and an older program's SYN blocks) evict",
             rounds: options.rounds, packetsPerRound: options.packets, lruSize: options.lruSize, lruPrefilled: prefilled,
             cpu: pinned, compareObject: builds.count > 1 ? builds[1].label : nil,
             order: cases.map(\.name), cases: results, programs: programs,

@@ -72,34 +72,53 @@ struct ConntrackAndICMPTests {
         return []
     }
 
-    @Test("a full bucket evicts the flow not used since the last sweep; recently used flows stay")
-    func fullBucketEvictsUnusedFlow() throws {
+    @Test("a full bucket: a SYN takes only an embryonic way, an ACK an embryonic way first, else the flow not used since the last sweep")
+    func fullBucketEvictionOrder() throws {
         let bed = try TestBed()
         let ct = bed.conntrack
         let ports = collidingPorts(ct, 6)
         try #require(ports.count == 6)
-        func syn(_ p: UInt16) throws { _ = try bed.run(Frames.tcp(Lab.client4, p, Lab.vip4, 80)) }
-        func ackHits(_ p: UInt16) throws -> Bool {
+        func send(_ p: UInt16, _ flags: TCPFlags) throws -> [String: UInt64] {
             let before = try bed.counters()
-            _ = try bed.run(Frames.tcp(Lab.client4, p, Lab.vip4, 80, flags: .ack))
-            return delta(before, try bed.counters())["ct_hit"] == 1
+            let r = try bed.run(Frames.tcp(Lab.client4, p, Lab.vip4, 80, flags: flags))
+            #expect(r.action == .tx, "every packet is forwarded, written to conntrack or not")
+            return delta(before, try bed.counters())
         }
-        func held(_ p: UInt16) throws -> Bool { try ct.lookup(ctKey(Lab.client4, p, Lab.vip4, 80)) != nil }
-        // Four flows fill the bucket; a fifth sweeps it (clearing every used
-        // mark) and takes one way, so exactly one of the four is gone.
-        for p in ports[0..<4] { try syn(p) }
-        #expect(try ports[0..<4].allSatisfy(held))
-        try syn(ports[4])
-        #expect(try held(ports[4]))
+        func way(_ p: UInt16) throws -> xdplb_ct_way? {
+            let key = ctKey(Lab.client4, p, Lab.vip4, 80)
+            let b = try #require(try ct.map.lookup(ct.bucket(of: key), as: xdplb_ct_bucket.self))
+            return Conntrack.ways(of: b).first { $0.flags & XDPLB_CT_F_USED != 0 && ABI.bytesEqual($0.key, key) }
+        }
+        func held(_ p: UInt16) throws -> Bool { try way(p) != nil }
+        func established(_ p: UInt16) throws -> Bool { try (way(p)?.flags ?? 0) & XDPLB_CT_F_EST != 0 }
+        // Four flows, each a SYN (writes an embryonic way) and an ACK (hits: established).
+        for p in ports[0..<4] {
+            _ = try send(p, .syn)
+            #expect(try held(p) && !established(p), "a SYN writes an embryonic way")
+            #expect(try send(p, .ack)["ct_hit"] == 1)
+            #expect(try established(p), "its first hit marks the flow established")
+        }
+        // A fifth SYN finds only established ways: forwarded by the ring, not written.
+        #expect(try send(ports[4], .syn)["new_flow"] == 1)
+        #expect(try !held(ports[4]) && ports[0..<4].allSatisfy(held))
+        // Its ACK misses and is written: the sweep clears every used mark and takes one way.
+        #expect(try send(ports[4], .ack)["ct_miss"] == 1)
+        #expect(try held(ports[4]) && !established(ports[4]))
         let survivors = try ports[0..<4].filter(held)
         #expect(survivors.count == 3)
-        // Two survivors are used again; the third is not: the next new flow takes its way.
-        #expect(try ackHits(survivors[0]))
-        #expect(try ackHits(survivors[1]))
-        try syn(ports[5])
-        #expect(try held(ports[5]) && held(ports[4]) && held(survivors[0]) && held(survivors[1]))
+        guard survivors.count == 3 else { return }
+        // Two survivors are used again; the third is not.
+        #expect(try send(survivors[0], .ack)["ct_hit"] == 1)
+        #expect(try send(survivors[1], .ack)["ct_hit"] == 1)
+        // A new SYN takes the embryonic way (ports[4]), not the idle established flow.
+        _ = try send(ports[5], .syn)
+        #expect(try held(ports[5]) && !held(ports[4]) && survivors.allSatisfy(held))
+        #expect(try send(ports[5], .ack)["ct_hit"] == 1)
+        // Now every way is established: ports[4]'s next packet takes the one not used since the sweep.
+        #expect(try send(ports[4], .ack)["ct_miss"] == 1)
+        #expect(try held(ports[4]) && held(ports[5]) && held(survivors[0]) && held(survivors[1]))
         #expect(try !held(survivors[2]))
-        #expect(try !ackHits(survivors[2]), "the evicted flow misses and is re-hashed")
+        #expect(try send(survivors[2], .ack)["ct_miss"] == 1, "the evicted flow misses and is re-hashed")
     }
 
     @Test("a way in the middle of a write (odd seq) is a miss, and is not written over")

@@ -143,6 +143,11 @@ counted() { scrape && grep -qx "xdplb_vip_packets_total{vip=\"$vip\"} 20\(\.0\)\
 	grep -qx 'xdplb_backend_packets_total{backend="10.0.9.2"} 20\(\.0\)\?' "$tmp/metrics"; }
 check "GET /metrics counts the 20 packets sent to the VIP, all on its healthy backend" wait_until 5 counted
 check "promtool check metrics: the scrape is valid exposition format" sh -c "promtool check metrics <'$tmp/metrics'"
+# 2 UDP flows of 10 packets: each written by its first packet, established by its second.
+check "xdplb_conntrack_ways: 2 established, 0 embryonic, 65,534 free (lru_size 65,536: every bucket read)" sh -c \
+	"grep -qx 'xdplb_conntrack_ways{state=\"established\"} 2\(\.0\)\?' '$tmp/metrics' && grep -qx 'xdplb_conntrack_ways{state=\"embryonic\"} 0\(\.0\)\?' '$tmp/metrics' && grep -qx 'xdplb_conntrack_ways{state=\"free\"} 65534\(\.0\)\?' '$tmp/metrics'"
+check "xdplb stats --json: conntrack 2 established of 65,536 ways, 16,384 buckets read" \
+	test "$(adm stats --json --interval 0.1 | json "[d['conntrack'][k] for k in ('established', 'embryonic', 'free', 'ways', 'sampled_buckets')]")" = "[2, 0, 65534, 65536, 16384]"
 digest=$(adm status --json | json "d['vips'][0]['digest']")
 check "xdplb_vip_table_digest is the first 12 hex digits of the VIP's ring digest in xdplb status ($digest)" \
 	grep -qx "xdplb_vip_table_digest{vip=\"$vip\"} $((16#${digest:0:12}))\(\.0\)\?" "$tmp/metrics"

@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import BPF
 import Config
+import DataPlane
 import Foundation
 import Hummingbird
 import Logging
@@ -278,6 +279,11 @@ struct StatsCommand: ParsableCommand {
         section("VIP", b.vips, a.vips, skipZero: false)
         section("backend", b.backends, a.backends, skipZero: false)
         if let t = b.tunnelProbes { section("through-tunnel probe packets", t, a.tunnelProbes ?? [:], skipZero: false) }
+        if let ct = b.conntrack {
+            let exact = ct.sampledBuckets * Conntrack.ways >= ct.ways
+            out += "\nconntrack: \(ct.established) established, \(ct.embryonic) embryonic, \(ct.free) free of \(ct.ways) ways"
+                + (exact ? "\n" : " (estimated from \(ct.sampledBuckets) buckets)\n")
+        }
         if let cpu = b.perCpu?["rx"] {
             out += "\nrx per CPU: " + cpu.enumerated().map { "cpu\($0.offset) \($0.element.packets)" }.joined(separator: "  ") + "\n"
         }
@@ -297,6 +303,10 @@ struct StatsCommand: ParsableCommand {
         var obj: [String: Any] = ["interval_seconds": dt, "counters": rows(b.counters, a.counters), "vips": rows(b.vips, a.vips),
                                   "backends": rows(b.backends, a.backends)]
         if let t = b.tunnelProbes { obj["tunnel_probes"] = rows(t, a.tunnelProbes ?? [:]) }
+        if let ct = b.conntrack {
+            obj["conntrack"] = ["ways": ct.ways, "established": ct.established, "embryonic": ct.embryonic, "free": ct.free,
+                                "sampled_buckets": ct.sampledBuckets]
+        }
         if let cpu = b.perCpu { obj["per_cpu"] = cpu.mapValues { $0.map { ["packets": $0.packets, "bytes": $0.bytes] } } }
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)
