@@ -7,31 +7,19 @@ import Testing
 /// the index a fresh build of the same VIPs gives, field for field.
 @Suite("config index: derived from the last one equals built anew")
 struct ConfigIndexTests {
-    /// Deterministic generator (SplitMix64), so a failure is reproducible.
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Backend `i` of a shared pool of 300 (v4 and v6 mixed).
     static func pool(_ i: Int) -> IPAddress {
         i % 3 == 0 ? IPAddress("fd00::b:\(String(i, radix: 16))")! : IPAddress("10.9.\(i / 200).\(i % 200 + 1)")!
     }
 
     /// `n` distinct pool backends with random weights.
-    static func backends(_ n: Int, _ rng: inout Rng) -> [BackendConfig] {
+    static func backends(_ n: Int, _ rng: inout Rand) -> [BackendConfig] {
         var picked = Set<Int>()
         while picked.count < n { picked.insert(Int.random(in: 0..<300, using: &rng)) }
         return picked.sorted().map { BackendConfig(address: pool($0), weight: UInt32.random(in: 1...200, using: &rng)) }
     }
 
-    static func config(_ vips: Int, _ rng: inout Rng) -> [VIPConfig] {
+    static func config(_ vips: Int, _ rng: inout Rand) -> [VIPConfig] {
         (0..<vips).map { i in
             VIPConfig(address: IPAddress("192.0.2.\(i + 1)")!, port: UInt16(80 + i % 3), proto: i % 2 == 0 ? .tcp : .udp,
                       backends: backends(Int.random(in: 1...12, using: &rng), &rng))
@@ -39,7 +27,7 @@ struct ConfigIndexTests {
     }
 
     /// One random edit of VIP `i`: add, remove, reweigh, replace or readdress.
-    static func edit(_ v: inout VIPConfig, _ rng: inout Rng) {
+    static func edit(_ v: inout VIPConfig, _ rng: inout Rand) {
         switch Int.random(in: 0..<5, using: &rng) {
         case 0:
             let have = Set(v.backends.map(\.address))
@@ -65,7 +53,7 @@ struct ConfigIndexTests {
 
     @Test("200 rounds of edits to 1–8 VIPs of 40: every derived index equals a fresh one")
     func derivedEqualsFresh() {
-        var rng = Rng(state: 0x1dec)
+        var rng = Rand(state: 0x1dec)
         var vips = Self.config(40, &rng)
         var index = ConfigIndex(vips)
         for _ in 0..<200 {
@@ -89,7 +77,7 @@ struct ConfigIndexTests {
 
     @Test("the same VIPs give the same index; more than 64 edits or another VIP count build anew")
     func sameOrFresh() {
-        var rng = Rng(state: 7)
+        var rng = Rand(state: 7)
         let vips = Self.config(100, &rng)
         let index = ConfigIndex(vips)
         #expect(ConfigIndex.make(vips, from: index) === index)

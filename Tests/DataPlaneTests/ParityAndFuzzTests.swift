@@ -8,7 +8,7 @@ import Packets
 import Testing
 
 /// A small deterministic generator (SplitMix64) so failures reproduce.
-struct Rand {
+struct Rand: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9e3779b97f4a7c15
