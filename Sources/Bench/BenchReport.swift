@@ -139,6 +139,9 @@ public struct ApplyResult: Sendable, Codable {
     public var mapWriteMs: Double
     /// Another apply of the same config (nothing changes), median of 5.
     public var noopApplyMs: Double
+    /// The same config built again (equal values in new arrays, as a reload of
+    /// an unchanged file gives), median of 5.
+    public var noopReloadApplyMs: Double
     /// An apply where one VIP lost one backend (one ring rebuilt and swapped), median of 5.
     public var oneVipApplyMs: Double
     /// VIPs the hot backend is in, and an apply that takes it out of all of them (down), median of 5.
@@ -270,7 +273,7 @@ public struct BenchReport: Sendable, Codable {
         for a in c.applies {
             out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct), ring \(a.ringSize), LRU \(a.lruSize):")
             out.append("    first apply \(f(a.applyMs)) ms (the same Maglev tables built on one core: \(f(a.maglevComputeMs)) ms)")
-            out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms; one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms; a backend in \(a.hotBackendVIPs) VIPs goes down: \(f(a.hotBackendDownMs, 2)) ms")
+            out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms (the config built again: \(f(a.noopReloadApplyMs, 2)) ms); one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms; a backend in \(a.hotBackendVIPs) VIPs goes down: \(f(a.hotBackendDownMs, 2)) ms")
             out.append("    half the VIPs removed: \(f(a.halfRemovedMs)) ms; added back: \(f(a.halfAddedMs)) ms")
             out.append("    RSS: \(mb(a.rssBeforeLoadBytes)) before load, \(mb(a.rssBeforeApplyBytes)) loaded, \(mb(a.rssAfterApplyBytes)) after apply, peak \(mb(a.rssPeakBytes))")
             let maps = a.mapMemlockBytes.sorted { $0.value > $1.value }.map { "\($0.key) \(mb($0.value))" }.joined(separator: ", ")

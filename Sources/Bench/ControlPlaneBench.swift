@@ -120,6 +120,10 @@ public enum ControlPlaneBench {
         }
         let noop = try timed(5) { try controller.apply(cfg) }
         let noopReport = try controller.apply(cfg)
+        // Equal values, new arrays: what a reload of the unchanged file hands the controller.
+        let noopReload = try timed(5) { try controller.apply(bigConfig(s, ringSize: o.ringSize, lruSize: o.lruSize)) }
+        let reloadReport = try controller.apply(bigConfig(s, ringSize: o.ringSize, lruSize: o.lruSize))
+        log("apply: no-op, the config built again \(String(format: "%.1f", reloadReport.milliseconds)) ms (\(reloadReport.phases.description))")
         log("apply: no-op \(String(format: "%.1f", noopReport.milliseconds)) ms (\(noopReport.phases.description))")
         var changed = cfg
         changed.vips[0].backends.removeLast()
@@ -163,7 +167,7 @@ public enum ControlPlaneBench {
         return ApplyResult(
             vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, ringSize: o.ringSize,
             lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute,
-            mapWriteMs: max(0, first.milliseconds - compute), noopApplyMs: noop, oneVipApplyMs: one,
+            mapWriteMs: max(0, first.milliseconds - compute), noopApplyMs: noop, noopReloadApplyMs: noopReload, oneVipApplyMs: one,
             hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown, halfRemovedMs: halfRemoved, halfAddedMs: halfBack,
             rssBeforeLoadBytes: rssBeforeLoad, rssBeforeApplyBytes: rssBeforeApply, rssAfterApplyBytes: rssAfterApply,
             rssPeakBytes: procStatusBytes("VmHWM"), mapMemlockBytes: memlock,

@@ -40,7 +40,8 @@ extension DataPlaneController {
 
         // Ids of backends leaving are freed only after the new rings stop naming them.
         let limit = Int(XDPLB_MAX_BACKENDS) - 1
-        let fresh = weights.keys.filter { backendIDs[$0] == nil }.count
+        // The index the last apply wrote has an id for every backend.
+        let fresh = appliedIndex === index ? 0 : weights.keys.filter { backendIDs[$0] == nil }.count
         if backendIDs.count + fresh > limit {
             let leaving = backendIDs.keys.filter { weights[$0] == nil }.count
             throw BPFError("refused: \(fresh) new backends need ids but only \(limit - backendIDs.count) of \(limit) are free", errno: ENOSPC,

@@ -164,6 +164,9 @@ public final class DataPlaneController: @unchecked Sendable {
         var report = ApplyReport()
         // Everything that can be refused is decided before the first write.
         let plan = try self.plan(config, down: down)
+        // The last apply wrote every VIP and backend of this very index: the same VIP
+        // names and backend addresses, each with its id, none left to remove.
+        let sameIndex = appliedIndex === plan.index
         appliedIndex = nil   // set again once this apply has written every VIP
         var mark = DispatchTime.now().uptimeNanoseconds
         /// Milliseconds since the last call (or the plan's end).
@@ -212,7 +215,9 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         lastBackendInputs = nil   // set again once this apply has written everything
         // New backends take ids in address order (the same ids on every run of the same config).
-        for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { _ = try backendID(for: addr) }
+        if !sameIndex {
+            for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { _ = try backendID(for: addr) }
+        }
         for (addr, w) in visit {
             let id = try backendID(for: addr)
             var e = backendEntries[id] ?? xdplb_backend()
@@ -249,7 +254,7 @@ public final class DataPlaneController: @unchecked Sendable {
 
         // 2. VIPs and rings.
         var retired: [UInt32] = []
-        for (name, state) in vips where !index.nameSet.contains(name) {
+        for (name, state) in sameIndex ? [:] : vips where !index.nameSet.contains(name) {
             try removeVIP(state)
             retired.append(state.index)
             vips[name] = nil
@@ -257,7 +262,7 @@ public final class DataPlaneController: @unchecked Sendable {
             freeVIPIndexes.released.append(state.index)
             report.vipsRemoved.append(name)
         }
-        for (key, slot) in adoptedVIPIndexes where !index.keySet.contains(key) {
+        for (key, slot) in sameIndex ? [:] : adoptedVIPIndexes where !index.keySet.contains(key) {
             try maps.vips.delete(key)
             retired.append(slot)
             try maps.vipStats.updatePerCPU(slot, xdplb_counter())
@@ -270,7 +275,7 @@ public final class DataPlaneController: @unchecked Sendable {
         // Removed VIPs leave the table before anything else changes.
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         // Rings are built on every core, a chunk at a time (each holds an open map until swapped in).
-        let changedVIPs = index.vips.indices.filter { plan.changed[index.names[$0]] != nil }
+        let changedVIPs = plan.changed.isEmpty ? [] : index.vips.indices.filter { plan.changed[index.names[$0]] != nil }
         let addsVIPs = plan.changed.keys.contains { vips[$0] == nil }
         var idByIdentity: [String: UInt32]?
         for chunk in stride(from: 0, to: changedVIPs.count, by: Self.ringsPerFlush) {
@@ -319,7 +324,7 @@ public final class DataPlaneController: @unchecked Sendable {
         }
 
         // 3. Backends no VIP uses any more: clear them (LRU entries stop matching).
-        for (addr, id) in backendIDs where weights[addr] == nil {
+        for (addr, id) in sameIndex ? [:] : backendIDs where weights[addr] == nil {
             try maps.backends.update(id, xdplb_backend())
             backendEntries[id] = nil
             backendGens[id] = nil

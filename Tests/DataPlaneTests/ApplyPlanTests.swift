@@ -79,4 +79,36 @@ struct ApplyPlanTests {
         let v = try CounterReader.sum(maps.backendStats, index: try #require(bed.controller.backendIDs[another]))
         #expect(v.packets == 0 && v.bytes == 0, "\(v)")
     }
+    @Test("the same config again writes nothing; a down change on the same config still reaches the rings, and back")
+    func sameConfigFastPath() throws {
+        let bed = try TestBed()
+        let c = bed.config
+        let before = try snapshot(bed)
+        let ids = bed.controller.backendIDs
+        let report = try bed.controller.apply(c, nextHops: bed.nextHops)
+        #expect(report.vipsRemoved.isEmpty && report.ringsReplaced.isEmpty && report.backendsWritten == 0, "\(report)")
+        #expect(try snapshot(bed) == before, "a no-op apply wrote nothing")
+        #expect(bed.controller.backendIDs == ids)
+
+        // The same config with one backend down: the VIPs that use it get new rings without it.
+        let gone = Lab.backends4[1]
+        try bed.apply(c, down: [gone])
+        #expect(try snapshot(bed) != before)
+        #expect(bed.controller.backendIDs == ids, "a down backend keeps its id")
+        let goneID = try #require(ids[gone])
+        /// The backend ids the kernel ring of `vip` names, read from the kernel.
+        func ringIDs(_ vip: VIPConfig) throws -> Set<UInt32> {
+            let state = try #require(bed.controller.vips[vip.name])
+            let ring = try #require(try RingContents.read(bed.balancer.maps.rings, index: state.index))
+            return Set(ring.slots.indices.map { ring.backendID($0) })
+        }
+        let users = c.vips.filter { $0.backends.contains { $0.address == gone } }
+        #expect(!users.isEmpty)
+        for vip in users { #expect(try !ringIDs(vip).contains(goneID), "\(vip.name) still picks \(gone)") }
+        // And up again: every VIP picks from the same backends as at the start.
+        try bed.apply(c)
+        #expect(bed.controller.backendIDs == ids)
+        for vip in users { #expect(try ringIDs(vip).contains(goneID), "\(vip.name) picks \(gone) again") }
+        #expect(try snapshot(bed).prefix(Int(XDPLB_MAX_BACKENDS) - 1) == before.prefix(Int(XDPLB_MAX_BACKENDS) - 1), "backend entries as at the start")
+    }
 }
