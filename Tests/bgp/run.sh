@@ -230,6 +230,13 @@ for _ in $(seq 1 200); do
 	# 10.0.9.2 healthy? the VIP's announcement, 10.0.9.4's slots (one parse per sample)
 	read -r up2 slots4 ann < <(json "[' '.join([str(next(b['healthy'] for b in v['backends'] if b['address'] == '10.0.9.2')), str(next(b['slots'] for b in v['backends'] if b['address'] == '10.0.9.4')), v['announcement']]) for v in d['vips'] if v['name'] == '10.100.0.1:80/tcp'][0]" <"$tmp/iso.json")
 	if [ "$up2" = True ]; then
+		# The probe state is read live; the agent may not have acted on it yet (a
+		# sample between the probe's rise and the reconcile it triggers): still
+		# withdrawn, so keep sampling, but it is not a partial-view sample.
+		if [ "$ann" = "withdrawn: all backends down (fail_open: withdraw)" ]; then
+			[ "$routed" = 0 ] || early=$((early + 1))
+			sleep 0.05; continue
+		fi
 		[ "$ann" = "withdrawn: health checks not converged" ] || { echo "    (the partial view ended: $ann, 10.0.9.4 slots $slots4)"; break; }
 		partial=$((partial + 1))
 		[ "$routed" = 0 ] || early=$((early + 1))
