@@ -122,6 +122,7 @@ public enum ConfigLoader {
     public static func parseShared(_ text: String, file: String, node: NodeConfig? = nil) throws(ConfigError) -> SharedConfig {
         let root = try compose(text, file: file)
         var r = Reader(file: file)
+        r.protection.perVIPAllowed = false
         let shared = r.sharedDocument(root, node: node)
         if !r.issues.isEmpty || shared == nil {
             throw ConfigError(issues: r.issues.isEmpty ? [ConfigIssue(file: file, keyPath: "", reason: "empty shared configuration (expected vips: and optionally hash_seed:)")] : r.issues)
@@ -136,6 +137,9 @@ struct Reader {
     var issues: [ConfigIssue] = []
 
     init(file: String) { self.file = file }
+
+    /// The protection sections read so far (ConfigLoader+Protection.swift).
+    var protection = ProtectionReading()
 
     /// Issues kept in full; past this only the count grows (bounded output for any file).
     static let maxIssues = 100
@@ -301,7 +305,7 @@ struct Reader {
     // MARK: document
 
     mutating func document(_ root: Node?) -> XdplbConfig? {
-        guard let top = mapping(root, "", allowed: ["node", "vips", "cluster"]) else { return nil }
+        guard let top = mapping(root, "", allowed: ["node", "vips", "cluster", "protection"]) else { return nil }
         guard top["node"] != nil else {
             fail("node", "missing (the node section: interface, encap_source, ...)")
             return nil
@@ -311,10 +315,13 @@ struct Reader {
         if top["cluster"] != nil, let (_, path) = top["vips"] {
             fail(path, "not allowed with a cluster section: the VIPs come from etcd ('xdplb cluster push FILE'); keep only node-local settings here")
         }
+        protection.globalPath = top["protection"]?.1
+        let global = top["protection"].flatMap { protectionRules($0) }
         let vips = vipList(top["vips"])
+        let protectionConfig = protectionConfig(global: global)
         guard let node else { return nil }
         vipChecks(node, vips, prefix: "")
-        return XdplbConfig(node: node, vips: vips, cluster: cluster)
+        return XdplbConfig(node: node, vips: vips, cluster: cluster, protection: protectionConfig)
     }
 
     /// The VIP list at `e`, each VIP read and duplicates refused.
@@ -329,6 +336,7 @@ struct Reader {
             } else {
                 seen[key] = path
                 vips.append(v)
+                if let (rules, at) = protection.current { protection.perVIP.append((key, rules, at)) }
             }
         }
         return vips
@@ -434,7 +442,10 @@ struct Reader {
     }
 
     mutating func vip(_ node: Node, _ path: String) -> VIPConfig? {
-        guard let m = mapping(node, path, allowed: ["address", "port", "protocol", "hash", "ring_size", "health", "second_chance", "backends"]) else { return nil }
+        guard let m = mapping(node, path, allowed: ["address", "port", "protocol", "hash", "ring_size", "health", "second_chance", "backends", "protection"]) else {
+            protection.current = nil
+            return nil
+        }
         let addr = unicast(m["address"], what: "VIP")
         if m["address"] == nil { fail("\(path).address", "missing") }
         let port = m["port"] == nil ? 0 : integer(m["port"], 0...65535)
@@ -466,6 +477,7 @@ struct Reader {
             if let w { backends.append(BackendConfig(address: ba, weight: UInt32(w), health: bh)) }
         }
         if list.count > 4000 { fail("\(path).backends", "\(list.count) backends; at most 4000 per VIP") }
+        vipProtection(m["protection"])
         guard let addr, let port, let proto else { return nil }
         // A port-0 VIP has no port to probe: the check must name one (unless it does not probe).
         if port == 0 {

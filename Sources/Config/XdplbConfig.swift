@@ -9,12 +9,15 @@ public struct XdplbConfig: Sendable, Equatable {
     public var vips: [VIPConfig]
     /// Membership of a cluster sharing config and health through etcd (nil: this file is the whole config).
     public var cluster: ClusterConfig?
+    /// Flood protection: per-source limits, deny and allow lists (`protection:`, globally and per VIP).
+    public var protection = ProtectionConfig()
 
     /// A configuration from parts (already validated).
-    public init(node: NodeConfig, vips: [VIPConfig], cluster: ClusterConfig? = nil) {
+    public init(node: NodeConfig, vips: [VIPConfig], cluster: ClusterConfig? = nil, protection: ProtectionConfig = ProtectionConfig()) {
         self.node = node
         self.vips = vips
         self.cluster = cluster
+        self.protection = protection
     }
 }
 

@@ -15,7 +15,7 @@ struct ConfigLoaderTests {
     static let bad: [BadCase] = [
         BadCase(description: "not YAML", yaml: "node: [", error: "f.yaml: not valid YAML"),
         BadCase(description: "unknown top-level key", yaml: node + "vipz: []",
-                error: "f.yaml: vipz: unknown key (allowed here: node, vips, cluster)"),
+                error: "f.yaml: vipz: unknown key (allowed here: node, vips, cluster, protection)"),
         BadCase(description: "missing node", yaml: "vips: []", error: "f.yaml: node: missing (the node section: interface, encap_source, ...)"),
         BadCase(description: "bad xdp mode", yaml: "node: { interface: eth0, xdp_mode: turbo, encap_source: { ipv4: 10.0.2.2 } }\nvips: []",
                 error: "f.yaml: node.xdp_mode: 'turbo' is not one of native, generic"),

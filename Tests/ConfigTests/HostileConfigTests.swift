@@ -73,7 +73,7 @@ struct HostileConfigTests {
         t.stackSize = 256 << 10
         t.start()
         done.wait()
-        #expect(got == ["f.yaml: x: unknown key (allowed here: node, vips, cluster)"])
+        #expect(got == ["f.yaml: x: unknown key (allowed here: node, vips, cluster, protection)"])
     }
 
     @Test("brackets in quotes, comments and block scalars do not count as nesting")
@@ -110,7 +110,7 @@ struct HostileConfigTests {
         for i in 1...8 { lines.append("x\(i): &x\(i) [" + Array(repeating: "*x\(i - 1)", count: 9).joined(separator: ", ") + "]") }
         lines.append("vips: [ { address: 10.100.0.1, port: 80, backends: [], *x8 : 1, { a: 1 }: 2 } ]")
         let got = Self.issues(lines.joined(separator: "\n"))
-        #expect(got.contains("f.yaml: vips[0].<a list>: a key must be a plain name, not a list or mapping (allowed here: address, port, protocol, hash, ring_size, health, second_chance, backends)"))
+        #expect(got.contains("f.yaml: vips[0].<a list>: a key must be a plain name, not a list or mapping (allowed here: address, port, protocol, hash, ring_size, health, second_chance, backends, protection)"))
         #expect(got.contains { $0.hasPrefix("f.yaml: vips[0].<a mapping>: a key must be a plain name") })
         #expect(got.allSatisfy { $0.count < 300 }, "got: \(got.map { $0.prefix(100) })")
     }
@@ -121,7 +121,7 @@ struct HostileConfigTests {
         // A plain key may be at most 1024 characters (YAML's simple keys).
         let got = Self.issues("node: { interface: \(long), encap_source: { ipv4: 10.0.2.2 } }\nvips: []\n\(long.prefix(1000)): 1")
         #expect(got.contains("f.yaml: node.interface: '\(String(repeating: "e", count: 64))…' is not a valid interface name: it is longer than 15 bytes (IFNAMSIZ - 1)"))
-        #expect(got.contains("f.yaml: \(String(repeating: "e", count: 64))…: unknown key (allowed here: node, vips, cluster)"))
+        #expect(got.contains("f.yaml: \(String(repeating: "e", count: 64))…: unknown key (allowed here: node, vips, cluster, protection)"))
         let yamlError = Self.issues(Self.node + "vips: []\n\(long): 1")
         #expect(yamlError.count == 1 && yamlError[0].count < 400 && !yamlError[0].contains("\n"), "got: \(yamlError)")
         let ctl = Self.issues(Self.vip("protocol: \"tc\\np\\u001b\", backends: []"))

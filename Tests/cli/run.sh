@@ -58,7 +58,7 @@ bad_config() { # bad_config NAME EXPECTED-LINE YAML
 	expect_fail_with "config check: $1" "$tmp/bad.yaml: $2" "$XDPLB" config check "$tmp/bad.yaml"
 }
 node='node: { interface: eth0, encap_source: { ipv4: 10.0.2.2 } }'
-bad_config "unknown key" "vips[0].prot: unknown key (allowed here: address, port, protocol, hash, ring_size, health, second_chance, backends)" \
+bad_config "unknown key" "vips[0].prot: unknown key (allowed here: address, port, protocol, hash, ring_size, health, second_chance, backends, protection)" \
 	"$node
 vips: [ { address: 10.100.0.1, prot: tcp, backends: [] } ]"
 bad_config "bad address" "vips[0].backends[1].address: '10.0.4.300' is not an IPv4 or IPv6 address" \
