@@ -12,6 +12,7 @@
 #include "flow_hash.h"
 #include "conntrack.h"
 #include "hop.h"
+#include "protect.h"
 
 /* The node config (array key 0). NULL only if the map is broken. */
 static __always_inline struct xdplb_node_cfg *config_get(void)
@@ -308,12 +309,14 @@ static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 							  const struct xdplb_vip_meta *vip,
 							  bool remember,
 							  const struct xdplb_node_cfg *cfg, __u32 *id,
-							  const struct xdplb_backend **hop_be)
+							  const struct xdplb_backend **hop_be,
+							  struct xdplb_guard *guard)
 {
 	bool src_only = vip->flags & XDPLB_VIP_F_SRC_IP_HASH;
 	__u32 tuple = flow_hash_mode(pkt, false, cfg->hash_seed);
 	struct xdplb_ct_bucket *bucket = ct_bucket(cfg, tuple);
 	struct xdplb_backend *be = NULL;
+	struct xdplb_vip_flows *flows;
 	__u32 hop = 0;
 
 	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
@@ -327,10 +330,16 @@ static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 			*hop_be = second_hop_get(hop);
 		return be;
 	}
+	/* A flow the ring decides is a new flow of its source (per-source limit). */
+	if (guard && !guard_new_flow(guard, vip->vip_index))
+		return NULL;
 	be = ring_pick(vip, pkt->hash, id);
 	if (!be)
 		return NULL;
 	count(XDPLB_CNT_NEW_FLOW, pkt->frame_len);
+	flows = vip_flows(vip->vip_index);
+	if (flows)
+		flows->new_flows += 1;
 	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
 		hop = prev_ring_pick(vip, pkt->hash, *id);
 		*hop_be = second_hop_get(hop);

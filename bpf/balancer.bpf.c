@@ -82,6 +82,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 {
 	struct xdplb_node_cfg *cfg = config_get();
 	const struct xdplb_backend *hop = NULL;
+	struct xdplb_guard guard = {};
 	struct xdplb_backend *be;
 	__u32 id = 0, overhead, outer_len, path;
 	__be32 key = 0;
@@ -90,9 +91,15 @@ static __always_inline int balance(struct xdp_md *ctx, struct xdplb_pkt *pkt,
 
 	if (!cfg)
 		return pkt_verdict(pkt, XDPLB_CNT_DROP_ENCAP_FAIL, XDP_DROP);
-	be = backend_pick(pkt, vip, !is_icmp, cfg, &id, &hop);
+	/* Prefix lists and per-source limits, when the node has any (ICMP errors come from routers: exempt). */
+	if (!is_icmp && (cfg->flags & XDPLB_NODE_F_PROTECT)) {
+		action = protect_packet(pkt, vip->vip_index, &guard);
+		if (action >= 0)
+			return action;
+	}
+	be = backend_pick(pkt, vip, !is_icmp, cfg, &id, &hop, &guard);
 	if (!be)
-		return pkt_verdict(pkt, XDPLB_CNT_DROP_NO_BACKEND, XDP_DROP);
+		return pkt_verdict(pkt, guard.limited ? XDPLB_CNT_DROP_RATE_SRC_SYN : XDPLB_CNT_DROP_NO_BACKEND, XDP_DROP);
 	/* An ICMP error follows its flow to the first hop only. */
 	if (hop && !is_icmp)
 		key = xdplb_hop_key(hop->addr, hop->flags & XDPLB_BACKEND_F_IPV6);

@@ -120,4 +120,37 @@ struct {
 	__type(value, struct xdplb_counter);
 } xdplb_backend_stats SEC(".maps");
 
+/* Protection (xdplb_abi.h 4c): per VIP, what to check; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct xdplb_vip_protect);
+} xdplb_protect SEC(".maps");
+
+/* Deny and allow prefixes, global and per VIP; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XDPLB_PREFIXES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdplb_prefix_key);
+	__type(value, struct xdplb_prefix_rule);
+} xdplb_prefixes SEC(".maps");
+
+/* Per (VIP, source prefix) limit state; written by the program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPLB_SRC_STATE_MAX);
+	__type(key, struct xdplb_src_key);
+	__type(value, struct xdplb_src_state);
+} xdplb_src_state SEC(".maps");
+
+/* Per-CPU new flows and protection drops per VIP, indexed by vip_index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct xdplb_vip_flows);
+} xdplb_vip_flows SEC(".maps");
+
 #endif /* XDPLB_MAPS_H */

@@ -257,7 +257,7 @@ struct xdplb_node_cfg {
 	__u16 pad;
 	__u32 abi_version; /* XDPLB_ABI_VERSION of the agent that wrote it */
 	__u32 ct_mask;     /* conntrack buckets - 1 (their number is a power of two) */
-	__u32 pad2;
+	__u32 flags;       /* XDPLB_NODE_F_* (0 in maps of agents before protection) */
 };
 _Static_assert(sizeof(struct xdplb_node_cfg) == 40, "xdplb_node_cfg layout");
 
@@ -323,6 +323,104 @@ _Static_assert(sizeof(struct xdplb_counter) == 16, "xdplb_counter layout");
  * bash in tools/gre-decap.
  */
 
+/* ---- 4c. protection: prefix lists and per-source limits ---------------- */
+
+/*
+ * Off unless the node config has XDPLB_NODE_F_PROTECT: then a TCP/UDP packet
+ * to a VIP reads xdplb_protect[vip_index] (an array entry, no helper call),
+ * and a VIP whose flags there are 0 costs nothing more. In order:
+ *
+ * 1. Prefix lists (XDPLB_PROTECT_F_PREFIXES_VIP / _ALL): the source is looked
+ *    up in the LPM trie xdplb_prefixes, first in the VIP's scope, then (no
+ *    match there) in the global scope. The longest prefix of the first scope
+ *    that has one decides: DENY drops the packet (XDPLB_CNT_DROP_DENY), ALLOW
+ *    exempts it from the limits below.
+ * 2. Per-source limits: the source masked to the VIP's plen_v4 / plen_v6 is a
+ *    key of the LRU hash xdplb_src_state, one entry per (VIP, source prefix).
+ *    Each limit is GCRA (a token bucket kept as one "theoretical arrival
+ *    time", tat, in ns of bpf_ktime_get_ns): a packet of cost c is admitted
+ *    when max(tat, now) + c - now <= burst_ns, and then tat = max(tat, now) +
+ *    c. So `burst` packets pass at once, then one every c ns: c =
+ *    1e9 / rate (rounded down), burst_ns = burst * c. Every packet is charged
+ *    to the packet limit (XDPLB_CNT_DROP_RATE_SRC_PPS when over); a packet
+ *    that starts a flow (a SYN, or a packet that misses conntrack, just
+ *    before the ring would decide) to the new-flow limit
+ *    (XDPLB_CNT_DROP_RATE_SRC_SYN). A dropped packet is not charged. Two CPUs
+ *    charging one source use atomics (compare-and-swap, then add), so the
+ *    limit holds across CPUs. The limits are per LB node: with N nodes behind
+ *    ECMP, one source's flows spread over the nodes.
+ *
+ * Per VIP, xdplb_vip_flows[vip_index] (per CPU) counts the flows the ring
+ * decided (the agent's new-flow rate, its flood signal) and the drops above.
+ */
+#define XDPLB_NODE_F_PROTECT (1U << 0) /* struct xdplb_node_cfg.flags: read xdplb_protect */
+
+/* struct xdplb_vip_protect.flags */
+#define XDPLB_PROTECT_F_PREFIXES_VIP (1U << 0) /* the VIP has prefixes of its own scope */
+#define XDPLB_PROTECT_F_PREFIXES_ALL (1U << 1) /* global prefixes apply to the VIP */
+#define XDPLB_PROTECT_F_LIMIT_FLOWS (1U << 2)  /* new flows per source prefix */
+#define XDPLB_PROTECT_F_LIMIT_PKTS (1U << 3)   /* packets per source prefix */
+
+/* Value of xdplb_protect, indexed by vip_index. */
+struct xdplb_vip_protect {
+	__u32 flags;   /* XDPLB_PROTECT_F_*; 0: nothing to do */
+	__u8 plen_v4;  /* source prefix length of the limits' keys, 16..32 */
+	__u8 plen_v6;  /* 48..128 */
+	__u16 pad;
+	__u64 flow_cost_ns;  /* 1e9 / new flows per second */
+	__u64 flow_burst_ns; /* burst * flow_cost_ns */
+	__u64 pkt_cost_ns;   /* 1e9 / packets per second */
+	__u64 pkt_burst_ns;  /* burst * pkt_cost_ns */
+};
+_Static_assert(sizeof(struct xdplb_vip_protect) == 40, "xdplb_vip_protect layout");
+
+/*
+ * Key of the LPM trie xdplb_prefixes: prefixlen = 32 + the prefix's length
+ * (the scope word always matches whole). scope = family << 24 | (0: every
+ * VIP; vip_index + 1: that VIP), in host order; an IPv4 prefix sits in
+ * addr[0].
+ */
+struct xdplb_prefix_key {
+	__u32 prefixlen;
+	__u32 scope;
+	__be32 addr[4];
+};
+_Static_assert(sizeof(struct xdplb_prefix_key) == 24, "xdplb_prefix_key layout");
+#define XDPLB_PREFIX_SCOPE(family, vip_slot) (((__u32)(family) << 24) | (vip_slot))
+#define XDPLB_PREFIXES_MAX 65536
+
+/* Value of xdplb_prefixes. */
+#define XDPLB_PREFIX_DENY 1
+#define XDPLB_PREFIX_ALLOW 2
+struct xdplb_prefix_rule {
+	__u32 action; /* XDPLB_PREFIX_DENY | XDPLB_PREFIX_ALLOW */
+};
+_Static_assert(sizeof(struct xdplb_prefix_rule) == 4, "xdplb_prefix_rule layout");
+
+/* Key and value of xdplb_src_state (LRU hash). */
+struct xdplb_src_key {
+	__be32 addr[4]; /* the source, masked to the VIP's plen */
+	__u32 vip_index;
+	__u8 family;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct xdplb_src_key) == 24, "xdplb_src_key layout");
+struct xdplb_src_state {
+	__u64 flow_tat; /* GCRA of the new-flow limit, ns */
+	__u64 pkt_tat;  /* GCRA of the packet limit, ns */
+};
+_Static_assert(sizeof(struct xdplb_src_state) == 16, "xdplb_src_state layout");
+#define XDPLB_SRC_STATE_MAX 131072
+
+/* Value of xdplb_vip_flows (per CPU), indexed by vip_index. */
+struct xdplb_vip_flows {
+	__u64 new_flows;         /* flows the ring decided */
+	__u64 drop_deny;         /* XDPLB_CNT_DROP_DENY of this VIP */
+	__u64 drop_rate_src_syn; /* XDPLB_CNT_DROP_RATE_SRC_SYN of this VIP */
+	__u64 drop_rate_src_pps; /* XDPLB_CNT_DROP_RATE_SRC_PPS of this VIP */
+};
+_Static_assert(sizeof(struct xdplb_vip_flows) == 32, "xdplb_vip_flows layout");
+
 /* ---- 5. counters (index into the per-CPU counter array) ----------------- */
 
 /*
@@ -357,6 +455,9 @@ enum xdplb_counter_id {
 	XDPLB_CNT_GRE_V4,            /* path: encapsulated in outer IPv4 */
 	XDPLB_CNT_GRE_V6,            /* path: encapsulated in outer IPv6 */
 	XDPLB_CNT_SECOND_HOP,        /* path: sent with a second hop in the GRE key */
+	XDPLB_CNT_DROP_DENY,         /* source in a deny prefix (section 4c) */
+	XDPLB_CNT_DROP_RATE_SRC_SYN, /* source prefix over its new-flow limit */
+	XDPLB_CNT_DROP_RATE_SRC_PPS, /* source prefix over its packet limit */
 	XDPLB_CNT_MAX
 };
 _Static_assert(XDPLB_CNT_MAX <= XDPLB_CNT_SLOTS, "counters fit the counter array");
@@ -377,6 +478,10 @@ _Static_assert(XDPLB_CNT_MAX <= XDPLB_CNT_SLOTS, "counters fit the counter array
 #define XDPLB_MAP_BACKEND_STATS "xdplb_backend_stats"
 #define XDPLB_MAP_VIP_FILTER "xdplb_vip_filter"
 #define XDPLB_MAP_VIP_TABLE "xdplb_vip_table"
+#define XDPLB_MAP_PROTECT "xdplb_protect"
+#define XDPLB_MAP_PREFIXES "xdplb_prefixes"
+#define XDPLB_MAP_SRC_STATE "xdplb_src_state"
+#define XDPLB_MAP_VIP_FLOWS "xdplb_vip_flows"
 #define XDPLB_PROG_BALANCER "xdplb_balancer"
 
 /* ==== 7. decap: the backend side (bpf/decap.bpf.c, tools/gre-decap) ====== */

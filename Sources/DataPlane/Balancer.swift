@@ -28,17 +28,27 @@ public struct BalancerMaps: Sendable {
     public let vipStats: BPFMap
     /// Per-backend per-CPU counters.
     public let backendStats: BPFMap
+    /// Protection settings per VIP index (`struct xdplb_vip_protect`).
+    public let protect: BPFMap
+    /// Deny and allow prefixes, global and per VIP (LPM trie).
+    public let prefixes: BPFMap
+    /// Per (VIP, source prefix) limit state, written by the program (LRU hash).
+    public let sourceState: BPFMap
+    /// Per-VIP per-CPU new flows and protection drops (`struct xdplb_vip_flows`).
+    public let vipFlows: BPFMap
 
     /// Every map name with its handle (for pinning and listing).
     public var all: [(name: String, map: BPFMap)] {
         [(XDPLB_MAP_VIPS, vips), (XDPLB_MAP_VIP_TABLE, vipTable), (XDPLB_MAP_VIP_ADDRS, vipAddrs), (XDPLB_MAP_VIP_FILTER, vipFilter), (XDPLB_MAP_RINGS, rings), (XDPLB_MAP_RINGS_PREV, ringsPrev), (XDPLB_MAP_BACKENDS, backends),
          (XDPLB_MAP_CT, conntrack), (XDPLB_MAP_CONFIG, config), (XDPLB_MAP_COUNTERS, counters),
-         (XDPLB_MAP_VIP_STATS, vipStats), (XDPLB_MAP_BACKEND_STATS, backendStats)]
+         (XDPLB_MAP_VIP_STATS, vipStats), (XDPLB_MAP_BACKEND_STATS, backendStats),
+         (XDPLB_MAP_PROTECT, protect), (XDPLB_MAP_PREFIXES, prefixes), (XDPLB_MAP_SRC_STATE, sourceState), (XDPLB_MAP_VIP_FLOWS, vipFlows)]
     }
 
     /// Every map name the balancer object defines.
     public static let names = [XDPLB_MAP_VIPS, XDPLB_MAP_VIP_TABLE, XDPLB_MAP_VIP_ADDRS, XDPLB_MAP_VIP_FILTER, XDPLB_MAP_RINGS, XDPLB_MAP_RINGS_PREV, XDPLB_MAP_BACKENDS, XDPLB_MAP_CT,
-                               XDPLB_MAP_CONFIG, XDPLB_MAP_COUNTERS, XDPLB_MAP_VIP_STATS, XDPLB_MAP_BACKEND_STATS]
+                               XDPLB_MAP_CONFIG, XDPLB_MAP_COUNTERS, XDPLB_MAP_VIP_STATS, XDPLB_MAP_BACKEND_STATS,
+                               XDPLB_MAP_PROTECT, XDPLB_MAP_PREFIXES, XDPLB_MAP_SRC_STATE, XDPLB_MAP_VIP_FLOWS]
 
     /// The maps of a loaded balancer object.
     public init(object: BPFObject) throws(BPFError) {
@@ -63,6 +73,10 @@ public struct BalancerMaps: Sendable {
         counters = try open(XDPLB_MAP_COUNTERS)
         vipStats = try open(XDPLB_MAP_VIP_STATS)
         backendStats = try open(XDPLB_MAP_BACKEND_STATS)
+        protect = try open(XDPLB_MAP_PROTECT)
+        prefixes = try open(XDPLB_MAP_PREFIXES)
+        sourceState = try open(XDPLB_MAP_SRC_STATE)
+        vipFlows = try open(XDPLB_MAP_VIP_FLOWS)
     }
 }
 

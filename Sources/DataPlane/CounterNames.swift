@@ -30,6 +30,9 @@ public enum CounterNames {
         (XDPLB_CNT_GRE_V4, "gre_v4"),
         (XDPLB_CNT_GRE_V6, "gre_v6"),
         (XDPLB_CNT_SECOND_HOP, "second_hop"),
+        (XDPLB_CNT_DROP_DENY, "drop_deny"),
+        (XDPLB_CNT_DROP_RATE_SRC_SYN, "drop_rate_src_syn"),
+        (XDPLB_CNT_DROP_RATE_SRC_PPS, "drop_rate_src_pps"),
     ].map { (Int($0.0.rawValue), $0.1) }
 
     /// Number of counters the program has.

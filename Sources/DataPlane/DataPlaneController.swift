@@ -15,6 +15,8 @@ public struct ApplyReport: Sendable {
     public var backendsWritten = 0
     /// Backends removed from the data plane.
     public var backendsRemoved = 0
+    /// What the protection write changed (``DataPlaneController/applyProtection(_:)``).
+    public var protection = ProtectionReport()
     /// Wall time of the whole apply, in milliseconds.
     public var milliseconds = 0.0
     /// Where that time went, in milliseconds: the plan and checks, the backend
@@ -81,6 +83,12 @@ public final class DataPlaneController: @unchecked Sendable {
 
     /// The VIP table, mapped on first use.
     private var vipTable: VIPTable?
+    /// What the last protection write left in the maps (nil: not known yet).
+    var protectionWritten: ProtectionWritten?
+    /// `xdplb_node_cfg.flags` (XDPLB_NODE_F_*), kept by `applyNode` and set by the protection write.
+    var nodeFlags: UInt32 = 0
+    /// The node settings last written (nil: none yet).
+    var nodeWritten: NodeConfig?
 
     /// A controller for `maps` (empty maps, or maps to be adopted with `adopt`).
     public init(maps: BalancerMaps) { self.maps = maps }
@@ -138,7 +146,9 @@ public final class DataPlaneController: @unchecked Sendable {
         cfg.path_mtu = UInt16(node.pathMTU)
         cfg.abi_version = UInt32(XDPLB_ABI_VERSION)
         cfg.ct_mask = maps.conntrack.info.maxEntries - 1
+        cfg.flags = nodeFlags
         try maps.config.update(UInt32(0), cfg)
+        nodeWritten = node
     }
 
     /// Makes the maps equal to `config` minus the backends in `down`.
@@ -266,6 +276,8 @@ public final class DataPlaneController: @unchecked Sendable {
             try maps.vips.delete(key)
             retired.append(slot)
             try maps.vipStats.updatePerCPU(slot, xdplb_counter())
+            try maps.vipFlows.updatePerCPU(slot, xdplb_vip_flows())
+            try maps.protect.update(slot, xdplb_vip_protect())
             adoptedVIPIndexes[key] = nil
             usedVIPIndexes[slot] = nil
             freeVIPIndexes.released.append(slot)
@@ -335,6 +347,7 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         lastBackendInputs = clearPresentAfterRings.isEmpty ? (index, downEverywhere, nextHops) : nil
         appliedIndex = index
+        report.protection = try applyProtection(config.protection)
         report.phases.finish = lap()
         report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         return report
@@ -570,6 +583,8 @@ public final class DataPlaneController: @unchecked Sendable {
     private func removeVIP(_ s: VIPState) throws(BPFError) {
         try maps.vips.delete(xdplb_vip_key(address: s.config.address, port: s.config.port, proto: s.config.proto.number))
         try maps.vipStats.updatePerCPU(s.index, xdplb_counter())
+        try maps.vipFlows.updatePerCPU(s.index, xdplb_vip_flows())
+        try clearProtection(slot: s.index)
     }
 
     /// Drops the current and previous rings of VIP slots. The kernel can't
