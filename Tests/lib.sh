@@ -5,6 +5,10 @@ ok() { pass=$((pass + 1)); echo "PASS $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 # check NAME CMD...: PASS when CMD succeeds, else FAIL with its output indented.
 check() { local name=$1; shift; if "$@" >"$tmp/out" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$tmp/out"; fi; }
+# says TEXT CMD...: CMD succeeds and its output (stdout and stderr) holds TEXT.
+says() { local t=$1; shift; "$@" >"$tmp/says.out" 2>&1 && grep -qF -- "$t" "$tmp/says.out" || { cat "$tmp/says.out"; false; }; }
+# refuses TEXT CMD...: CMD fails and its output holds TEXT.
+refuses() { local t=$1; shift; ! "$@" >"$tmp/says.out" 2>&1 && grep -qF -- "$t" "$tmp/says.out" || { cat "$tmp/says.out"; false; }; }
 # json EXPR: evaluate a Python expression over the JSON document `d` on stdin.
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # wait_until SECONDS CMD...: polls CMD every 50 ms; prints the seconds it took, fails after SECONDS.

@@ -18,6 +18,9 @@ import Logging
 /// | POST | `/drain?backend=A[&vip=V]` | weight 0 |
 /// | POST | `/undrain?backend=A[&vip=V]` | back to the config's weight |
 /// | POST | `/weight?backend=A&weight=W[&vip=V]` | set a weight |
+/// | GET | `/deny` | every deny and allow prefix in force, with scope and source (JSON) |
+/// | POST | `/deny/add?prefix=P[&vip=V]` | deny a source prefix at run time (every VIP, or V) |
+/// | POST | `/deny/del?prefix=P[&vip=V]` | remove a runtime deny |
 /// | POST | `/node/drain` | withdraw every VIP of this node (node.bgp) |
 /// | POST | `/node/undrain` | announce again what the gate allows |
 /// | GET | `/healthz` | 200 while the program is attached; 503 with the reason once it is not |
@@ -71,6 +74,16 @@ public enum AdminServer {
                     throw AgentError("missing or bad 'weight' (0...\(ConfigLoader.maxWeight))")
                 }
                 return try await agent.setWeight(backend: try backend(req), vip: req.uri.queryParameters.get("vip"), weight: w)
+            }
+        }
+        router.get("/deny") { _, _ in try json(await agent.prefixListing()) }
+        for (op, add) in [("add", true), ("del", false)] {
+            router.post("/deny/\(op)") { req, _ in
+                if let no = access.refusal(req) { return no }
+                return try await run {
+                    guard let p = req.uri.queryParameters.get("prefix") else { throw AgentError("missing 'prefix' parameter") }
+                    return try await agent.deny(add, prefix: p, vip: req.uri.queryParameters.get("vip"))
+                }
             }
         }
         router.post("/node/drain") { req, _ in

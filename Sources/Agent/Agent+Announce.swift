@@ -50,6 +50,7 @@ extension Agent {
     /// is released here, so it must not depend on announcing anything.
     public func periodicTick() async {
         announcer?.heartbeat()
+        sampleNewFlows()
         // A failed reconcile is retried every 2 s (the gate, if any, re-announces once it succeeds).
         if lastReconcileError != nil, Date().timeIntervalSince(lastRetry) >= 2 {
             lastRetry = Date()

@@ -45,6 +45,13 @@ public actor Agent {
     /// A VIP's own override wins over the "*" one (see `setWeight`).
     private var weightOverrides: [String: [IPAddress: WeightOverride]] = [:]
     private var nextHops: [IPAddress: NextHop] = [:]
+    /// Prefixes denied at run time (`xdplb deny add`), by scope: "*" for every VIP, else a VIP name.
+    var runtimeDeny: [String: [IPPrefix]] = [:]
+    /// The last sample of each VIP's new-flow count, and the rates computed from the two last samples.
+    var flowSample: (time: Double, counts: [String: UInt64])?
+    var newFlowRates: [String: Double] = [:]
+    /// VIPs above their flood alert now.
+    var floodAlerts: Set<String> = []
     private var failOpen: Set<String> = []
     /// Reconciles done and the last one's duration.
     public private(set) var reconciles = 0
@@ -128,6 +135,7 @@ public actor Agent {
         }
         prepareTunnelProbes()
         await health.setTargets(Set(probeTargets().values.flatMap { $0.values }))
+        loadRuntimeDenies()
         do { try reconcile(reason: "start") } catch { Self.undoFreshStart(up, logger: logger); throw error }
         // Pins of an older layout: the new maps are full now, so pins and program change over.
         if up.migrationPending { try up.finishMigration(logger: logger) }
@@ -164,6 +172,7 @@ public actor Agent {
     /// The config (the running one unless given) with admin weight overrides applied.
     func effectiveConfig(of base: XdplbConfig? = nil) -> XdplbConfig {
         var c = base ?? config
+        c.protection = withRuntimeDenies(c.protection)
         for i in c.vips.indices {
             let name = c.vips[i].name
             for j in c.vips[i].backends.indices {
@@ -443,7 +452,9 @@ public actor Agent {
         let l = await health.probeLateness()
         let lateness = AgentStatus.ProbeLateness(windowSeconds: l.windowSeconds, probes: l.probes, p50Ms: l.p50 * 1000, p99Ms: l.p99 * 1000,
                                                  maxMs: l.max * 1000, started: l.started, skipped: l.skipped)
-        return AgentStatus(node: node, vips: vips, announcements: announcementStatus(), cluster: clusterInfo, probeLateness: lateness)
+        var status = AgentStatus(node: node, vips: vips, announcements: announcementStatus(), cluster: clusterInfo, probeLateness: lateness)
+        status.protection = protectionStatus()
+        return status
     }
 
     /// Counters read from the maps, with names.
@@ -470,6 +481,7 @@ public actor Agent {
         }
         var stats = AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCpu: cpu)
         stats.conntrack = try Conntrack(map: maps.conntrack, seed: 0).occupancy()
+        stats.vipFlows = try controller.vipFlowCounts()
         if probeEncapsulator != nil {
             stats.tunnelProbes = tunnelProbeCounters().mapValues { AgentStats.Value(packets: $0.packets, bytes: $0.bytes) }
         }

@@ -10,6 +10,8 @@ public struct AgentStatus: Codable, Sendable {
     public var announcements: Announcements?
     /// The cluster (absent without a cluster section).
     public var cluster: Cluster?
+    /// Prefix lists, per-source limits and the new-flow rates (absent from an older agent).
+    public var protection: ProtectionStatus?
     /// How late health probes started (absent from older agents).
     public var probeLateness: ProbeLateness? = nil
 
@@ -174,6 +176,9 @@ public struct AgentStats: Codable, Sendable {
     /// Conntrack's ways by use (established, embryonic, free), estimated from a
     /// sample of buckets (absent from an older agent).
     public var conntrack: ConntrackOccupancy?
+    /// Per VIP by name: flows its ring decided (the flood signal) and its protection
+    /// drops by reason (absent from an older agent).
+    public var vipFlows: [String: VIPFlowCounts]?
 
     /// Packets and bytes.
     public struct Value: Codable, Sendable, Equatable {

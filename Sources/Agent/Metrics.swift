@@ -91,6 +91,22 @@ public final class Metrics: @unchecked Sendable {
             setCounter("xdplb_vip_packets", "Packets forwarded per VIP.", [("vip", vip)], Double(v.packets))
             setCounter("xdplb_vip_bytes", "Bytes forwarded per VIP.", [("vip", vip)], Double(v.bytes))
         }
+        for (vip, f) in stats.vipFlows ?? [:] {
+            setCounter("xdplb_vip_new_flows", "Flows the VIP's Maglev ring decided (SYNs and conntrack misses).", [("vip", vip)], Double(f.newFlows))
+            for (reason, n) in [("deny", f.dropDeny), ("rate_src_syn", f.dropRateSourceSYN), ("rate_src_pps", f.dropRateSourcePPS)] {
+                setCounter("xdplb_vip_protection_drops", "Packets dropped per VIP by protection: deny prefix, source over its new-flow or packet limit.",
+                           [("vip", vip), ("reason", reason)], Double(n))
+            }
+        }
+        if let p = status.protection {
+            for (vip, rate) in p.newFlowsPerSecond {
+                setGauge("xdplb_vip_new_flows_per_second", "New flows per second per VIP over the agent's last sampling second (the flood signal).",
+                         [("vip", vip)], rate)
+            }
+            setGauge("xdplb_protection_active", "1 while the data plane checks prefix lists or per-source limits.", [], p.active ? 1 : 0)
+            setGauge("xdplb_protection_prefixes", "Deny and allow prefixes in force.", [("action", "deny")], Double(p.denyPrefixes))
+            setGauge("xdplb_protection_prefixes", "Deny and allow prefixes in force.", [("action", "allow")], Double(p.allowPrefixes))
+        }
         for (b, v) in stats.backends {
             setCounter("xdplb_backend_packets", "Packets forwarded per backend.", [("backend", b)], Double(v.packets))
             setCounter("xdplb_backend_bytes", "Bytes forwarded per backend.", [("backend", b)], Double(v.bytes))

@@ -188,4 +188,10 @@ public struct VIPFlowCounts: Sendable, Equatable, Codable {
     /// Packets dropped: source prefix over its packet limit.
     public var dropRateSourcePPS: UInt64 = 0
     public init() {}
+
+    // Keys named like the counters (drop_rate_src_syn once in snake case), which also
+    // survive the snake-case round trip the admin API's JSON makes (SYN would not).
+    enum CodingKeys: String, CodingKey {
+        case newFlows, dropDeny, dropRateSourceSYN = "dropRateSrcSyn", dropRateSourcePPS = "dropRateSrcPps"
+    }
 }

@@ -11,6 +11,6 @@ struct Xdplb: AsyncParsableCommand {
         subcommands: [RunCommand.self, StatusCommand.self, StatsCommand.self, ReloadCommand.self, DrainCommand.self,
                       UndrainCommand.self, WeightCommand.self, DownCommand.self, MaglevCommand.self, PickCommand.self,
                       ReplayCommand.self, ConfigCommand.self, BenchCommand.self, NodeCommand.self, BGPCommand.self,
-                      ClusterCommand.self]
+                      ClusterCommand.self, DenyCommand.self]
     )
 }

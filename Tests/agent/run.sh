@@ -66,6 +66,7 @@ node:
   hash_seed: 0x5eed
   lru_size: 65536
   bpffs: $bpffs
+  state_dir: $tmp/state
   admin: ${admin_line:-$sock}
 ${admin_extra:-  admin_group: daemon}
 vips:
@@ -77,6 +78,7 @@ vips:
     backends:
       - { address: 10.0.9.2, weight: $1 }
       - { address: 10.0.9.4, weight: 100 }
+${protection_block:-}
 YAML
 }
 write_config 100
@@ -205,6 +207,57 @@ write_config 300
 kill -HUP "$agent_pid"
 three_quarters() { local s; s=$(slots 10.0.9.2); [ "$s" -gt 48953 ] && [ "$s" -lt 49353 ]; }
 check "SIGHUP reload applies a new weight (10.0.9.2 gets 3/4 of the ring)" wait_until 5 three_quarters
+
+# ---- protection: runtime deny list, per-source limits (issue 14) --------------
+deliver() { # deliver NAME SPORT COUNT: how many of COUNT packets from 10.0.9.10:SPORT the backends got
+	ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 1.5 --out "$tmp/$1.json" &
+	local r=$!
+	sleep 0.3
+	inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports "$2" --count "$3" --interval 0.002 >/dev/null
+	wait "$r"
+	python3 -c "import json; d=json.load(open('$tmp/$1.json')); print(sum(d.get('$2', {}).values()))"
+}
+vip_flow() { adm stats --json --interval 0.1 | json "d['vip_flows']['10.100.0.1:53/udp']['$1']"; }
+prefixes_in_trie() { inlb bpftool map dump pinned "$bpffs/xdplb_prefixes" | grep -c '"action"' || true; }
+check "no lists, no limits: status says protection is off" says 'protection: off' adm status
+check "deny list: nothing in force" says 'no deny or allow prefixes' adm deny list
+check "a deny with host bits set is refused, saying why" \
+	refuses 'host bits set: 10.0.9.10/24 (the /24 prefix is 10.0.9.0/24)' adm deny add 10.0.9.10/24
+check "a deny for an unknown VIP is refused, naming the VIPs" \
+	refuses "no VIP '10.100.0.9:53/udp' (VIPs: 10.100.0.1:53/udp)" adm deny add 10.0.9.10 --vip 10.100.0.9:53/udp
+check "refused denies changed nothing: the trie is empty" test "$(prefixes_in_trie)" = 0
+check "xdplb deny add 10.0.9.8/30 --vip 10.100.0.1:53/udp" adm deny add 10.0.9.8/30 --vip 10.100.0.1:53/udp
+listed() { adm deny list | grep -qE '^10\.0\.9\.8/30 +deny +runtime +10\.100\.0\.1:53/udp$'; }
+check "deny list shows it: deny, runtime, the VIP" listed
+check "status: protection on, 1 deny prefix at run time" says 'protection: on, 1 deny prefixes (1 at run time), 0 allow prefixes' adm status
+check "the prefix is in the data plane's trie (1 entry)" test "$(prefixes_in_trie)" = 1
+got=$(deliver deny 6100 40)
+check "a denied client's 40 packets: none delivered ($got)" test "$got" = 0
+check "…each counted as drop_deny for the VIP" test "$(vip_flow drop_deny)" = 40
+check "runtime denies are kept in state_dir for a restarted agent" grep -qF '10.0.9.8/30' "$tmp/state/runtime-deny.json"
+check "xdplb deny del removes it" adm deny del 10.0.9.8/30 --vip 10.100.0.1:53/udp
+check "deleting it again is refused: it is not denied" \
+	refuses 'is not denied for VIP 10.100.0.1:53/udp at run time' adm deny del 10.0.9.8/30 --vip 10.100.0.1:53/udp
+got=$(deliver undeny 6101 40)
+check "after deny del the client's 40 packets are all delivered ($got)" test "$got" = 40
+check "the trie is empty again" test "$(prefixes_in_trie)" = 0
+check "…and protection off" says 'protection: off' adm status
+# A packet limit from the config file: 10 packets/s per source, burst 10.
+protection_block="protection: { packets_per_second: 10, packet_burst: 10 }"
+write_config 300
+check "reload with a per-source packet limit" adm reload
+check "status shows the limit" says '10.100.0.1:53/udp: per source /32 and /64: 10 packets/s (burst 10)' adm status
+pps0=$(vip_flow drop_rate_src_pps)
+got=$(deliver limit 6102 50)
+pps1=$(vip_flow drop_rate_src_pps)
+check "50 packets in 0.1 s at 10/s, burst 10: the burst and a packet or two delivered ($got)" test "$got" -ge 10 -a "$got" -le 13
+check "…every other one counted as drop_rate_src_pps ($((pps1 - pps0)))" test "$((pps1 - pps0 + got))" = 50
+protection_block=""
+write_config 300
+check "reload without it" adm reload
+check "protection off again" says 'protection: off' adm status
+got=$(deliver nolimit 6103 50)
+check "no limit: all 50 delivered ($got)" test "$got" = 50
 
 # ---- SIGKILL + restart under traffic -----------------------------------------
 ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 6 --out "$tmp/kill.json" &

@@ -178,6 +178,7 @@ struct StatusCommand: ParsableCommand {
         if let e = s.node.lastReconcileError { print("LAST RECONCILE FAILED: \(e)") }
         if let d = s.node.detached { print("DATA PLANE DETACHED: \(d)") }
         if let a = s.announcements { printAnnouncements(a) }
+        if let p = s.protection { printProtection(p) }
         if let c = s.cluster {
             print("cluster node \(c.nodeName), prefix \(c.prefix), shared config revision \(c.revision == 0 ? "none" : String(c.revision))"
                   + (c.etcdReachable ? ", etcd reachable" : ", ETCD UNREACHABLE since \(c.unreachableSince ?? "?")")
@@ -204,6 +205,22 @@ struct StatusCommand: ParsableCommand {
 }
 
 /// The BGP part of `xdplb status`.
+/// The protection lines of `xdplb status`.
+func printProtection(_ p: ProtectionStatus) {
+    guard p.active || p.denyPrefixes + p.allowPrefixes > 0 || !p.floodAlerts.isEmpty else {
+        print("protection: off (no deny/allow prefixes, no per-source limits)")
+        return
+    }
+    print("protection: \(p.active ? "on" : "OFF in the data plane"), \(p.denyPrefixes) deny prefixes (\(p.runtimeDenyPrefixes) at run time), \(p.allowPrefixes) allow prefixes")
+    for (name, l) in p.limits.sorted(by: { $0.key < $1.key }) {
+        var parts: [String] = []
+        if l.newFlowsPerSecond > 0 { parts.append("\(l.newFlowsPerSecond) new flows/s (burst \(l.newFlowBurst))") }
+        if l.packetsPerSecond > 0 { parts.append("\(l.packetsPerSecond) packets/s (burst \(l.packetBurst))") }
+        print("  \(name): per source /\(l.sourcePrefixV4) and /\(l.sourcePrefixV6): " + parts.joined(separator: ", "))
+    }
+    for name in p.floodAlerts { print("  FLOOD ALERT \(name): \(Int(p.newFlowsPerSecond[name] ?? 0)) new flows/s") }
+}
+
 func printAnnouncements(_ a: AgentStatus.Announcements) {
     let traffic = a.trafficStopped ? "traffic to this node has stopped (no VIP packet for \(String(format: "%.1f", a.secondsSinceVipTraffic)) s)"
         : "last VIP packet \(String(format: "%.1f", a.secondsSinceVipTraffic)) s ago"
@@ -279,6 +296,16 @@ struct StatsCommand: ParsableCommand {
         section("VIP", b.vips, a.vips, skipZero: false)
         section("backend", b.backends, a.backends, skipZero: false)
         if let t = b.tunnelProbes { section("through-tunnel probe packets", t, a.tunnelProbes ?? [:], skipZero: false) }
+        if let flows = b.vipFlows, !flows.isEmpty {
+            let prev = a.vipFlows ?? [:]
+            out += "\n" + "VIP flows".padding(toLength: 34, withPad: " ", startingAt: 0) + "new flows/s".leftPad(12) + "new flows".leftPad(14)
+                + "drop_deny".leftPad(12) + "drop_rate_src_syn".leftPad(19) + "drop_rate_src_pps".leftPad(19) + "\n"
+            for (k, v) in flows.sorted(by: { $0.key < $1.key }) {
+                let rate = max(0, Double(v.newFlows &- (prev[k]?.newFlows ?? v.newFlows)) / dt)
+                out += "  " + k.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%.0f", rate).leftPad(12) + "\(v.newFlows)".leftPad(14)
+                    + "\(v.dropDeny)".leftPad(12) + "\(v.dropRateSourceSYN)".leftPad(19) + "\(v.dropRateSourcePPS)".leftPad(19) + "\n"
+            }
+        }
         if let ct = b.conntrack {
             let exact = ct.sampledBuckets * Conntrack.ways >= ct.ways
             out += "\nconntrack: \(ct.established) established, \(ct.embryonic) embryonic, \(ct.free) free of \(ct.ways) ways"
@@ -303,6 +330,16 @@ struct StatsCommand: ParsableCommand {
         var obj: [String: Any] = ["interval_seconds": dt, "counters": rows(b.counters, a.counters), "vips": rows(b.vips, a.vips),
                                   "backends": rows(b.backends, a.backends)]
         if let t = b.tunnelProbes { obj["tunnel_probes"] = rows(t, a.tunnelProbes ?? [:]) }
+        if let flows = b.vipFlows {
+            let prev = a.vipFlows ?? [:]
+            var rows: [String: [String: Any]] = [:]
+            for (k, v) in flows {
+                rows[k] = ["new_flows": v.newFlows, "drop_deny": v.dropDeny, "drop_rate_src_syn": v.dropRateSourceSYN,
+                           "drop_rate_src_pps": v.dropRateSourcePPS,
+                           "new_flows_per_second": max(0, Double(v.newFlows &- (prev[k]?.newFlows ?? v.newFlows)) / dt)]
+            }
+            obj["vip_flows"] = rows
+        }
         if let ct = b.conntrack {
             obj["conntrack"] = ["ways": ct.ways, "established": ct.established, "embryonic": ct.embryonic, "free": ct.free,
                                 "sampled_buckets": ct.sampledBuckets]
