@@ -83,7 +83,7 @@ final class BenchCase {
     /// also moves the frame's tail, which the loop can't put back.
     let loops: Bool
     /// Untimed work before each block (e.g. re-establish the pool's conntrack entries).
-    let prepare: () throws -> Void
+    var prepare: () throws -> Void
     /// The compared build gets the next flow, not the main build's (a conntrack miss must stay one).
     let flowPerRun: Bool
 
@@ -219,7 +219,7 @@ public final class DataPlaneBench {
     let parseProgram: BPFProgram
     /// The restoring loop (nil with loopRepeat 0).
     let loop: BenchLoop?
-    let config: XdplbConfig
+    private(set) var config: XdplbConfig
     var cases: [BenchCase] = []
     private(set) var prefilled = 0
     /// The CPU every setup step and timed run is pinned to (nil: not pinned).
@@ -269,6 +269,7 @@ public final class DataPlaneBench {
             VIPConfig(address: Self.vipHop, port: 80, proto: .tcp, ringSize: 65537, backends: b4),
             VIPConfig(address: Self.vipAlt, port: 80, proto: .tcp, ringSize: 65537, backends: bAlt),
         ])
+        config.protection = Self.benchProtection(config.vips)
         // Before the change: vipHop had the other backends, so every flow's previous pick differs.
         var before = config
         before.vips[3].backends = bAlt
@@ -470,7 +471,64 @@ public final class DataPlaneBench {
                       perPacket: ["rx", "ct_miss", "new_flow", "second_hop"] + fwd4, never: ["ct_hit"],
                       outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN), loops: false, flowPerRun: true),
         ]
+        // The same SYN and ACK cases with protection on (`_protect`): the node flag set for their blocks only.
+        let synP4 = FlowSpace(IPAddress("198.21.0.0")!), synP6 = FlowSpace(IPAddress("2001:db8:21::")!)
+        let noDrop = ["drop_deny", "drop_rate_src_syn", "drop_rate_src_pps"]
+        cases += [
+            BenchCase(name: "v4_tcp_syn_protect",
+                      description: "v4_tcp_syn with protection on: \(Self.benchDenyPrefixes) deny prefixes (one LPM lookup, no match), per-/32 limits on new flows and packets (never reached): clock read, source state (LRU), two GCRA charges",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(synP4.source(0), synP4.sport(0), vip4.address, 80, flags: .syn, payload: 0),
+                      patch: tcpPatch(synP4), order: .distinct(next: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "new_flow"] + fwd4, never: ["ct_hit", "ct_miss"] + noDrop, outputLength: 54 + gre4),
+            BenchCase(name: "v6_tcp_syn_protect",
+                      description: "v6_tcp_syn with protection on (as v4_tcp_syn_protect)",
+                      programs: progs, verdict: .tx,
+                      frame: BenchFrames.tcp(synP6.source(0), synP6.sport(0), vip6.address, 443, flags: .syn, payload: 0),
+                      patch: tcpPatch(synP6), order: .distinct(next: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "new_flow"] + fwd6, never: ["ct_hit", "ct_miss"] + noDrop, outputLength: 74 + gre6),
+            BenchCase(name: "v4_tcp_ack_protect",
+                      description: "v4_tcp_ack with protection on: deny lookup and the packet limit's charge (a conntrack hit is no new flow)",
+                      programs: progs, verdict: .tx, frame: ackFrame,
+                      patch: tcpPatch(ack4), order: .cycle(order: ack4Pool.flows, position: 0), netOver: "floor_xdp_tx",
+                      perPacket: ["rx", "ct_hit"] + fwd4, never: ["ct_miss", "new_flow"] + noDrop,
+                      outputLength: ackFrame.count + gre4, prepare: establish(ack4Pool)),
+        ]
         if let only = options.only { cases = cases.filter { $0.isFloor || only.contains($0.name) } }
+        let maps = balancer.maps
+        for c in cases {
+            let prepare = c.prepare, on = c.name.hasSuffix("_protect")
+            c.prepare = {
+                var cfg = try maps.config.lookup(UInt32(0), as: xdplb_node_cfg.self) ?? xdplb_node_cfg()
+                let flags = on ? cfg.flags | UInt32(XDPLB_NODE_F_PROTECT) : cfg.flags & ~UInt32(XDPLB_NODE_F_PROTECT)
+                if flags != cfg.flags {
+                    cfg.flags = flags
+                    try maps.config.update(UInt32(0), cfg)
+                }
+                try prepare()
+            }
+        }
+    }
+
+    /// Deny prefixes of the `_protect` cases (none holds a bench source).
+    static let benchDenyPrefixes = 1024
+
+    /// The protection of the `_protect` cases: `benchDenyPrefixes` deny prefixes
+    /// (v4 /24s in 172.16/12, v6 /48s in 2001:db8:f000::/36) and limits per /32
+    /// and /128 source that the bench never reaches.
+    static func benchProtection(_ vips: [VIPConfig]) -> ProtectionConfig {
+        var p = ProtectionConfig()
+        p.defaults.deny = (0..<benchDenyPrefixes / 2).map { IPPrefix("172.\(16 + $0 / 256).\($0 % 256).0/24")! }
+            + (0..<benchDenyPrefixes / 2).map { IPPrefix("2001:db8:f\(String(format: "%03x", $0))::/48")! }
+        var limits = ProtectionRules()
+        limits.newFlowsPerSecond = ProtectionConfig.maxRate
+        limits.newFlowBurst = ProtectionConfig.maxRate
+        limits.packetsPerSecond = ProtectionConfig.maxRate
+        limits.packetBurst = ProtectionConfig.maxRate
+        limits.sourcePrefixV4 = 32
+        limits.sourcePrefixV6 = 128
+        for v in vips where v.port == 80 || v.port == 443 { p.perVIP[v.name] = limits }
+        return p
     }
 
     // MARK: running
@@ -478,7 +536,8 @@ public final class DataPlaneBench {
     /// Every case name, in run order.
     public static let caseNames = ["floor_xdp_tx", "floor_parse_pass", "v4_not_vip", "v4_tcp_syn", "v6_tcp_syn",
                                    "v4_tcp_ack", "v6_tcp_ack", "v4_udp", "v4_icmp_too_big", "v4_tcp_ack_cold",
-                                   "v4_tcp_ack_miss", "v4_tcp_ack_miss_hop"]
+                                   "v4_tcp_ack_miss", "v4_tcp_ack_miss_hop", "v4_tcp_syn_protect", "v6_tcp_syn_protect",
+                                   "v4_tcp_ack_protect"]
 
     /// `n` runs of `c`, each a BPF_PROG_TEST_RUN with repeat = 1; the kernel's
     /// duration of each goes into `hist`. On each frame, every program of `c`
@@ -579,6 +638,7 @@ public final class DataPlaneBench {
 
     /// One run of each program through BPFProgram.testRun to check the output before timing.
     private func sanityCheck(_ c: BenchCase) throws -> String? {
+        try c.prepare()
         c.advance()
         for p in c.programs {
             let r = try p.testRun(c.currentFrame)
