@@ -163,7 +163,7 @@ public final class Metrics: @unchecked Sendable {
         setGauge("xdplb_build_info", "Always 1; the labels name the running release.", [("version", XdplbVersion.string)], 1)
         // Every known event exists from the start (at 0), so rate() and alerts see its first occurrence.
         for (e, n) in events.merging(Metrics.knownEvents.map { ($0, 0) }, uniquingKeysWith: { a, _ in a }) {
-            setCounter("xdplb_agent_events", "Agent events: reconcile, reconcile_failed, reload, reload_failed, reload_unchanged, all_down, detached, cluster_applied, cluster_refused.", [("event", e)], Double(n))
+            setCounter("xdplb_agent_events", "Agent events: reconcile, reconcile_failed, reload, reload_failed, reload_unchanged, all_down, detached, cluster_applied, cluster_refused, flood_alert.", [("event", e)], Double(n))
         }
         dropUnseen()
         return registry.emitToString()

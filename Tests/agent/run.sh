@@ -258,6 +258,19 @@ check "reload without it" adm reload
 check "protection off again" says 'protection: off' adm status
 got=$(deliver nolimit 6103 50)
 check "no limit: all 50 delivered ($got)" test "$got" = 50
+# The flood signal: 100 new flows in ~0.3 s against an alert at 20 new flows/s.
+protection_block="protection: { flood_alert_new_flows_per_second: 20 }"
+write_config 300
+check "reload with a flood alert at 20 new flows/s" adm reload
+inpe python3 "$here/traffic.py" send 10.0.9.10 10.100.0.1 53 --sports "$(seq -s, 6200 6299)" --count 1 --interval 0.002 >/dev/null
+alerted() { grep -F 'flood alert: new-flow rate above its alert' "$tmp/agent.log" | grep -qF '10.100.0.1:53/udp'; }
+check "100 new flows: the agent logs a flood alert for the VIP" wait_until 5 alerted
+check "…counts it (xdplb_agent_events_total{event=\"flood_alert\"} 1)" \
+	says 'xdplb_agent_events_total{event="flood_alert"} 1' inlb curl -sf --unix-socket "$sock" http://localhost/metrics
+check "…and logs its end once the rate is below the alert again" wait_until 5 grep -qF 'flood alert over' "$tmp/agent.log"
+protection_block=""
+write_config 300
+check "reload without protection" adm reload
 
 # ---- SIGKILL + restart under traffic -----------------------------------------
 ip netns exec "$pe" python3 "$here/traffic.py" recv --seconds 6 --out "$tmp/kill.json" &
