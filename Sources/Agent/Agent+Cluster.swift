@@ -34,6 +34,10 @@ extension Agent {
             events["cluster_refused", default: 0] += 1
             return error.description
         }
+        if shared.hasGlobalProtection && fileConfig.protection.defaults != ProtectionRules() {
+            logger.warning("the shared config's protection section replaces this node file's (runtime denies still apply)",
+                           metadata: ["revision": "\(revision)"])
+        }
         do {
             try await install(fileConfig.running(shared), source: "etcd revision \(revision)")
         } catch {

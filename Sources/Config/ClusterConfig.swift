@@ -94,20 +94,30 @@ public struct SharedConfig: Sendable, Equatable {
     public var hashSeed: UInt32?
     /// The virtual services.
     public var vips: [VIPConfig]
+    /// The shared `protection:` sections: the top-level one (for every VIP) and the VIPs' own.
+    public var protection: ProtectionConfig
+    /// True when the shared config has a top-level `protection:` section (it then replaces each node file's).
+    public var hasGlobalProtection: Bool
 
     /// A shared config from parts (already validated).
-    public init(hashSeed: UInt32?, vips: [VIPConfig]) {
+    public init(hashSeed: UInt32?, vips: [VIPConfig], protection: ProtectionConfig = ProtectionConfig(), hasGlobalProtection: Bool = false) {
         self.hashSeed = hashSeed
         self.vips = vips
+        self.protection = protection
+        self.hasGlobalProtection = hasGlobalProtection
     }
 }
 
 extension XdplbConfig {
     /// This node's config running `shared`: its own node settings, the shared VIPs and seed.
+    /// Protection: the VIPs' sections come from the shared config; the global section too when
+    /// the shared config has one, else it is this node file's.
     public func running(_ shared: SharedConfig) -> XdplbConfig {
         var c = self
         c.vips = shared.vips
         if let s = shared.hashSeed { c.node.hashSeed = s }
+        c.protection.perVIP = shared.protection.perVIP
+        if shared.hasGlobalProtection { c.protection.defaults = shared.protection.defaults }
         return c
     }
 }

@@ -5,14 +5,17 @@ import Yams
 extension Reader {
     /// A shared config document: `vips` (required) and `hash_seed`.
     mutating func sharedDocument(_ root: Node?, node: NodeConfig?) -> SharedConfig? {
-        guard let top = mapping(root, "", allowed: ["vips", "hash_seed"]) else { return nil }
+        guard let top = mapping(root, "", allowed: ["vips", "hash_seed", "protection"]) else { return nil }
         guard top["vips"] != nil else {
-            fail("vips", "missing (the shared config is the VIP list, and optionally hash_seed; node settings stay in each node's file)")
+            fail("vips", "missing (the shared config is the VIP list, and optionally hash_seed and protection; node settings stay in each node's file)")
             return nil
         }
         var seed: UInt32?
         if let v = integer(top["hash_seed"], 0...Int(UInt32.max)) { seed = UInt32(v) }
+        protection.globalPath = top["protection"]?.1
+        let global = top["protection"].flatMap { protectionRules($0) }
         let vips = vipList(top["vips"])
+        let protectionConfig = protectionConfig(global: global)
         // Without a node: accept both families and any path MTU here; each agent checks its own.
         var n = node ?? NodeConfig(interface: "any")
         if node == nil {
@@ -21,7 +24,7 @@ extension Reader {
             n.pathMTU = 9000
         }
         vipChecks(n, vips, prefix: "")
-        return SharedConfig(hashSeed: seed, vips: vips)
+        return SharedConfig(hashSeed: seed, vips: vips, protection: protectionConfig, hasGlobalProtection: top["protection"] != nil)
     }
 
     /// The `cluster` section of a node file.

@@ -11,8 +11,6 @@ struct ProtectionReading {
     var perVIP: [(name: String, rules: ProtectionRules, path: String)] = []
     /// Every deny/allow list read, in file order: its key path and how many entries it has.
     var lists: [(path: String, count: Int)] = []
-    /// False in a shared (cluster) config: it has nowhere to carry a VIP's section.
-    var perVIPAllowed = true
 }
 
 extension Reader {
@@ -69,10 +67,6 @@ extension Reader {
     mutating func vipProtection(_ e: (Node, String)?) {
         protection.current = nil
         guard let e else { return }
-        guard protection.perVIPAllowed else {
-            fail(e.1, "not supported in a shared (cluster) config yet; set limits and lists in each node's top-level protection: section (it applies to every VIP)")
-            return
-        }
         if let r = protectionRules(e) { protection.current = (r, e.1) }
     }
 

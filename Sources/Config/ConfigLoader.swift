@@ -122,10 +122,9 @@ public enum ConfigLoader {
     public static func parseShared(_ text: String, file: String, node: NodeConfig? = nil) throws(ConfigError) -> SharedConfig {
         let root = try compose(text, file: file)
         var r = Reader(file: file)
-        r.protection.perVIPAllowed = false
         let shared = r.sharedDocument(root, node: node)
         if !r.issues.isEmpty || shared == nil {
-            throw ConfigError(issues: r.issues.isEmpty ? [ConfigIssue(file: file, keyPath: "", reason: "empty shared configuration (expected vips: and optionally hash_seed:)")] : r.issues)
+            throw ConfigError(issues: r.issues.isEmpty ? [ConfigIssue(file: file, keyPath: "", reason: "empty shared configuration (expected vips: and optionally hash_seed: and protection:)")] : r.issues)
         }
         return shared!
     }

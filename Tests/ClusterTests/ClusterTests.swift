@@ -116,6 +116,24 @@ struct SharedConfigDiffTests {
         ])
     }
 
+    @Test("protection changes: the global section, a VIP's section added and removed")
+    func protection() throws {
+        let vip = "vips:\n  - { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ]%@ }\n"
+        func shared(_ global: String, _ own: String) throws -> SharedConfig {
+            try ConfigLoader.parseShared(global + vip.replacingOccurrences(of: "%@", with: own), file: "s")
+        }
+        let a = try shared("", "")
+        let b = try shared("protection: { deny: [ 192.0.2.0/24, 198.51.100.0/24 ] }\n", ", protection: { allow: [ 192.0.2.9 ] }")
+        #expect(SharedConfigDiff.lines(from: a, to: b) == [
+            "~ protection (every VIP): 2 deny, 0 allow prefixes",
+            "~ vip 10.100.0.1:80/tcp: protection: 0 deny, 1 allow prefixes",
+        ])
+        #expect(SharedConfigDiff.lines(from: b, to: a) == [
+            "~ protection (every VIP): removed (each node file's section applies)",
+            "~ vip 10.100.0.1:80/tcp: protection section removed",
+        ])
+    }
+
     @Test("a shared config refuses node settings and needs vips")
     func refusals() {
         #expect(throws: ConfigError.self) { try ConfigLoader.parseShared("node: { interface: eth0 }\nvips: []\n", file: "s") }

@@ -198,17 +198,54 @@ struct ProtectionConfigTests {
         #expect(Self.issues(over) == ["f.yaml: vips[2].protection.deny: 65537 prefixes in the deny and allow lists together; at most 65536 (the data plane's prefix table)"])
     }
 
-    @Test("the shared (cluster) config refuses a VIP's protection: it has nowhere to carry it")
-    func shared() {
-        let text = "vips: [ { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ], protection: { new_flows_per_second: 10 } } ]\n"
+    @Test("the shared (cluster) config carries VIP sections and a global one, validated the same way")
+    func shared() throws {
+        let text = """
+            protection: { deny: [ 192.0.2.0/24 ], packets_per_second: 500 }
+            vips:
+              - { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ], protection: { new_flows_per_second: 10, allow: [ 192.0.2.7 ] } }
+              - { address: 10.100.0.2, port: 80, backends: [ { address: 10.0.4.2 } ] }
+
+            """
+        let s = try ConfigLoader.parseShared(text, file: "s.yaml")
+        #expect(s.hasGlobalProtection)
+        #expect(s.protection.defaults.deny == [Self.p("192.0.2.0/24")] && s.protection.defaults.packetsPerSecond == 500)
+        #expect(Array(s.protection.perVIP.keys) == ["10.100.0.1:80/tcp"])
+        #expect(s.protection.perVIP["10.100.0.1:80/tcp"]?.allow == [Self.p("192.0.2.7/32")])
+        #expect(s.protection.limits(forVIP: "10.100.0.1:80/tcp").newFlowsPerSecond == 10)
+        #expect(s.protection.limits(forVIP: "10.100.0.2:80/tcp").newFlowsPerSecond == 0)
+        let none = try ConfigLoader.parseShared("vips: [ { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ] } ]\n", file: "s.yaml")
+        #expect(!none.hasGlobalProtection && none.protection == ProtectionConfig())
+        // The same errors as in a node file, with the shared file's key paths.
+        let bad = "protection: { source_prefix_v4: 8 }\nvips: [ { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ], protection: { new_flow_burst: 3, deny: [ 10.0.0.1/8 ] } } ]\n"
         do throws(ConfigError) {
-            _ = try ConfigLoader.parseShared(text, file: "s.yaml")
+            _ = try ConfigLoader.parseShared(bad, file: "s.yaml")
             Issue.record("accepted")
         } catch {
             #expect(error.issues.map(\.description) == [
-                "s.yaml: vips[0].protection: not supported in a shared (cluster) config yet; set limits and lists in each node's top-level protection: section (it applies to every VIP)",
+                "s.yaml: protection.source_prefix_v4: 8 is out of range 16...32",
+                "s.yaml: vips[0].protection.deny[0]: host bits set: 10.0.0.1/8 (the /8 prefix is 10.0.0.0/8)",
+                "s.yaml: vips[0].protection.new_flow_burst: new_flow_burst needs new_flows_per_second (0 or unset for this VIP, here and in the global protection section)",
             ])
         }
+    }
+
+    @Test("a node running a shared config: VIP sections from it; the global one from it when it has one, else the node file's")
+    func runningShared() throws {
+        let node = try ConfigLoader.parse(Self.node + "cluster: { endpoints: [ 'http://10.0.9.1:2379' ], node_name: lb1 }\nprotection: { deny: [ 198.51.100.0/24 ], new_flows_per_second: 7 }\n", file: "f.yaml")
+        let vips = "vips: [ { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ], protection: { packets_per_second: 9 } } ]\n"
+        let withoutGlobal = node.running(try ConfigLoader.parseShared(vips, file: "s.yaml"))
+        #expect(withoutGlobal.protection.defaults == node.protection.defaults)
+        var want = SourceLimits()
+        want.newFlowsPerSecond = 7; want.newFlowBurst = 7; want.packetsPerSecond = 9; want.packetBurst = 9
+        #expect(withoutGlobal.protection.limits(forVIP: "10.100.0.1:80/tcp") == want)
+        let withGlobal = node.running(try ConfigLoader.parseShared("protection: { deny: [ 203.0.113.0/24 ] }\n" + vips, file: "s.yaml"))
+        #expect(withGlobal.protection.defaults.deny == [Self.p("203.0.113.0/24")] && withGlobal.protection.defaults.newFlowsPerSecond == nil)
+        want.newFlowsPerSecond = 0; want.newFlowBurst = 0
+        #expect(withGlobal.protection.limits(forVIP: "10.100.0.1:80/tcp") == want)
+        // A later shared config without VIP sections takes them away again.
+        let later = withGlobal.running(try ConfigLoader.parseShared("vips: [ { address: 10.100.0.1, port: 80, backends: [ { address: 10.0.4.2 } ] } ]\n", file: "s.yaml"))
+        #expect(later.protection.perVIP.isEmpty)
     }
 
     @Test("a node file with a cluster section keeps its global protection section")

@@ -299,6 +299,34 @@ check "diff of the running file: no difference (exit 0)" cl diff "$tmp/shared2.y
 set +e; cl diff "$tmp/shared1.yaml" >"$tmp/diff.out" 2>&1; rc=$?; set -e
 check "diff of another file: exit 1, names the changed backend" sh -c "test $rc = 1 && grep -q '10.0.9.33' '$tmp/diff.out'"
 
+# ---- protection from the shared config: a VIP's deny list reaches every node ------------------
+{ shared_yaml 50; echo "    protection: { deny: [ 10.0.9.40 ] }"; } >"$tmp/shared-deny.yaml"
+cl diff "$tmp/shared-deny.yaml" >"$tmp/diff-deny.out" 2>&1 || true
+check "diff names the VIP's new protection section" grep -qF "~ vip $V: protection: 1 deny, 0 allow prefixes" "$tmp/diff-deny.out"
+cl push "$tmp/shared-deny.yaml" --wait 20 --json >"$tmp/push-deny.json" 2>&1 || true
+check "push of a VIP deny list converges every node" test "$(json "d['converged']" <"$tmp/push-deny.json")" = True
+denied_everywhere() { for i in 1 2 3; do adm "$i" status | grep -qF 'protection: on, 1 deny prefixes (0 at run time)' || return 1; done; }
+check "... every node's status: protection on, 1 deny prefix" wait_until 10 denied_everywhere
+vip_drops() { adm 3 stats --json --interval 0.1 | json "d['vip_flows']['$V']['drop_deny']"; }
+send_via_lb3() { # send_via_lb3 NAME SPORT: 20 packets from 10.0.9.40 through lb3; prints how many reached a backend
+	inbe ip route replace 10.100.0.1/32 via 10.0.9.3 src 10.0.9.40
+	inbe python3 "$here/../agent/traffic.py" recv --seconds 1.5 --out "$tmp/$1.json" &
+	local r=$!
+	sleep 0.3
+	inbe python3 "$here/../agent/traffic.py" send 10.0.9.40 10.100.0.1 53 --sports "$2" --count 20 --interval 0.002 >/dev/null
+	wait "$r" || true
+	python3 -c "import json; d=json.load(open('$tmp/$1.json')); print(sum(d.get('$2', {}).values()))"
+}
+d0=$(vip_drops)
+got=$(send_via_lb3 denied 7101)
+check "... a denied client's 20 packets through lb3: none reach a backend ($got)" test "$got" = 0
+check "... lb3 counts them as drop_deny for the VIP" test "$(( $(vip_drops) - d0 ))" = 20
+cl push "$tmp/shared2.yaml" --wait 20 --json >"$tmp/push-undeny.json" 2>&1 || true
+off_everywhere() { for i in 1 2 3; do adm "$i" status | grep -qF 'protection: off' || return 1; done; }
+check "pushing the file without it turns protection off on every node" wait_until 10 off_everywhere
+got=$(send_via_lb3 undenied 7102)
+check "... and the client's 20 packets reach the backends again ($got)" test "$got" = 20
+
 # ---- TLS and auth: a fourth etcd (its own cluster) with client certificates and users ----------
 pki=$tmp/pki
 mkdir -p "$pki"

@@ -117,12 +117,12 @@ func describe(_ s: ClusterStore.Stored) -> String {
 struct ClusterPushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
-        abstract: "Validate a shared config (vips, hash_seed) and write it to etcd in one transaction.",
+        abstract: "Validate a shared config (vips, hash_seed, protection) and write it to etcd in one transaction.",
         discussion: "An invalid file is refused with every problem and nothing is written (exit 2). With --if-revision N the push is refused (exit 1) if the config was written after revision N. With --wait, waits until every live node runs the new revision (or refused it) and prints how long that took.")
 
     @OptionGroup var cluster: ClusterOptions
 
-    @Argument(help: "The shared config: a YAML file with vips: (as in a node file) and optionally hash_seed:.")
+    @Argument(help: "The shared config: a YAML file with vips: (as in a node file) and optionally hash_seed: and protection:.")
     var file: String
 
     @Option(help: ArgumentHelp("Refuse if the config was written after this revision (0: only if none exists).", valueName: "N"))
