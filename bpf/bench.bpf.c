@@ -29,7 +29,7 @@ struct {
 	__type(value, struct xdplb_bench_state);
 } xdplb_bench_st SEC(".maps");
 
-/* Flow numbers of a CYCLE case, in the order they are sent. */
+/* Flow numbers of a CYCLE or MIX case, in the order they are sent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XDPLB_BENCH_FLOWS_MAX);
@@ -93,12 +93,16 @@ static __always_inline long bench_next_flow(struct xdplb_bench_state *st)
 
 	if (st->mode == XDPLB_BENCH_DISTINCT)
 		return st->next++;
-	if (st->mode != XDPLB_BENCH_CYCLE)
+	if (st->mode != XDPLB_BENCH_CYCLE && st->mode != XDPLB_BENCH_MIX)
 		return -1;
 	pos = st->pos;
 	k = bpf_map_lookup_elem(&xdplb_bench_fl, &pos);
 	st->pos = pos + 1 >= st->nflows ? 0 : pos + 1;
-	return k ? *k : -1;
+	if (!k)
+		return -1;
+	if (st->mode == XDPLB_BENCH_MIX && (*k & XDPLB_BENCH_MIX_NEW))
+		return st->next++;
+	return *k;
 }
 
 SEC("xdp")

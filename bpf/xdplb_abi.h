@@ -565,6 +565,8 @@ _Static_assert(sizeof(struct xdplb_decap_peer) == 16, "xdplb_decap_peer layout")
 #define XDPLB_BENCH_FIXED 0    /* the prefix as is */
 #define XDPLB_BENCH_DISTINCT 1 /* flow `next`, then next + 1, ... (a new flow every run) */
 #define XDPLB_BENCH_CYCLE 2    /* flow xdplb_bench_flows[pos], pos round and round nflows */
+#define XDPLB_BENCH_MIX 3      /* as CYCLE, but an entry with XDPLB_BENCH_MIX_NEW is flow `next` (then next + 1) */
+#define XDPLB_BENCH_MIX_NEW 0x80000000U
 
 /* The only entry of xdplb_bench_state; the loop advances next/pos. */
 struct xdplb_bench_state {
@@ -572,9 +574,9 @@ struct xdplb_bench_state {
 	__u32 frame_len;   /* the original frame's length */
 	__u32 prefix_len;  /* 1..XDPLB_BENCH_PREFIX_MAX, at most frame_len */
 	__u32 mode;        /* XDPLB_BENCH_* */
-	__u32 next;        /* DISTINCT: the next flow number */
-	__u32 pos;         /* CYCLE: the next index into xdplb_bench_flows */
-	__u32 nflows;      /* CYCLE: entries in use, 1..XDPLB_BENCH_FLOWS_MAX */
+	__u32 next;        /* DISTINCT, MIX: the next new flow's number */
+	__u32 pos;         /* CYCLE, MIX: the next index into xdplb_bench_flows */
+	__u32 nflows;      /* CYCLE, MIX: entries in use, 1..XDPLB_BENCH_FLOWS_MAX */
 	__u32 src_low_off; /* frame offset of the source address's last 4 bytes */
 	__u32 sport_off;   /* frame offset of the source port */
 	__u32 base_low;    /* last 4 bytes of flow 0's source address, host order */

@@ -1,4 +1,5 @@
 import CXdplb
+import Foundation
 import NetAddress
 import Packets
 
@@ -41,6 +42,11 @@ enum FlowOrder {
     case distinct(next: Int)
     /// Flows of a pool in this order, round and round.
     case cycle(order: [Int32], position: Int)
+    /// As `cycle`, but an entry below 0 (``FlowOrder/newFlow``) is a new flow: next, next + 1, …
+    case mix(order: [Int32], next: Int)
+
+    /// The `mix` entry for "a flow never sent before" (XDPLB_BENCH_MIX_NEW).
+    static let newFlow = Int32(bitPattern: XDPLB_BENCH_MIX_NEW)
 }
 
 /// Rewrites a frame in place to another flow of its FlowSpace: source address
@@ -136,5 +142,40 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
+    }
+}
+
+/// A realistic packet mix: `count` entries, each with probability `newFraction`
+/// a new flow (``FlowOrder/newFlow``), else a flow of `pool` drawn with Zipf
+/// popularity of exponent `s` (rank r has weight 1 / (r + 1)^s). Ranks are
+/// given to the pool's flows in a random order, so the popular flows sit in
+/// random conntrack buckets.
+enum ZipfMix {
+    static func order(pool: [Int32], count: Int, s: Double, newFraction: Double, rng: inout SplitMix64) -> [Int32] {
+        precondition(!pool.isEmpty && count > 0)
+        let ranked = pool.shuffled(using: &rng)
+        var cdf = [Double](repeating: 0, count: ranked.count)
+        var total = 0.0
+        for r in 0..<ranked.count {
+            total += 1 / pow(Double(r + 1), s)
+            cdf[r] = total
+        }
+        var out: [Int32] = []
+        out.reserveCapacity(count)
+        for _ in 0..<count {
+            if Double.random(in: 0..<1, using: &rng) < newFraction {
+                out.append(FlowOrder.newFlow)
+                continue
+            }
+            let u = Double.random(in: 0..<total, using: &rng)
+            // The first rank whose cumulative weight passes u.
+            var lo = 0, hi = cdf.count - 1
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if cdf[mid] > u { hi = mid } else { lo = mid + 1 }
+            }
+            out.append(ranked[lo])
+        }
+        return out
     }
 }

@@ -77,6 +77,8 @@ final class BenchCase {
     let perPacket: [String]
     /// Counters that must not move.
     let never: [String]
+    /// Groups of counters whose sum must grow by exactly the number of runs (a mix of paths).
+    let sums: [[String]]
     /// Output length of a correct run (nil: not checked).
     let outputLength: Int?
     /// Measured in the restoring loop too (BenchLoop); false when the program
@@ -89,7 +91,7 @@ final class BenchCase {
 
     init(name: String, isFloor: Bool = false, description: String, programs: [BPFProgram], verdict: XDPAction,
          frame bytes: [UInt8], patch: FramePatch? = nil, order: FlowOrder = .fixed, netOver: String?,
-         perPacket: [String] = [], never: [String] = [], outputLength: Int? = nil, loops: Bool = true,
+         perPacket: [String] = [], never: [String] = [], sums: [[String]] = [], outputLength: Int? = nil, loops: Bool = true,
          flowPerRun: Bool = false, prepare: @escaping () throws -> Void = {}) {
         self.flowPerRun = flowPerRun
         self.name = name
@@ -105,10 +107,12 @@ final class BenchCase {
         case .fixed: mode = 0; flows = []
         case .distinct(let n): mode = 1; next = n; flows = []
         case .cycle(let o, let p): mode = 2; flows = o; position = p
+        case .mix(let o, let n): mode = 3; flows = o; next = n
         }
         self.netOver = netOver
         self.perPacket = perPacket
         self.never = never
+        self.sums = sums
         self.outputLength = outputLength
         self.loops = loops
         self.prepare = prepare
@@ -126,8 +130,17 @@ final class BenchCase {
         case 1:
             patch.apply(frame, flow: next)
             next += 1
-        default:
+        case 2:
             patch.apply(frame, flow: Int(flows[position]))
+            position = position + 1 == flows.count ? 0 : position + 1
+        default:
+            let k = flows[position]
+            if k < 0 {
+                patch.apply(frame, flow: next)
+                next += 1
+            } else {
+                patch.apply(frame, flow: Int(k))
+            }
             position = position + 1 == flows.count ? 0 : position + 1
         }
     }
@@ -143,6 +156,15 @@ final class BenchCase {
         switch mode {
         case 1: next += n
         case 2: position = (position + n) % flows.count
+        case 3:
+            // The new flows the loop sent: the markers among the n entries from `position` on.
+            var left = n
+            while left > 0 {
+                let take = min(left, flows.count - position)
+                next += flows[position..<(position + take)].reduce(0) { $0 + ($1 < 0 ? 1 : 0) }
+                position = (position + take) % flows.count
+                left -= take
+            }
         default: return
         }
     }
@@ -471,6 +493,16 @@ public final class DataPlaneBench {
                       perPacket: ["rx", "ct_miss", "new_flow", "second_hop"] + fwd4, never: ["ct_hit"],
                       outputLength: ackFrame.count + gre4 + Int(XDPLB_GRE_KEY_LEN), loops: false, flowPerRun: true),
         ]
+        // A realistic mix: ACKs of the cold pool's established flows by Zipf popularity, 5 % new flows.
+        let mix = ZipfMix.order(pool: cold4Pool.flows, count: Int(XDPLB_BENCH_FLOWS_MAX), s: Self.mixZipfExponent,
+                                newFraction: Self.mixNewFraction, rng: &rng)
+        cases.append(
+            BenchCase(name: "v4_tcp_mix",
+                      description: "IPv4 TCP ACKs, a realistic mix: 95 % of \(cold) established flows by Zipf popularity (s = \(Self.mixZipfExponent); the top 1 % of flows get ~\(Int((Self.zipfShare(top: 0.01, of: cold, s: Self.mixZipfExponent) * 100).rounded())) % of these packets), 5 % flows never seen (conntrack miss, Maglev ring, insert): hits and misses by their real shares",
+                      programs: progs, verdict: .tx, frame: ackFrame,
+                      patch: tcpPatch(cold4), order: .mix(order: mix, next: Self.mixFirstNewFlow), netOver: "floor_xdp_tx",
+                      perPacket: ["rx"] + fwd4, never: ["second_hop"], sums: [["ct_hit", "ct_miss"]],
+                      outputLength: ackFrame.count + gre4, flowPerRun: true, prepare: establish(cold4Pool)))
         // The same SYN and ACK cases with protection on (`_protect`): the node flag set for their blocks only.
         let synP4 = FlowSpace(IPAddress("198.21.0.0")!), synP6 = FlowSpace(IPAddress("2001:db8:21::")!)
         let noDrop = ["drop_deny", "drop_rate_src_syn", "drop_rate_src_pps"]
@@ -510,6 +542,23 @@ public final class DataPlaneBench {
         }
     }
 
+    /// The mix case's Zipf exponent and share of new flows.
+    static let mixZipfExponent = 1.0, mixNewFraction = 0.05
+    /// The mix case's first new flow number: past every flow a pool may hold.
+    static let mixFirstNewFlow = 4_000_000
+
+    /// The share of all draws the `top` fraction of `n` ranks gets under Zipf(s).
+    static func zipfShare(top: Double, of n: Int, s: Double) -> Double {
+        var head = 0.0, all = 0.0
+        let cut = max(1, Int(Double(n) * top))
+        for r in 0..<n {
+            let w = 1 / pow(Double(r + 1), s)
+            all += w
+            if r < cut { head += w }
+        }
+        return head / all
+    }
+
     /// Deny prefixes of the `_protect` cases (none holds a bench source).
     static let benchDenyPrefixes = 1024
 
@@ -536,7 +585,7 @@ public final class DataPlaneBench {
     /// Every case name, in run order.
     public static let caseNames = ["floor_xdp_tx", "floor_parse_pass", "v4_not_vip", "v4_tcp_syn", "v6_tcp_syn",
                                    "v4_tcp_ack", "v6_tcp_ack", "v4_udp", "v4_icmp_too_big", "v4_tcp_ack_cold",
-                                   "v4_tcp_ack_miss", "v4_tcp_ack_miss_hop", "v4_tcp_syn_protect", "v6_tcp_syn_protect",
+                                   "v4_tcp_ack_miss", "v4_tcp_ack_miss_hop", "v4_tcp_mix", "v4_tcp_syn_protect", "v6_tcp_syn_protect",
                                    "v4_tcp_ack_protect"]
 
     /// `n` runs of `c`, each a BPF_PROG_TEST_RUN with repeat = 1; the kernel's
@@ -734,6 +783,11 @@ public final class DataPlaneBench {
                     if got != want { p.append("\(k) moved \(got), expected \(want)") }
                 }
                 for k in c.never where (d[k] ?? 0) != 0 { p.append("\(k) moved \(d[k]!), expected 0") }
+                for group in c.sums {
+                    let got = group.reduce(UInt64(0)) { $0 + (d[$1] ?? 0) }
+                    seen.append(group.map { "\($0) \(d[$0] ?? 0)" }.joined(separator: " + ") + " = \(got)/\(want)")
+                    if got != want { p.append("\(group.joined(separator: " + ")) moved \(got), expected \(want)") }
+                }
             }
             if c.isFloor { seen.append("no balancer counters (not the balancer)") }
             let h = totals[c.name]!
