@@ -22,9 +22,10 @@
 #include "xdplb_abi.h"
 #include "parse.h"
 
+/* One state per CPU, so the loop can run on several CPUs at once (`--loop-cpus`). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, XDPLB_BENCH_CPUS);
 	__type(key, __u32);
 	__type(value, struct xdplb_bench_state);
 } xdplb_bench_st SEC(".maps");
@@ -109,11 +110,11 @@ SEC("xdp")
 int xdplb_bench_loop(struct xdp_md *ctx)
 {
 	struct xdplb_bench_state *st;
-	__u32 zero = 0, len, src_low;
+	__u32 cpu = bpf_get_smp_processor_id(), len, src_low;
 	__be16 sport;
 	long k, cur;
 
-	st = bpf_map_lookup_elem(&xdplb_bench_st, &zero);
+	st = bpf_map_lookup_elem(&xdplb_bench_st, &cpu);
 	if (!st)
 		return XDP_ABORTED;
 	/* The previous run may have grown the head (encapsulation); the tail

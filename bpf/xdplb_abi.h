@@ -559,6 +559,7 @@ _Static_assert(sizeof(struct xdplb_decap_peer) == 16, "xdplb_decap_peer layout")
 #define XDPLB_BENCH_PREFIX_MAX 64     /* bytes rewritten per run: every header the program reads */
 #define XDPLB_BENCH_FLOWS_MAX 262144  /* entries of xdplb_bench_flows */
 #define XDPLB_BENCH_SLOTS 4           /* entries of xdplb_bench_progs */
+#define XDPLB_BENCH_CPUS 64           /* entries of xdplb_bench_state: one per CPU running the loop */
 #define XDPLB_BENCH_PORTS_PER_ADDR 64000 /* flow k: address base_low + k / this, port 1024 + k % this */
 
 /* struct xdplb_bench_state.mode: which flow each run carries. */
@@ -568,7 +569,7 @@ _Static_assert(sizeof(struct xdplb_decap_peer) == 16, "xdplb_decap_peer layout")
 #define XDPLB_BENCH_MIX 3      /* as CYCLE, but an entry with XDPLB_BENCH_MIX_NEW is flow `next` (then next + 1) */
 #define XDPLB_BENCH_MIX_NEW 0x80000000U
 
-/* The only entry of xdplb_bench_state; the loop advances next/pos. */
+/* Entry `CPU` of xdplb_bench_state, for the loop running on that CPU; the loop advances next/pos. */
 struct xdplb_bench_state {
 	__u32 target;      /* slot of xdplb_bench_progs to run */
 	__u32 frame_len;   /* the original frame's length */

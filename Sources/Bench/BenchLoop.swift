@@ -1,5 +1,6 @@
 import BPF
 import CXdplb
+import Foundation
 
 /// What one loop block of a case measured: per-call averages of each program.
 struct LoopTiming {
@@ -25,13 +26,15 @@ final class BenchLoop {
     static let firstBuildSlot: UInt32 = 2
 
     let program: BPFProgram
-    private let state: BPFMap
+    let state: BPFMap
     private let flows: BPFMap
     private let progs: BPFMap
     /// The case whose flow order is in the flows map.
     private var flowsOf: ObjectIdentifier?
     /// Blocks timed so far: the compared build goes first in every other one.
     private var blocks = 0
+    /// The CPU the bench thread is pinned to (nil: not pinned, so every CPU's state entry is written).
+    var cpu: Int?
 
     /// Takes the loop program and its maps from the loaded bench object and
     /// puts the floors and `builds` (main first) into its program array.
@@ -52,7 +55,9 @@ final class BenchLoop {
     static func buildSlot(_ i: Int) -> UInt32 { firstBuildSlot + UInt32(i) }
 
     /// Loop state that sends `c`'s frame (and its next flows) to `slot`.
-    private func loopState(_ c: BenchCase, slot: UInt32) -> xdplb_bench_state {
+    /// `lane` > 0 (another CPU of a parallel call, of `lanes`) starts elsewhere
+    /// in the case's flows: new flows 2^27 · lane further, a cycle lanes-th of the way round.
+    func loopState(_ c: BenchCase, slot: UInt32, lane: Int = 0, lanes: Int = 1) -> xdplb_bench_state {
         var st = xdplb_bench_state()
         st.target = slot
         st.frame_len = UInt32(c.frameLength)
@@ -60,9 +65,9 @@ final class BenchLoop {
         withUnsafeMutableBytes(of: &st.prefix) { $0.copyMemory(from: UnsafeRawBufferPointer(start: c.frame, count: Int(st.prefix_len))) }
         let flow = c.loopFlow
         st.mode = flow.mode
-        st.next = flow.next
-        st.pos = flow.position
+        st.next = flow.next &+ UInt32(lane) << 27
         st.nflows = UInt32(max(1, c.flows.count))
+        st.pos = UInt32((Int(flow.position) + lane * Int(st.nflows) / max(1, lanes)) % Int(st.nflows))
         if let p = c.patch {
             st.src_low_off = UInt32(p.srcLowOffset)
             st.sport_off = UInt32(p.sportOffset)
@@ -72,7 +77,7 @@ final class BenchLoop {
     }
 
     /// Puts `c`'s flow order into the flows map (once per case in a row).
-    private func loadFlows(_ c: BenchCase) throws {
+    func loadFlows(_ c: BenchCase) throws {
         let id = ObjectIdentifier(c)
         guard flowsOf != id, !c.flows.isEmpty else { return }
         let n = c.flows.count
@@ -84,7 +89,13 @@ final class BenchLoop {
     /// One call: `repeatCount` runs of the program in `slot` on `c`'s frame.
     /// Returns the kernel's ns per run and the last run's verdict.
     private func call(_ c: BenchCase, slot: UInt32, repeatCount: UInt32, out: UnsafeMutableRawPointer, cap: UInt32) throws -> (ns: Double, ret: UInt32) {
-        try state.update(UInt32(0), loopState(c, slot: slot))
+        let st = loopState(c, slot: slot)
+        if let cpu {
+            try state.update(UInt32(cpu), st)
+        } else {
+            let n = UInt32(XDPLB_BENCH_CPUS)
+            try state.updateBatch(keys: Array(0..<n), values: Array(repeating: st, count: Int(n)))
+        }
         var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
         let rc = xdplb_test_run_xdp(program.fd, c.frame, UInt32(c.frameLength), out, cap, &outLen, repeatCount, 0, &ret, &dur)
         if rc != 0 { throw BPFError("test run of \(XDPLB_PROG_BENCH_LOOP) → slot \(slot) (\(c.name), repeat \(repeatCount))", errno: rc) }
@@ -121,6 +132,107 @@ final class BenchLoop {
                           compared: other.isEmpty ? nil : trimmedMean(other, trim),
                           balancerRuns: isBalancer ? calls * buildSlots.count * Int(repeatCount) : 0,
                           wrongVerdicts: wrong)
+    }
+}
+
+/// What one parallel loop block measured: per CPU, trimmed means over calls.
+struct ParallelLoopTiming {
+    /// ns per run of the case on each CPU (in the order given), all CPUs running at once.
+    var case_: [Double]
+    /// The floor the same way (empty: none).
+    var floor: [Double]
+    var balancerRuns: Int
+    var wrongVerdicts: Int
+    /// The smallest overlap of any call: the time all CPUs ran at once over the longest one's wall time.
+    var overlap: Double
+}
+
+extension BenchLoop {
+    /// `calls` parallel calls: on every CPU of `cpus` at the same time, one
+    /// loop call of `repeatCount` runs of `slot` on `c`'s frame, each CPU
+    /// with its own flows (its own state entry, see `loopState`), then the
+    /// floor the same way. The maps (conntrack, counters) are shared, as two
+    /// NAPI contexts share them.
+    func timeParallel(_ c: BenchCase, slot: UInt32, floor: (slot: UInt32, verdict: XDPAction)?, cpus: [Int], calls: Int,
+                      repeatCount: UInt32, trim: Double) throws -> ParallelLoopTiming {
+        try loadFlows(c)
+        var cases = [[Double]](repeating: [], count: cpus.count), floors = [[Double]](repeating: [], count: cpus.count)
+        var wrong = 0
+        var overlap = 1.0
+        for _ in 0..<calls {
+            for (which, s) in [(0, slot)] + (floor.map { [(1, $0.slot)] } ?? []) {
+                for (lane, cpu) in cpus.enumerated() {
+                    try state.update(UInt32(cpu), loopState(c, slot: s, lane: lane, lanes: cpus.count))
+                }
+                let (results, together) = try runAtOnce(c, cpus: cpus, repeatCount: repeatCount)
+                overlap = min(overlap, together)
+                let want = which == 0 ? c.verdict.rawValue : floor!.verdict.rawValue
+                for (lane, r) in results.enumerated() {
+                    if r.ret != want { wrong += 1 }
+                    if which == 0 { cases[lane].append(r.ns) } else { floors[lane].append(r.ns) }
+                }
+                c.advanceLoop(by: Int(repeatCount))
+            }
+        }
+        return ParallelLoopTiming(case_: cases.map { trimmedMean($0, trim) }, floor: floor == nil ? [] : floors.map { trimmedMean($0, trim) },
+                                  balancerRuns: calls * cpus.count * Int(repeatCount), wrongVerdicts: wrong, overlap: overlap)
+    }
+
+    /// One loop test run per CPU, started together (each thread pinned to its CPU);
+    /// also how much of the longest run's wall time all of them ran at once.
+    private func runAtOnce(_ c: BenchCase, cpus: [Int], repeatCount: UInt32) throws -> ([(ns: Double, ret: UInt32)], Double) {
+        // The frame's address as a number: threads only read it (the kernel copies it in).
+        let fd = program.fd, frameAddress = UInt(bitPattern: c.frame), len = UInt32(c.frameLength)
+        let results = ParallelResults(count: cpus.count)
+        let ready = DispatchSemaphore(value: 0), go = DispatchSemaphore(value: 0), done = DispatchGroup()
+        for (lane, cpu) in cpus.enumerated() {
+            done.enter()
+            Thread.detachNewThread {
+                let pinned = pinToCPU(cpu)
+                let cap = 4096
+                let out = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 16)
+                defer { out.deallocate(); done.leave() }
+                ready.signal()
+                go.wait()
+                var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
+                let frame = UnsafeMutableRawPointer(bitPattern: frameAddress)!
+                let t0 = monotonicNs()
+                let rc = pinned ? xdplb_test_run_xdp(fd, frame, len, out, UInt32(cap), &outLen, repeatCount, 0, &ret, &dur) : -1
+                results.set(lane, rc: rc, ns: Double(dur), ret: ret, span: (t0, monotonicNs()))
+            }
+        }
+        for _ in cpus { ready.wait() }
+        for _ in cpus { go.signal() }
+        done.wait()
+        return (try results.values(c.name, cpus: cpus), results.overlap)
+    }
+}
+
+/// Results of the threads of one parallel call.
+private final class ParallelResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rows: [(rc: Int32, ns: Double, ret: UInt32)]
+    private var spans: [(UInt64, UInt64)]
+    init(count: Int) {
+        rows = Array(repeating: (0, 0, 0), count: count)
+        spans = Array(repeating: (0, 0), count: count)
+    }
+    func set(_ i: Int, rc: Int32, ns: Double, ret: UInt32, span: (UInt64, UInt64)) {
+        lock.lock(); rows[i] = (rc, ns, ret); spans[i] = span; lock.unlock()
+    }
+    /// (last start to first end) over the longest span, 0 when they never all ran together.
+    var overlap: Double {
+        lock.lock(); defer { lock.unlock() }
+        let start = spans.map(\.0).max()!, end = spans.map(\.1).min()!
+        let longest = spans.map { $0.1 - $0.0 }.max()!
+        return end > start && longest > 0 ? Double(end - start) / Double(longest) : 0
+    }
+    func values(_ name: String, cpus: [Int]) throws -> [(ns: Double, ret: UInt32)] {
+        lock.lock(); defer { lock.unlock() }
+        for (i, r) in rows.enumerated() where r.rc != 0 {
+            throw BenchError("parallel loop run of \(name) on CPU \(cpus[i]) failed (\(r.rc == -1 ? "could not pin to that CPU" : "error \(r.rc)"))")
+        }
+        return rows.map { ($0.ns, $0.ret) }
     }
 }
 

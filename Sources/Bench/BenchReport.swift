@@ -51,6 +51,13 @@ public struct CaseResult: Sendable, Codable {
     public var loopNs: Double?
     /// Median over rounds of (loop case − loop floor), the floor on the same frames: the program alone, warm.
     public var loopNetNs: Double?
+    /// With `--loop-cpus`: per CPU (in that order), median over rounds of the loop's ns per run
+    /// with every listed CPU running it at once on its own flows (the maps shared).
+    public var parallelLoopNs: [Double]?
+    /// The same minus the floor run the same way: each CPU's net cost while the others run too.
+    public var parallelLoopNetNs: [Double]?
+    /// The smallest share of a parallel call's wall time in which every CPU was running (1: fully at once).
+    public var parallelOverlap: Double?
     /// With `--compare`: median over rounds of (compared − main) in the loop.
     public var loopCompareDeltaNs: Double?
     /// With `--compare`: the other build on the same packets (nil otherwise).
@@ -102,6 +109,8 @@ public struct DataPlaneReport: Sendable, Codable {
     public var lruPrefilled: Int
     /// The CPU the benchmark thread was pinned to (nil: not pinned).
     public var cpu: Int?
+    /// `--loop-cpus`: the CPUs the loop also ran on at once (nil: not measured).
+    public var parallelCPUs: [Int]?
     /// The build compared with the main one (`--compare`), if any.
     public var compareObject: String?
     /// Case names in the order they ran each round.
@@ -237,6 +246,19 @@ public struct BenchReport: Sendable, Codable {
         for name in d.order {
             guard let c = d.cases[name] else { continue }
             out.append("  \(pad(c.name, 18)) \(c.frameBytes) B: \(c.description)")
+        }
+        if let cpus = d.parallelCPUs {
+            out.append("")
+            out.append("CPUs \(cpus.map(String.init).joined(separator: ", ")) at once: the restoring loop on every one of them at the same time, each with its own flows, the maps")
+            out.append("(conntrack, counters, rings) shared; net = case − floor, both run that way; alone = the loop net above (one CPU)")
+            out.append("  " + [pad("case", 18), lpad("alone", 7)].joined(separator: " ") + " " + cpus.map { lpad("cpu\($0) net", 9) }.joined(separator: " ") + "  worst vs alone  overlap")
+            for name in d.order {
+                guard let c = d.cases[name], let nets = c.parallelLoopNetNs, let alone = c.loopNetNs, !nets.isEmpty else { continue }
+                let worst = nets.max()!
+                out.append("  " + [pad(c.name, 18), lpad(f(alone), 7)].joined(separator: " ") + " " + nets.map { lpad(f($0), 9) }.joined(separator: " ")
+                           + "  " + lpad(String(format: "%+.0f%%", alone > 0 ? (worst / alone - 1) * 100 : 0), 14)
+                           + "  " + lpad(c.parallelOverlap.map { String(format: "%.0f%%", $0 * 100) } ?? "-", 7))
+            }
         }
         if let other = d.compareObject {
             out.append("")

@@ -36,6 +36,9 @@ public struct DataPlaneBenchOptions: Sendable {
     /// dispatcher's target around it), and its first runs are cache-cold, so
     /// few long calls: by default one call of `packets` runs per case per round.
     public var loopRepeat = 200_000
+    /// Also run the restoring loop on all these CPUs at once (each its own flows,
+    /// the maps shared) and report each CPU's cost next to one CPU alone (nil: don't).
+    public var parallelCPUs: [Int]? = nil
 
     public init() {}
 
@@ -320,6 +323,7 @@ public final class DataPlaneBench {
         parseProgram = try benchObject.program("xdplb_bench_parse")
         loop = options.loopRepeat > 0
             ? try BenchLoop(object: benchObject, tx: txProgram, parse: parseProgram, builds: builds.map(\.program)) : nil
+        loop?.cpu = pinned
 
         try buildCases(log: log)
     }
@@ -582,6 +586,9 @@ public final class DataPlaneBench {
 
     // MARK: running
 
+    /// CPUs `parallelCPUs` may name: 0 ..< this (the bench loop's state entries).
+    public static let maxLoopCPUs = Int(XDPLB_BENCH_CPUS)
+
     /// Every case name, in run order.
     public static let caseNames = ["floor_xdp_tx", "floor_parse_pass", "v4_not_vip", "v4_tcp_syn", "v6_tcp_syn",
                                    "v4_tcp_ack", "v6_tcp_ack", "v4_udp", "v4_icmp_too_big", "v4_tcp_ack_cold",
@@ -717,6 +724,7 @@ public final class DataPlaneBench {
         var moved = [String: [String: UInt64]]()
         var loopValues = [String: [Double]](), loopNets = [String: [Double]](), loopDeltas = [String: [Double]]()
         var loopRuns = [String: Int]()
+        var parallelCase = [String: [[Double]]](), parallelNet = [String: [[Double]]](), parallelOverlap = [String: Double]()
         var nets = [String: [Double]](), netWalls = [String: [Double]](), floorsInBlock = [String: [Double]]()
         var compared = [String: [Double]](), deltas = [String: [Double]]()
         var wrong = [String: Int]()
@@ -739,6 +747,15 @@ public final class DataPlaneBench {
                     if let x = lt.compared { loopDeltas[c.name, default: []].append(x - lt.case_) }
                     loopRuns[c.name, default: 0] += lt.balancerRuns
                     wrong[c.name, default: 0] += lt.wrongVerdicts
+                    if let cpus = options.parallelCPUs {
+                        let pt = try loop.timeParallel(c, slot: loopSlots(c)[0], floor: floor.map { (floorSlot!, $0.verdict) }, cpus: cpus,
+                                                       calls: loopCalls, repeatCount: UInt32(options.loopRepeat), trim: Self.trim)
+                        parallelCase[c.name, default: []].append(pt.case_)
+                        parallelOverlap[c.name] = min(parallelOverlap[c.name] ?? 1, pt.overlap)
+                        if !pt.floor.isEmpty { parallelNet[c.name, default: []].append(zip(pt.case_, pt.floor).map { $0 - $1 }) }
+                        loopRuns[c.name, default: 0] += pt.balancerRuns
+                        wrong[c.name, default: 0] += pt.wrongVerdicts
+                    }
                 }
                 for (k, v) in try CounterReader.global(balancer.maps) {
                     moved[c.name, default: [:]][k, default: 0] += v.packets - (before[k]?.packets ?? 0)
@@ -804,6 +821,9 @@ public final class DataPlaneBench {
                 wallNsPerCall: median(walls[c.name]!), netWallNs: netWalls[c.name].map { median($0) },
                 loopNs: loopValues[c.name].map { median($0) },
                 loopNetNs: loopNets[c.name].map { median($0) },
+                parallelLoopNs: parallelCase[c.name].map { rounds in (0..<rounds[0].count).map { cpu in median(rounds.map { $0[cpu] }) } },
+                parallelLoopNetNs: parallelNet[c.name].map { rounds in (0..<rounds[0].count).map { cpu in median(rounds.map { $0[cpu] }) } },
+                parallelOverlap: parallelOverlap[c.name],
                 loopCompareDeltaNs: loopDeltas[c.name].map { median($0) },
                 compare: nil,
                 checkPassed: p.isEmpty, check: p.isEmpty ? seen.joined(separator: ", ") : p.joined(separator: "; "))
@@ -833,7 +853,7 @@ public final class DataPlaneBench {
             timing: "each packet is its own BPF_PROG_TEST_RUN with repeat = 1 (repeat > 1 would re-run on the already encapsulated buffer), timed by the kernel's own duration (ktime_get_ns() around the program run, inside the kernel), not wall clock: the syscall, packet copy and page setup (~1.5-3 µs of noisy wall time per call here) stay outside it, and the floors are measured the same way and interleaved with each case, so case − floor is the program's own cost. Each run starts right after a syscall (caches, TLB and branch predictors disturbed), so these are upper bounds for a driver's NAPI loop. The loop columns time the same cases the other way: \(options.loopRepeat > 0 ? "one BPF_PROG_TEST_RUN with repeat = \(options.loopRepeat) of xdplb_bench_loop, which puts the original frame back before every run (head, first bytes, next flow) and tail-calls the program; floors go through the same loop, so loop net is the program's own cost with caches warm, as in a NAPI loop" : "off (--loop-repeat 0)").",
             setup: "balancer \(balancer.label); VIPs 10.100.0.1:80/tcp, 10.100.0.1:53/udp (16 IPv4 backends) and [fd00:100::1]:443/tcp (16 IPv6 backends), ring 65537, next hops set (ifindex 1 = test-run ingress → XDP_TX, no FIB lookup), path MTU 1500; conntrack for \(options.lruSize) flows (\(Conntrack.buckets(forFlows: options.lruSize)) buckets × \(Conntrack.ways) ways) filled: \(prefilled) flows held (\(3 * hot) hot and \(cold) cold established flows, the rest background), the pools' buckets re-written untimed before each block that uses them, since miss blocks (and an older program's SYN blocks) evict",
             rounds: options.rounds, packetsPerRound: options.packets, lruSize: options.lruSize, lruPrefilled: prefilled,
-            cpu: pinned, compareObject: builds.count > 1 ? builds[1].label : nil,
+            cpu: pinned, parallelCPUs: options.parallelCPUs, compareObject: builds.count > 1 ? builds[1].label : nil,
             order: cases.map(\.name), cases: results, programs: programs,
             allChecksPassed: results.values.allSatisfy(\.checkPassed))
     }

@@ -45,6 +45,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Pin to this CPU (default: the CPU the command starts on; -1: don't pin).")
     var cpu: Int?
 
+    @Option(help: ArgumentHelp("Also run the restoring loop on all these CPUs at the same time (comma-separated, e.g. 0,1; each its own flows, the maps shared) and report each CPU's net cost next to one CPU alone.", valueName: "list"))
+    var loopCpus: String?
+
     @Option(help: "Only these cases (comma-separated names; the floors always run), e.g. for profiling one path.")
     var only: String?
 
@@ -105,9 +108,27 @@ struct BenchCommand: ParsableCommand {
                 throw ValidationError("--only: unknown case(s) \(unknown.joined(separator: ", ")); cases: \(DataPlaneBench.caseNames.joined(separator: ", "))")
             }
         }
+        if let loopCpus { _ = try Self.cpuList(loopCpus, loopRepeat: loopRepeat) }
         if noDataPlane && !controlPlane { throw ValidationError("--no-data-plane needs --control-plane (nothing to run)") }
         if applies != nil && !controlPlane { throw ValidationError("--applies needs --control-plane") }
         if let applies { _ = try Self.scenarios(applies) }
+    }
+
+    /// The CPUs of `--loop-cpus`: 2 or more distinct CPU numbers of this machine, below XDPLB_BENCH_CPUS.
+    static func cpuList(_ s: String, loopRepeat: Int?) throws -> [Int] {
+        let items = s.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let n = min(ProcessInfo.processInfo.processorCount, DataPlaneBench.maxLoopCPUs)
+        var cpus: [Int] = []
+        for item in items {
+            guard let c = Int(item), (0..<n).contains(c) else {
+                throw ValidationError("--loop-cpus: '\(item)' is not a CPU number 0...\(n - 1)")
+            }
+            guard !cpus.contains(c) else { throw ValidationError("--loop-cpus: CPU \(c) is listed twice") }
+            cpus.append(c)
+        }
+        guard cpus.count >= 2 else { throw ValidationError("--loop-cpus: give at least two CPUs (e.g. 0,1)") }
+        if loopRepeat == 0 { throw ValidationError("--loop-cpus needs the restoring loop (not --loop-repeat 0)") }
+        return cpus
     }
 
     func onlyList(_ s: String) -> [String] {
@@ -125,6 +146,7 @@ struct BenchCommand: ParsableCommand {
         o.objectPath = object
         o.comparePath = compare
         o.only = only.map { Set(onlyList($0)) }
+        o.parallelCPUs = try loopCpus.map { try Self.cpuList($0, loopRepeat: loopRepeat) }
         let log: (String) -> Void = { line in
             FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
         }
