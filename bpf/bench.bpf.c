@@ -138,6 +138,11 @@ int xdplb_bench_loop(struct xdp_md *ctx)
 		    bpf_xdp_store_bytes(ctx, st->sport_off, &sport, sizeof(sport)))
 			return XDP_ABORTED;
 	}
+	if (st->clock) {
+		st->last_ns = bpf_ktime_get_ns();
+		if (!st->first_ns)
+			st->first_ns = st->last_ns;
+	}
 	bpf_tail_call(ctx, &xdplb_bench_pr, st->target);
 	return XDP_ABORTED;
 }

@@ -582,8 +582,12 @@ struct xdplb_bench_state {
 	__u32 sport_off;   /* frame offset of the source port */
 	__u32 base_low;    /* last 4 bytes of flow 0's source address, host order */
 	__u8 prefix[XDPLB_BENCH_PREFIX_MAX];
+	__u32 clock;       /* nonzero: record first_ns/last_ns (parallel runs: when each CPU really ran) */
+	__u32 pad;
+	__u64 first_ns;    /* bpf_ktime_get_ns() of the first run with `clock` set (0: none yet) */
+	__u64 last_ns;     /* ... of the latest such run */
 };
-_Static_assert(sizeof(struct xdplb_bench_state) == 104, "xdplb_bench_state layout");
+_Static_assert(sizeof(struct xdplb_bench_state) == 128, "xdplb_bench_state layout");
 
 #define XDPLB_MAP_BENCH_STATE "xdplb_bench_st"
 #define XDPLB_MAP_BENCH_FLOWS "xdplb_bench_fl"

@@ -137,13 +137,17 @@ final class BenchLoop {
 
 /// What one parallel loop block measured: per CPU, trimmed means over calls.
 struct ParallelLoopTiming {
+    /// ns per run of the case, and of the floor, on the first CPU alone (same repeat count, same block).
+    var alone: Double
+    var aloneFloor: Double?
     /// ns per run of the case on each CPU (in the order given), all CPUs running at once.
     var case_: [Double]
     /// The floor the same way (empty: none).
     var floor: [Double]
     var balancerRuns: Int
     var wrongVerdicts: Int
-    /// The smallest overlap of any call: the time all CPUs ran at once over the longest one's wall time.
+    /// The smallest overlap of any call: the time all CPUs ran at once over the longest one's run time
+    /// (from the loop's own clock on each CPU: its first and last run).
     var overlap: Double
 }
 
@@ -156,31 +160,60 @@ extension BenchLoop {
     func timeParallel(_ c: BenchCase, slot: UInt32, floor: (slot: UInt32, verdict: XDPAction)?, cpus: [Int], calls: Int,
                       repeatCount: UInt32, trim: Double) throws -> ParallelLoopTiming {
         try loadFlows(c)
+        // Lane 0 of `alone` is the first CPU by itself, with the same repeat count, in the same block.
+        var alone: [Double] = [], aloneFloor: [Double] = []
         var cases = [[Double]](repeating: [], count: cpus.count), floors = [[Double]](repeating: [], count: cpus.count)
-        var wrong = 0
+        var wrong = 0, runs = 0
         var overlap = 1.0
         for _ in 0..<calls {
-            for (which, s) in [(0, slot)] + (floor.map { [(1, $0.slot)] } ?? []) {
-                for (lane, cpu) in cpus.enumerated() {
-                    try state.update(UInt32(cpu), loopState(c, slot: s, lane: lane, lanes: cpus.count))
+            for group in [[cpus[0]], cpus] {
+                for (which, s) in [(0, slot)] + (floor.map { [(1, $0.slot)] } ?? []) {
+                    for (lane, cpu) in group.enumerated() {
+                        var st = loopState(c, slot: s, lane: lane, lanes: group.count)
+                        st.clock = 1
+                        try state.update(UInt32(cpu), st)
+                    }
+                    let results = try runAtOnce(c, cpus: group, repeatCount: repeatCount)
+                    if group.count > 1 {
+                        // When each CPU really ran: the loop's first and last run on it.
+                        var spans: [(UInt64, UInt64)] = []
+                        for cpu in group {
+                            guard let st = try state.lookup(UInt32(cpu), as: xdplb_bench_state.self) else {
+                                throw BenchError("bench loop state of CPU \(cpu) missing")
+                            }
+                            spans.append((st.first_ns, st.last_ns))
+                        }
+                        overlap = min(overlap, Self.overlap(spans))
+                    }
+                    let want = which == 0 ? c.verdict.rawValue : floor!.verdict.rawValue
+                    for (lane, r) in results.enumerated() {
+                        if r.ret != want { wrong += 1 }
+                        switch (group.count > 1, which) {
+                        case (false, 0): alone.append(r.ns)
+                        case (false, _): aloneFloor.append(r.ns)
+                        case (true, 0): cases[lane].append(r.ns)
+                        default: floors[lane].append(r.ns)
+                        }
+                    }
+                    if which == 0 && slot >= Self.firstBuildSlot { runs += group.count * Int(repeatCount) }
+                    c.advanceLoop(by: Int(repeatCount))
                 }
-                let (results, together) = try runAtOnce(c, cpus: cpus, repeatCount: repeatCount)
-                overlap = min(overlap, together)
-                let want = which == 0 ? c.verdict.rawValue : floor!.verdict.rawValue
-                for (lane, r) in results.enumerated() {
-                    if r.ret != want { wrong += 1 }
-                    if which == 0 { cases[lane].append(r.ns) } else { floors[lane].append(r.ns) }
-                }
-                c.advanceLoop(by: Int(repeatCount))
             }
         }
-        return ParallelLoopTiming(case_: cases.map { trimmedMean($0, trim) }, floor: floor == nil ? [] : floors.map { trimmedMean($0, trim) },
-                                  balancerRuns: calls * cpus.count * Int(repeatCount), wrongVerdicts: wrong, overlap: overlap)
+        return ParallelLoopTiming(alone: trimmedMean(alone, trim), aloneFloor: floor == nil ? nil : trimmedMean(aloneFloor, trim),
+                                  case_: cases.map { trimmedMean($0, trim) }, floor: floor == nil ? [] : floors.map { trimmedMean($0, trim) },
+                                  balancerRuns: runs, wrongVerdicts: wrong, overlap: overlap)
     }
 
-    /// One loop test run per CPU, started together (each thread pinned to its CPU);
-    /// also how much of the longest run's wall time all of them ran at once.
-    private func runAtOnce(_ c: BenchCase, cpus: [Int], repeatCount: UInt32) throws -> ([(ns: Double, ret: UInt32)], Double) {
+    /// (last start to first end) over the longest span: 1 when all ran at once throughout, 0 when never together.
+    static func overlap(_ spans: [(UInt64, UInt64)]) -> Double {
+        let start = spans.map(\.0).max()!, end = spans.map(\.1).min()!
+        let longest = spans.map { $0.1 &- $0.0 }.max()!
+        return end > start && longest > 0 ? Double(end - start) / Double(longest) : 0
+    }
+
+    /// One loop test run per CPU, started together (each thread pinned to its CPU).
+    private func runAtOnce(_ c: BenchCase, cpus: [Int], repeatCount: UInt32) throws -> [(ns: Double, ret: UInt32)] {
         // The frame's address as a number: threads only read it (the kernel copies it in).
         let fd = program.fd, frameAddress = UInt(bitPattern: c.frame), len = UInt32(c.frameLength)
         let results = ParallelResults(count: cpus.count)
@@ -196,15 +229,14 @@ extension BenchLoop {
                 go.wait()
                 var outLen: UInt32 = 0, ret: UInt32 = 0, dur: UInt32 = 0
                 let frame = UnsafeMutableRawPointer(bitPattern: frameAddress)!
-                let t0 = monotonicNs()
                 let rc = pinned ? xdplb_test_run_xdp(fd, frame, len, out, UInt32(cap), &outLen, repeatCount, 0, &ret, &dur) : -1
-                results.set(lane, rc: rc, ns: Double(dur), ret: ret, span: (t0, monotonicNs()))
+                results.set(lane, rc: rc, ns: Double(dur), ret: ret)
             }
         }
         for _ in cpus { ready.wait() }
         for _ in cpus { go.signal() }
         done.wait()
-        return (try results.values(c.name, cpus: cpus), results.overlap)
+        return try results.values(c.name, cpus: cpus)
     }
 }
 
@@ -212,21 +244,8 @@ extension BenchLoop {
 private final class ParallelResults: @unchecked Sendable {
     private let lock = NSLock()
     private var rows: [(rc: Int32, ns: Double, ret: UInt32)]
-    private var spans: [(UInt64, UInt64)]
-    init(count: Int) {
-        rows = Array(repeating: (0, 0, 0), count: count)
-        spans = Array(repeating: (0, 0), count: count)
-    }
-    func set(_ i: Int, rc: Int32, ns: Double, ret: UInt32, span: (UInt64, UInt64)) {
-        lock.lock(); rows[i] = (rc, ns, ret); spans[i] = span; lock.unlock()
-    }
-    /// (last start to first end) over the longest span, 0 when they never all ran together.
-    var overlap: Double {
-        lock.lock(); defer { lock.unlock() }
-        let start = spans.map(\.0).max()!, end = spans.map(\.1).min()!
-        let longest = spans.map { $0.1 - $0.0 }.max()!
-        return end > start && longest > 0 ? Double(end - start) / Double(longest) : 0
-    }
+    init(count: Int) { rows = Array(repeating: (0, 0, 0), count: count) }
+    func set(_ i: Int, rc: Int32, ns: Double, ret: UInt32) { lock.lock(); rows[i] = (rc, ns, ret); lock.unlock() }
     func values(_ name: String, cpus: [Int]) throws -> [(ns: Double, ret: UInt32)] {
         lock.lock(); defer { lock.unlock() }
         for (i, r) in rows.enumerated() where r.rc != 0 {

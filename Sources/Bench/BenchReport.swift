@@ -56,8 +56,10 @@ public struct CaseResult: Sendable, Codable {
     public var parallelLoopNs: [Double]?
     /// The same minus the floor run the same way: each CPU's net cost while the others run too.
     public var parallelLoopNetNs: [Double]?
-    /// The smallest share of a parallel call's wall time in which every CPU was running (1: fully at once).
+    /// The smallest share of a parallel call's runs (first to last run on each CPU, the loop's clock) when every CPU was running (1: fully at once).
     public var parallelOverlap: Double?
+    /// The loop net on the first of those CPUs alone, with the same repeat count, in the same blocks.
+    public var parallelAloneNetNs: Double?
     /// With `--compare`: median over rounds of (compared − main) in the loop.
     public var loopCompareDeltaNs: Double?
     /// With `--compare`: the other build on the same packets (nil otherwise).
@@ -109,8 +111,9 @@ public struct DataPlaneReport: Sendable, Codable {
     public var lruPrefilled: Int
     /// The CPU the benchmark thread was pinned to (nil: not pinned).
     public var cpu: Int?
-    /// `--loop-cpus`: the CPUs the loop also ran on at once (nil: not measured).
+    /// `--loop-cpus`: the CPUs the loop also ran on at once (nil: not measured), and the runs per such call.
     public var parallelCPUs: [Int]?
+    public var parallelRepeat: Int?
     /// The build compared with the main one (`--compare`), if any.
     public var compareObject: String?
     /// Case names in the order they ran each round.
@@ -250,10 +253,12 @@ public struct BenchReport: Sendable, Codable {
         if let cpus = d.parallelCPUs {
             out.append("")
             out.append("CPUs \(cpus.map(String.init).joined(separator: ", ")) at once: the restoring loop on every one of them at the same time, each with its own flows, the maps")
-            out.append("(conntrack, counters, rings) shared; net = case − floor, both run that way; alone = the loop net above (one CPU)")
+            out.append("(conntrack, counters, rings) shared; net = case − floor, both run that way; alone = the first CPU by itself, same")
+            out.append("repeat count (\(d.parallelRepeat.map(String.init) ?? "?") runs per call), in the same blocks;")
+            out.append("overlap = the smallest share of a call's runs (the loop's own clock: first to last run on each CPU) when all ran at once")
             out.append("  " + [pad("case", 18), lpad("alone", 7)].joined(separator: " ") + " " + cpus.map { lpad("cpu\($0) net", 9) }.joined(separator: " ") + "  worst vs alone  overlap")
             for name in d.order {
-                guard let c = d.cases[name], let nets = c.parallelLoopNetNs, let alone = c.loopNetNs, !nets.isEmpty else { continue }
+                guard let c = d.cases[name], let nets = c.parallelLoopNetNs, let alone = c.parallelAloneNetNs, !nets.isEmpty else { continue }
                 let worst = nets.max()!
                 out.append("  " + [pad(c.name, 18), lpad(f(alone), 7)].joined(separator: " ") + " " + nets.map { lpad(f($0), 9) }.joined(separator: " ")
                            + "  " + lpad(String(format: "%+.0f%%", alone > 0 ? (worst / alone - 1) * 100 : 0), 14)
