@@ -577,6 +577,10 @@ def key_numbers(name, r):
         line = analyze_cluster.key_numbers(name, r)
         if line is not None:
             return line
+        import analyze_flood  # noqa: E402  (the flood scenario)
+        line = analyze_flood.key_numbers(name, r)
+        if line is not None:
+            return line
         if name == "distribution":
             return "%d conns; backends %s (max dev %.1f%%); LB nodes %s (max dev %.1f%%)" % (
                 r["connections"], "/".join(str(v) for v in r["per_backend"].values()), r["max_backend_deviation_pct"],
@@ -624,6 +628,9 @@ if __name__ == "__main__":
     import analyze_cluster  # noqa: E402  (ecmp-lab/analyze_cluster.py: the cluster scenarios)
     scen.update(analyze_cluster.SCENARIOS)
     with_routes |= analyze_cluster.WITH_ROUTES
+    import analyze_flood  # noqa: E402  (ecmp-lab/analyze_flood.py: the flood scenario)
+    scen.update(analyze_flood.SCENARIOS)
+    with_routes |= analyze_flood.WITH_ROUTES
     p = argparse.ArgumentParser(description="xdplb lab report")
     p.add_argument("what", choices=sorted(scen) + ["report"])
     p.add_argument("--dir", required=True)

@@ -5,7 +5,8 @@
 #
 #   xl-client ── xl-rtr ──┬── xl-lb1 … xl-lbN     (one veth each, MTU 1600)
 #   (MTU 1500)            ├── xl-be1 … xl-beM+1   (one veth each, MTU 1600)
-#                         └── xl-etcd1 … 3        (one veth each, MTU 1600)
+#                         ├── xl-etcd1 … 3        (one veth each, MTU 1600)
+#   xl-atk ───────────────┘  (flood's attacker, MTU 1500; sources 198.18.0.0/15 only)
 #
 # The router learns an ECMP route for each VIP over the LB nodes from BGP
 # only: bird2 on the router (AS $RTR_ASN) has one eBGP session per family with
@@ -68,6 +69,22 @@ rtr_be4() { echo "10.96.$1.1"; }
 rtr_be6() { echo "fd00:96:$1::1"; }
 be4() { echo "10.96.$1.2"; }
 be6() { echo "fd00:96:$1::2"; }
+
+# The flood scenario's attacker (xl-atk, link 10.94.0.0/24: router .1, attacker
+# .2). Its traffic comes ONLY from the lab-only prefix FLOOD_PREFIX4,
+# 198.18.0.0/15 (RFC 2544's benchmarking range: never routed on the
+# Internet): spoofed SYNs from FLOOD_SPOOF4 (ecmp-lab/flood.py) and one
+# non-spoofed abusive source, ABUSE_SRC4, an address of the attacker's own
+# interface (hping3). The router blackholes FLOOD_PREFIX4, so the backends'
+# SYN-ACKs to those sources die there (and the attacker never sees them).
+NS_ATTACKER=${LAB_PREFIX}atk
+IF_ATK=${LAB_PREFIX}atk-rtr
+IF_RTR_ATK=${LAB_PREFIX}rtr-atk
+RTR_ATK4=10.94.0.1
+ATK4=10.94.0.2
+FLOOD_PREFIX4=198.18.0.0/15
+FLOOD_SPOOF4=198.18.0.0/16
+ABUSE_SRC4=198.19.255.1
 
 # Links: the client's stays at 1500; LB and backend links carry GRE (+24/+44).
 MTU_CLIENT=1500
@@ -170,6 +187,11 @@ set_sizes() {
 		SHORT_CONNS=200        # short connections during a change
 		CONCURRENCY=16
 		PHASE=2                # seconds of traffic before/after an action
+		FLOOD_LONG_CONNS=200   # flood: long-lived connections kept through each flood
+		FLOOD_SECONDS=4        # flood: seconds of each flood (its time bound)
+		FLOOD_RATE=35000       # flood: spoofed SYNs per second offered (count bound: rate x seconds;
+		                       # more than the 2 x 65,536 conntrack ways of the quick lab)
+		ABUSE_RATE=1000        # flood: SYNs per second of the one abusive source (hping3)
 	else
 		DIST_CONNS=3000
 		LONG_CONNS=240
@@ -178,5 +200,15 @@ set_sizes() {
 		SHORT_CONNS=600
 		CONCURRENCY=24
 		PHASE=4
+		FLOOD_LONG_CONNS=1000
+		FLOOD_SECONDS=10
+		FLOOD_RATE=20000
+		ABUSE_RATE=2000
 	fi
+	# flood, limits on: per LB node and per source /32 (IPv4) or /128 (IPv6;
+	# the client's four IPv6 addresses share one /64), far above what the
+	# lab's client opens or sends per address, far below the abusive source.
+	PROT_NEW_FLOWS=100 PROT_NEW_FLOW_BURST=50 PROT_PPS=20000 PROT_PPS_BURST=20000
+	# and a flood alert (a log line) when a VIP's new flows pass this rate on a node.
+	PROT_FLOOD_ALERT=2000
 }

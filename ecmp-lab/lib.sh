@@ -78,7 +78,7 @@ phase() { with_progress "${SC_NAME:-lab}: ${2:-traffic phase} (${1} s)" sleep "$
 check_prereq() {
 	local c missing=()
 	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, BPF, XDP); run: sudo ecmp-lab/run"
-	for c in ip tc ethtool nsenter python3 sysctl timeout bird birdc etcd etcdctl; do
+	for c in ip tc ethtool nsenter python3 sysctl timeout bird birdc etcd etcdctl hping3; do
 		command -v "$c" >/dev/null || missing+=("$c")
 	done
 	[ ${#missing[@]} = 0 ] || die "missing commands: ${missing[*]} (tools/install-deps installs them)"
@@ -128,9 +128,12 @@ record() { printf '%s\n' "$*" >>"$STATE_FILE"; }
 record_pid() { record "pid $1 $2"; }
 
 # ours PID: the process is alive and still one the lab started (its command
-# line names the state directory), so a recycled PID is never killed.
+# line names the state directory, or its environment has
+# XDPLB_LAB=$LAB_STATE_DIR: the route monitor, whose command line cannot), so a
+# recycled PID is never killed.
 ours() {
-	{ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$LAB_STATE_DIR"
+	{ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$LAB_STATE_DIR" ||
+		{ tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qxF -- "XDPLB_LAB=$LAB_STATE_DIR"
 }
 
 # stop_pid PID [SIGNAL]: stop one of our processes and reap it when it is our child.
@@ -234,6 +237,9 @@ cluster:
   request_timeout: $CLUSTER_REQUEST_TIMEOUT
   cache_file: $(cache_lb "$i")
 YAML
+	# The flood scenario's per-source limits, while it runs (a top-level
+	# protection: section; see protection_on / protection_off).
+	[ ! -s "$LAB_STATE_DIR/protection.yaml" ] || cat "$LAB_STATE_DIR/protection.yaml" >>"$tmp"
 	mv "$tmp" "$cfg"
 }
 
@@ -279,6 +285,47 @@ write_shared() {
 		done
 	} >"$out.tmp"
 	mv "$out.tmp" "$out"
+}
+
+# protection_on / protection_off: the per-source limits (PROT_* of config.sh)
+# in every LB node's node file, or none, then a reload of each agent (xdplb
+# reload: it applies a changed protection section); waits until every node's
+# `xdplb status` says so. The section is kept in $LAB_STATE_DIR/protection.yaml
+# while on, so a node file written meanwhile (write_config) keeps it.
+protection_on() {
+	cat >"$LAB_STATE_DIR/protection.yaml.tmp" <<YAML
+# ecmp-lab flood scenario: per-source limits (per LB node).
+protection:
+  new_flows_per_second: $PROT_NEW_FLOWS
+  new_flow_burst: $PROT_NEW_FLOW_BURST
+  packets_per_second: $PROT_PPS
+  packet_burst: $PROT_PPS_BURST
+  source_prefix_v4: 32
+  source_prefix_v6: 128
+  flood_alert_new_flows_per_second: $PROT_FLOOD_ALERT
+YAML
+	mv "$LAB_STATE_DIR/protection.yaml.tmp" "$LAB_STATE_DIR/protection.yaml"
+	protection_apply on
+}
+protection_off() {
+	rm -f "$LAB_STATE_DIR/protection.yaml"
+	protection_apply off
+}
+protection_apply() {
+	local want=$1 i
+	for i in $(up_nodes); do
+		write_config "$i"
+		lbx "$i" reload >/dev/null || { warn "xdplb reload on lb$i failed"; return 1; }
+	done
+	for i in $(up_nodes); do
+		wait_until 10 protection_is "$i" "$want" >/dev/null || { warn "lb$i: protection not $want 10 s after the reload"; return 1; }
+	done
+}
+# protection_is I on|off: node I's `xdplb status` says its protection is on (off).
+protection_is() {
+	local line
+	line=$(lbx "$1" status | grep '^protection:') || return 1
+	if [ "$2" = off ]; then [[ $line == "protection: off"* ]]; else [[ $line != "protection: off"* ]]; fi
 }
 
 # start_agent I [nowait]: start `xdplb run` in LB node I, wait for its admin

@@ -66,6 +66,7 @@ topo_up() {
 	for ((i = 1; i <= LB_NODES; i++)); do add_ns "$(ns_lb "$i")"; done
 	for ((i = 1; i <= all_be; i++)); do add_ns "$(ns_be "$i")"; done
 	for ((i = 1; i <= ETCD_MEMBERS; i++)); do add_ns "$(ns_etcd "$i")"; done
+	add_ns "$NS_ATTACKER"
 
 	# Router: forwards; ECMP over L3+L4 (policy 3, fields 0x0037: addresses,
 	# protocol, ports — policy 1 is not deterministic for local TCP); loose
@@ -115,12 +116,33 @@ topo_up() {
 		router_link "$ns" "$bif" "$rif" "$(be4 "$i")" "$(be6 "$i")" "$(rtr_be4 "$i")" "$(rtr_be6 "$i")"
 	done
 
+	attacker_up
+
 	# etcd members (cluster.sh starts them): each on its own router link; the
 	# LB nodes, the other members and the operator reach them through the router.
 	for ((i = 1; i <= ETCD_MEMBERS; i++)); do
 		router_link "$(ns_etcd "$i")" "$(if_etcd "$i")" "$(if_rtr_etcd "$i")" "$(etcd4 "$i")" "$(etcd6 "$i")" \
 			"$(rtr_etcd4 "$i")" "$(rtr_etcd6 "$i")"
 	done
+}
+
+# attacker_up: the flood scenario's attacker $NS_ATTACKER (its namespace made
+# by topo_up): a link to the router (MTU 1500, like the client's), its own
+# address $ATK4 and the abusive source $ABUSE_SRC4 on it, a route to $VIP4
+# only. The router blackholes the lab-only prefix $FLOOD_PREFIX4, so what the
+# backends answer the flood's sources dies there (no SYN-ACK or RST leaves the
+# router for them, none reaches the attacker).
+attacker_up() {
+	lab_ns "$NS_ATTACKER" || die "attacker_up: no namespace $NS_ATTACKER"
+	add_link "$NS_ATTACKER" "$IF_ATK" "$NS_ROUTER" "$IF_RTR_ATK" "$MTU_CLIENT"
+	ip -n "$NS_ROUTER" addr add "$RTR_ATK4/24" dev "$IF_RTR_ATK"
+	ip -n "$NS_ATTACKER" addr add "$ATK4/24" dev "$IF_ATK"
+	ip -n "$NS_ATTACKER" addr add "$ABUSE_SRC4/32" dev "$IF_ATK"
+	sysctls "$NS_ROUTER" "net.ipv4.conf.$IF_RTR_ATK.rp_filter=0"
+	neigh "$NS_ATTACKER" "$IF_ATK" "$RTR_ATK4" "$(mac_of "$NS_ROUTER" "$IF_RTR_ATK")"
+	neigh "$NS_ROUTER" "$IF_RTR_ATK" "$ATK4" "$(mac_of "$NS_ATTACKER" "$IF_ATK")"
+	ip -n "$NS_ATTACKER" route add "$VIP4/32" via "$RTR_ATK4" src "$ABUSE_SRC4"
+	ip -n "$NS_ROUTER" route add blackhole "$FLOOD_PREFIX4"
 }
 
 # ---- BGP ---------------------------------------------------------------------
@@ -179,8 +201,9 @@ EOF
 # $LAB_STATE_DIR/routes.log for the whole run, started before any route exists.
 route_monitor_up() {
 	lab_ns "$NS_ROUTER" || die "no router namespace"
-	# Through env with a marker argument: $! is the monitor and its command
-	# line names the state directory (ours() in cleanup).
+	# Through env with a marker: $! is the monitor (env execs ip) and its
+	# environment names the state directory (ours() in cleanup: ip's command
+	# line cannot).
 	ip netns exec "$NS_ROUTER" env XDPLB_LAB="$LAB_STATE_DIR" ip -ts monitor route \
 		>"$LAB_STATE_DIR/routes.log" 2>&1 7>&- 8>&- 9>&- &
 	record_pid route-monitor $!

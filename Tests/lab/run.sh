@@ -27,6 +27,21 @@
 #                    0 broken connections to the other backends; no new
 #                    connection to it, none failed; cluster status agrees
 #                    after the removal (every node has the same tables)
+#   flood            a spoofed SYN flood (ecmp-lab/flood.py, sources only in
+#                    the lab-only 198.18.0.0/16, blackholed at the router) and
+#                    one abusive source (hping3), twice: protection off, then
+#                    per-source limits on (node files + xdplb reload). Both
+#                    rounds: the flood reached the LB nodes, 0 of the
+#                    long-lived connections broke (a backend joined mid-flood),
+#                    no short connection failed, the established flows stayed
+#                    in conntrack (established >= long-lived connections, and
+#                    on no node fewer after the flood than before), no
+#                    TCP segment reached the attacker. Off: the flood sat in
+#                    conntrack as embryonic flows, no protection drops, the
+#                    abusive source got everything through. On: the abusive
+#                    source cut (dropped > 0, counted as drop_rate_src_syn or
+#                    _pps; delivered <= nodes x (rate x seconds + burst)) and
+#                    no drop on the real client's VIPs; protection off again
 #   backend_added    changed fraction within ±25% of Maglev's 1/(M+1);
 #                    0 broken established connections
 #   agent_restart    0 broken/failed connections, 0 LB drops, program adopted,
@@ -156,6 +171,27 @@ check "backend_failure: 0 broken connections on the other backends ($(num r[\'$d
 check "backend_failure: new connections: none failed, none to the dead backend" "r['$d']['new_failed'] == 0 and r['$d']['new_to_victim'] == 0"
 check "backend_failure: both nodes agree on the tables without it (xdplb cluster status exit $(num r[\'$d\'][\'cluster_status_after_removal\'][\'exit\']); flagged: $(num r[\'$d\'][\'cluster_status_after_removal\'][\'flagged\']))" \
 	"r['$d']['cluster_status_after_removal']['exit'] == 0"
+
+d=flood
+for t in off on; do
+	f="r['$d']['rounds']['$t']"
+	check "flood ($t): $(num "$f['flood']['sent']") spoofed SYNs at $(num "$f['flood']['pps_offered']") pps offered, $(num "$f['flood']['new_flows_seen']") new flows seen at the LB nodes" \
+		"$f['flood']['sent'] > 0 and $f['flood']['new_flows_seen'] > 0"
+	check "flood ($t): 0 of $(num "$f['long_lived']['connections']") long-lived connections broke (be$(num "r['$d']['new_backend'][2:]") joined mid-flood), 0 of $(num "$f['short']['connections']") short failed" \
+		"$f['long_lived']['connections'] > 0 and $f['long_lived']['connected'] == $f['long_lived']['connections'] and $f['long_lived']['broken'] == 0 and $f['short']['connections'] > 0 and $f['short']['failed'] == 0"
+	check "flood ($t): established flows kept: $(num "$f['established_before_flood']") -> $(num "$f['established_after_flood']") established (>= $(num "r['$d']['long_conns']") long-lived; change per node $(num "$f['established_change_per_node']"), never down) with $(num "$f['embryonic_mid_flood']") embryonic mid-flood" \
+		"$f['established_after_flood'] >= r['$d']['long_conns'] and all(v >= 0 for v in $f['established_change_per_node'].values())"
+	check "flood ($t): no TCP segment reached the attacker (router blackhole; $(num "$f['attacker_tcp_in_segments']"))" \
+		"$f['attacker_tcp_in_segments'] == 0"
+done
+f="r['$d']['rounds']['off']"
+check "flood (off): the flood in conntrack ($(num "$f['embryonic_mid_flood']") embryonic), no protection drops, the abusive source's $(num "$f['abusive']['sent']") SYNs all through ($(num "$f['abusive']['delivered']"))" \
+	"$f['embryonic_mid_flood'] > 0 and sum(sum(v.values()) for v in $f['drops_per_vip'].values()) == 0 and $f['abusive']['sent'] > 0 and 0 < $f['abusive']['delivered'] <= $f['abusive']['sent'] and $f['abusive']['dropped_syn'] + $f['abusive']['dropped_pps'] == 0"
+f="r['$d']['rounds']['on']"
+check "flood (on): the abusive source cut: $(num "$f['abusive']['delivered']") of $(num "$f['abusive']['sent']") delivered (limit bound $(num "$f['abusive']['limit_bound']")), $(num "$f['abusive']['dropped_syn']") + $(num "$f['abusive']['dropped_pps']") dropped and counted" \
+	"$f['abusive']['sent'] > 0 and $f['abusive']['dropped_syn'] + $f['abusive']['dropped_pps'] > 0 and 0 < $f['abusive']['delivered'] <= $f['abusive']['limit_bound'] and $f['abusive']['delivered'] < $f['abusive']['sent'] and $f['drops']['drop_rate_src_syn'] + $f['drops']['drop_rate_src_pps'] >= $f['abusive']['dropped_syn'] + $f['abusive']['dropped_pps']"
+check "flood (on): no drop on the real client's VIPs ($(num "$f['drops_on_other_vips']"))" "$f['drops_on_other_vips'] == 0"
+check "flood: protection off again at the end ($(num "r['$d']['protection_after']"))" "r['$d']['protection_after'].startswith('protection: off')"
 
 d=backend_added
 check "backend_added: $(num r[\'$d\'][\'changed_fraction\']) of flows changed backend, Maglev ideal $(num r[\'$d\'][\'ideal_fraction\']) ±25%" \
