@@ -186,6 +186,8 @@ extension Agent {
     func protectionStatus() -> ProtectionStatus {
         let p = effectiveConfig().protection
         var limits: [String: SourceLimits] = [:]
+        // Rates are sampled once a second: a VIP removed since must not linger in status or /metrics.
+        let names = Set(config.vips.map(\.name))
         for v in config.vips {
             let l = p.limits(forVIP: v.name)
             if !l.isOff { limits[v.name] = l }
@@ -194,7 +196,8 @@ extension Agent {
         return ProtectionStatus(active: dataPlaneProtectionActive(), denyPrefixes: all.reduce(0) { $0 + $1.deny.count },
                                 allowPrefixes: all.reduce(0) { $0 + $1.allow.count },
                                 runtimeDenyPrefixes: runtimeDeny.values.reduce(0) { $0 + $1.count },
-                                limits: limits, newFlowsPerSecond: newFlowRates, floodAlerts: floodAlerts.sorted())
+                                limits: limits, newFlowsPerSecond: newFlowRates.filter { names.contains($0.key) },
+                                floodAlerts: floodAlerts.filter { names.contains($0) }.sorted())
     }
 
     /// Whether the node config map has the protection flag on.
