@@ -8,8 +8,9 @@
  * its backend. Too big for the path after encapsulation: ICMP too-big back to
  * the client. Everything else goes to the kernel untouched.
  *
- * Every packet counts XDPLB_CNT_RX and exactly one outcome counter, chosen
- * where the packet's fate is decided (pkt_verdict) and added here at the end.
+ * Every packet counts exactly one outcome counter, chosen where the packet's
+ * fate is decided (pkt_verdict) and added here at the end; rx is their sum
+ * (xdplb_abi.h section 5), so it costs no update of its own.
  * This file is the decision flow only; the steps live in the headers.
  */
 #include <linux/bpf.h>
@@ -216,10 +217,9 @@ int xdplb_balancer(struct xdp_md *ctx)
 	/* Pointer minus pointer: needs a privileged loader (allow_ptr_leaks),
 	 * which attaching XDP requires anyway. */
 	pkt.frame_len = (long)ctx->data_end - (long)ctx->data;
-	/* No outcome yet: an index past the counters counts nothing. */
-	pkt.outcome = XDPLB_CNT_MAX;
+	/* Until a verdict says otherwise (a path that forgets is counted, not lost). */
+	pkt.outcome = XDPLB_CNT_NO_OUTCOME;
 
-	count(XDPLB_CNT_RX, pkt.frame_len);
 	action = process_packet(ctx, &pkt);
 	count(pkt.outcome, pkt.frame_len);
 	return action;

@@ -424,14 +424,18 @@ _Static_assert(sizeof(struct xdplb_vip_flows) == 32, "xdplb_vip_flows layout");
 /* ---- 5. counters (index into the per-CPU counter array) ----------------- */
 
 /*
- * Outcome counters: every packet increments XDPLB_CNT_RX and exactly one of
- * the outcome counters (PASS_*, FWD_*, TX_*, DROP_*), so the outcomes sum to RX.
+ * Outcome counters: every packet increments exactly one of the outcome
+ * counters (PASS_*, FWD_*, TX_*, DROP_*, NO_OUTCOME), so RX is their sum.
+ * Since session 12 the program no longer writes RX (one per-CPU update less
+ * per packet): readers derive it as that sum, which is also what older
+ * programs, which did write it, left there. NO_OUTCOME counts a packet that
+ * ended without one (a bug: tests require it to stay 0).
  * Path counters (CT_*, NEW_FLOW, ICMP_FWD, IPV4_OPTIONS, GRE_V4/V6) count a
  * step on the way and come on top. Append only; never renumber.
  * Sources/DataPlane/CounterNames.swift mirrors this list by name.
  */
 enum xdplb_counter_id {
-	XDPLB_CNT_RX = 0,            /* every packet the program saw */
+	XDPLB_CNT_RX = 0,            /* every packet the program saw: derived (the sum of the outcomes), not written */
 	XDPLB_CNT_PASS_NOT_IP,       /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	XDPLB_CNT_PASS_NOT_VIP,      /* IP, but no VIP matches */
 	XDPLB_CNT_PASS_MALFORMED,    /* L2/L3 header truncated or bogus: kernel decides */
@@ -458,6 +462,7 @@ enum xdplb_counter_id {
 	XDPLB_CNT_DROP_DENY,         /* source in a deny prefix (section 4c) */
 	XDPLB_CNT_DROP_RATE_SRC_SYN, /* source prefix over its new-flow limit */
 	XDPLB_CNT_DROP_RATE_SRC_PPS, /* source prefix over its packet limit */
+	XDPLB_CNT_NO_OUTCOME,        /* ended without an outcome (a bug; must stay 0) */
 	XDPLB_CNT_MAX
 };
 _Static_assert(XDPLB_CNT_MAX <= XDPLB_CNT_SLOTS, "counters fit the counter array");

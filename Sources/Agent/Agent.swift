@@ -474,10 +474,7 @@ public actor Agent {
         }
         var cpu: [String: [AgentStats.Value]]?
         if perCPU {
-            cpu = [:]
-            for (id, name) in CounterNames.all {
-                cpu![name] = try CounterReader.perCPU(maps.counters, index: UInt32(id)).map { .init(packets: $0.packets, bytes: $0.bytes) }
-            }
+            cpu = try CounterReader.globalPerCPU(maps).mapValues { $0.map { .init(packets: $0.packets, bytes: $0.bytes) } }
         }
         var stats = AgentStats(time: Date().timeIntervalSince1970, counters: counters, vips: vips, backends: backends, perCpu: cpu)
         stats.conntrack = try Conntrack(map: maps.conntrack, seed: 0).occupancy()

@@ -33,6 +33,7 @@ public enum CounterNames {
         (XDPLB_CNT_DROP_DENY, "drop_deny"),
         (XDPLB_CNT_DROP_RATE_SRC_SYN, "drop_rate_src_syn"),
         (XDPLB_CNT_DROP_RATE_SRC_PPS, "drop_rate_src_pps"),
+        (XDPLB_CNT_NO_OUTCOME, "no_outcome"),
     ].map { (Int($0.0.rawValue), $0.1) }
 
     /// Number of counters the program has.
@@ -46,6 +47,6 @@ public enum CounterNames {
 
     /// True for outcome counters (exactly one per packet; they sum to rx).
     public static func isOutcome(_ name: String) -> Bool {
-        ["pass_", "fwd_", "tx_", "drop_"].contains { name.hasPrefix($0) }
+        name == "no_outcome" || ["pass_", "fwd_", "tx_", "drop_"].contains { name.hasPrefix($0) }
     }
 }

@@ -31,12 +31,32 @@ public enum CounterReader {
         try map.lookupPerCPU(index, as: xdplb_counter.self).map { CounterValue(packets: $0.packets, bytes: $0.bytes) }
     }
 
-    /// Every global counter by name, summed over CPUs.
+    /// Every global counter by name, summed over CPUs; `rx` is the sum of the
+    /// outcome counters (the program does not write it: xdplb_abi.h section 5).
     public static func global(_ maps: BalancerMaps) throws(BPFError) -> [String: CounterValue] {
         var out: [String: CounterValue] = [:]
-        for (id, name) in CounterNames.all {
-            out[name] = try sum(maps.counters, index: UInt32(id))
+        var rx = CounterValue()
+        for (id, name) in CounterNames.all where id != Int(XDPLB_CNT_RX.rawValue) {
+            let v = try sum(maps.counters, index: UInt32(id))
+            out[name] = v
+            if CounterNames.isOutcome(name) { rx.packets &+= v.packets; rx.bytes &+= v.bytes }
         }
+        out["rx"] = rx
+        return out
+    }
+
+    /// Every global counter by name, per CPU (in CPU order); `rx` derived as in ``global(_:)``.
+    public static func globalPerCPU(_ maps: BalancerMaps) throws(BPFError) -> [String: [CounterValue]] {
+        var out: [String: [CounterValue]] = [:]
+        var rx: [CounterValue] = []
+        for (id, name) in CounterNames.all where id != Int(XDPLB_CNT_RX.rawValue) {
+            let v = try perCPU(maps.counters, index: UInt32(id))
+            out[name] = v
+            guard CounterNames.isOutcome(name) else { continue }
+            if rx.isEmpty { rx = Array(repeating: CounterValue(), count: v.count) }
+            for (i, c) in v.enumerated() { rx[i].packets &+= c.packets; rx[i].bytes &+= c.bytes }
+        }
+        out["rx"] = rx
         return out
     }
 }
