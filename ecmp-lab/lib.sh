@@ -497,16 +497,16 @@ short_conns_now() {
 }
 short_conns() { with_progress "${SC_NAME:-lab}: $2 short connections" short_conns_now "$@"; }
 
-# short_steady SECONDS: SHORT_CONNS short connections from the client at a
-# steady rate over SECONDS, in the background ($SC/short.json). Sets SHORT_PID.
+# short_steady SECONDS [TAG]: SHORT_CONNS short connections from the client at a
+# steady rate over SECONDS, in the background ($SC/short.json, or short_TAG.json). Sets SHORT_PID.
 short_steady() {
-	local secs=$1
+	local secs=$1 out=short${2:+_$2}
 	lab_ns "$NS_CLIENT" || die "no client namespace"
 	# Started directly so $! is the process (ip netns exec execs timeout).
 	ip netns exec "$NS_CLIENT" timeout $((secs + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
 		--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
 		--rate "$(python3 -c "print($SHORT_CONNS / $secs)")" --max-seconds $((secs + 30)) \
-		--out "$SC/short.json" >"$SC/short.log" 2>&1 7>&- 8>&- 9>&- &
+		--out "$SC/$out.json" >"$SC/$out.log" 2>&1 7>&- 8>&- 9>&- &
 	SHORT_PID=$!
 	record_pid "short-$SC_NAME" "$SHORT_PID"
 	SC_PIDS+=("$SHORT_PID")

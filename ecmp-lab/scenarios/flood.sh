@@ -123,14 +123,8 @@ round() {
 	record_pid "hping3-$SC_NAME" "$abuse_pid"
 	SC_PIDS+=("$abuse_pid")
 	# The other clients: short connections from the client at a steady rate over the flood.
-	lab_ns "$NS_CLIENT" || die "no client namespace"
-	ip netns exec "$NS_CLIENT" timeout $((FLOOD_SECONDS + 60)) python3 "$TRAFFIC" short --targets "$(http_targets)" \
-		--src "$(client_srcs)" --count "$SHORT_CONNS" --concurrency "$CONCURRENCY" \
-		--rate "$(python3 -c "print($SHORT_CONNS / $FLOOD_SECONDS)")" --max-seconds $((FLOOD_SECONDS + 30)) \
-		--out "$SC/short_$tag.json" >"$SC/short_$tag.log" 2>&1 7>&- 8>&- 9>&- &
-	short_pid=$!
-	record_pid "short-$SC_NAME" "$short_pid"
-	SC_PIDS+=("$short_pid")
+	short_steady "$FLOOD_SECONDS" "$tag"   # short_TAG.json
+	short_pid=$SHORT_PID
 	meta "t_${tag}_abuse_start" "$(now)"
 	# Mid-flood: backend M+1 joins every VIP.
 	sleep "$(python3 -c "print($FLOOD_SECONDS / 2)")"
