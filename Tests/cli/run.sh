@@ -114,6 +114,9 @@ expect_fail_with "CLI: nothing on the socket is said plainly (#11.17)" "no agent
 	"$XDPLB" status --admin "$tmp/none.sock"
 expect_fail_with "CLI: --admin that is neither is refused (#11.17)" "--admin 'lb1' is neither a socket path (/path or unix:/path) nor host:port" \
 	"$XDPLB" status --admin lb1
+expect_fail_with "CLI: deny add without a prefix is a usage error naming it" "Missing expected argument '<prefix>'" "$XDPLB" deny add
+expect_fail_with "CLI: deny list with no agent says so plainly" "no agent answers on unix:$tmp/none.sock" \
+	"$XDPLB" deny list --admin "$tmp/none.sock"
 expect_fail_with "config check: missing file" "cannot read the file" "$XDPLB" config check "$tmp/none.yaml"
 # Issue #11: hostile configs get a short, precise refusal (more cases in Tests/ConfigTests).
 bad_config "overflowing duration (#11.1)" "vips[0].health.interval: 1e300s is out of range 100ms...600000ms" \
