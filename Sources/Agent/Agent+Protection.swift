@@ -139,7 +139,7 @@ extension Agent {
             if file.allow.contains(prefix) {
                 throw AgentError("\(prefix) is on the allow list of \(whereText) in the config; a prefix is denied or allowed, not both (a longer deny prefix inside it works)")
             }
-            let p = effectiveConfig().protection
+            let p = withRuntimeDenies(config.protection)
             let total = ([p.defaults] + Array(p.perVIP.values)).reduce(0) { $0 + $1.deny.count + $1.allow.count }
             guard total < ProtectionConfig.maxPrefixes else {
                 throw AgentError("\(total) prefixes in force; at most \(ProtectionConfig.maxPrefixes)")
@@ -184,7 +184,7 @@ extension Agent {
 
     /// The protection part of the status.
     func protectionStatus() -> ProtectionStatus {
-        let p = effectiveConfig().protection
+        let p = withRuntimeDenies(config.protection)
         var limits: [String: SourceLimits] = [:]
         // Rates are sampled once a second: a VIP removed since must not linger in status or /metrics.
         let names = Set(config.vips.map(\.name))
@@ -218,7 +218,8 @@ extension Agent {
         var rates: [String: Double] = [:]
         for (name, n) in counts { rates[name] = Double(n &- (last.counts[name] ?? n)) / dt }
         newFlowRates = rates
-        let p = effectiveConfig().protection
+        // Runtime denies change no limit: the config's own section is enough here.
+        let p = config.protection
         for (name, rate) in rates {
             let alert = p.limits(forVIP: name).floodAlertNewFlowsPerSecond
             let above = alert > 0 && rate > Double(alert)

@@ -148,10 +148,10 @@ extension DataPlaneController {
         protectionWritten?.indexes = [:]   // makes the next applyProtection compare again
     }
 
-    /// Sets or clears `flag` in the node config entry (the rest as it is in the map).
+    /// Sets or clears `flag` in the node config entry (the rest as it is in the map;
+    /// written only when the map's flags differ).
     private func setNodeFlag(_ flag: UInt32, on: Bool) throws(BPFError) {
         let flags = on ? nodeFlags | flag : nodeFlags & ~flag
-        guard flags != nodeFlags || protectionWritten == nil else { return }
         nodeFlags = flags
         var cfg = try maps.config.lookup(UInt32(0), as: xdplb_node_cfg.self) ?? xdplb_node_cfg()
         guard cfg.flags != flags else { return }

@@ -87,8 +87,6 @@ public final class DataPlaneController: @unchecked Sendable {
     var protectionWritten: ProtectionWritten?
     /// `xdplb_node_cfg.flags` (XDPLB_NODE_F_*), kept by `applyNode` and set by the protection write.
     var nodeFlags: UInt32 = 0
-    /// The node settings last written (nil: none yet).
-    var nodeWritten: NodeConfig?
 
     /// A controller for `maps` (empty maps, or maps to be adopted with `adopt`).
     public init(maps: BalancerMaps) { self.maps = maps }
@@ -148,7 +146,6 @@ public final class DataPlaneController: @unchecked Sendable {
         cfg.ct_mask = maps.conntrack.info.maxEntries - 1
         cfg.flags = nodeFlags
         try maps.config.update(UInt32(0), cfg)
-        nodeWritten = node
     }
 
     /// Makes the maps equal to `config` minus the backends in `down`.

@@ -357,11 +357,16 @@ struct ReloadCommand: ParsableCommand {
     func run() throws { try AdminClient.operate("/reload", via: admin) }
 }
 
+/// `PATH?KEY=VALUE[extra][&vip=V]`, the values percent-encoded: an admin API operation on one thing.
+func adminPath(_ path: String, _ key: String, _ value: String, vip: String?, extra: String = "") -> String {
+    var out = "\(path)?\(key)=\(percentEncode(value))" + extra
+    if let vip { out += "&vip=\(percentEncode(vip))" }
+    return out
+}
+
 /// `/OP?backend=B[extra][&vip=V]` for the admin API's backend operations.
 func backendPath(_ op: String, _ backend: String, vip: String?, extra: String = "") -> String {
-    var path = "/\(op)?backend=\(percentEncode(backend))" + extra
-    if let vip { path += "&vip=\(percentEncode(vip))" }
-    return path
+    adminPath("/\(op)", "backend", backend, vip: vip, extra: extra)
 }
 
 /// `xdplb drain`.

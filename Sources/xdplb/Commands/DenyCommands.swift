@@ -61,7 +61,5 @@ struct DenyCommand: ParsableCommand {
 
 /// `/deny/OP?prefix=P[&vip=V]`.
 func denyPath(_ op: String, _ prefix: String, vip: String?) -> String {
-    var path = "/deny/\(op)?prefix=\(percentEncode(prefix))"
-    if let vip { path += "&vip=\(percentEncode(vip))" }
-    return path
+    adminPath("/deny/\(op)", "prefix", prefix, vip: vip)
 }
