@@ -1,6 +1,8 @@
 #include "CXdplb.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,6 +157,99 @@ int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const ui
 	memcpy(p + sizeof(*head), slots, (size_t)count * sizeof(uint16_t));
 	munmap(p, len);
 	return 0;
+}
+
+/* The mapping of a ring of `count` slots, or NULL (errno set). */
+static uint64_t *ring_map_mmap(int map_fd, uint32_t count, size_t *len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
+	void *p;
+
+	*len = (elems * sizeof(uint64_t) + page - 1) / page * page;
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Whether the head of `ring` is `count` slots of tag `tag`. */
+static bool ring_head_is(const uint64_t *ring, uint32_t count, uint32_t tag)
+{
+	struct xdplb_ring_head head;
+
+	memcpy(&head, ring, sizeof(head));
+	return head.size == count && head.tag == tag;
+}
+
+/*
+ * Stores `count` slots (packed 2 bytes each, the last element padded with
+ * `pad`) into the elements after dst's head, one 8-byte atomic store per
+ * element that differs: a reader's 2-byte slot load sees the old value or
+ * the new, never a torn one. Returns how many elements changed.
+ */
+static int ring_store_slots(uint64_t *dst, const uint16_t *slots, uint32_t count, uint16_t pad)
+{
+	size_t elems = XDPLB_RING_ELEMS((size_t)count);
+	int changed = 0;
+
+	for (size_t i = 0; i < elems; i++) {
+		uint16_t part[XDPLB_RING_SLOTS_PER_ELEM];
+		uint64_t v;
+
+		for (size_t k = 0; k < XDPLB_RING_SLOTS_PER_ELEM; k++) {
+			size_t s = i * XDPLB_RING_SLOTS_PER_ELEM + k;
+			part[k] = s < count ? slots[s] : pad;
+		}
+		memcpy(&v, part, sizeof(v));
+		if (__atomic_load_n(&dst[1 + i], __ATOMIC_RELAXED) != v) {
+			__atomic_store_n(&dst[1 + i], v, __ATOMIC_RELAXED);
+			changed++;
+		}
+	}
+	/* The stores are visible before anything the caller does next. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return changed;
+}
+
+int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint32_t count)
+{
+	size_t len;
+	uint64_t *ring = ring_map_mmap(map_fd, count, &len);
+	int ret;
+
+	if (!ring)
+		return -errno;
+	if (ring_head_is(ring, count, tag))
+		ret = ring_store_slots(ring, slots, count, (uint16_t)(tag << XDPLB_RING_ID_BITS));
+	else
+		ret = -ESTALE;
+	munmap(ring, len);
+	return ret;
+}
+
+int xdplb_ring_map_copy(int dst_fd, int src_fd, uint32_t count, uint32_t src_tag)
+{
+	size_t dst_len, src_len;
+	uint64_t *dst = ring_map_mmap(dst_fd, count, &dst_len), *src;
+	struct xdplb_ring_head head;
+	int ret;
+
+	if (!dst)
+		return -errno;
+	src = ring_map_mmap(src_fd, count, &src_len);
+	if (!src) {
+		ret = -errno;
+		munmap(dst, dst_len);
+		return ret;
+	}
+	memcpy(&head, dst, sizeof(head));
+	if (head.size != count || !ring_head_is(src, count, src_tag)) {
+		ret = -ESTALE;
+	} else {
+		ret = ring_store_slots(dst, (const uint16_t *)(src + 1), count, (uint16_t)(src_tag << XDPLB_RING_ID_BITS));
+	}
+	munmap(src, src_len);
+	munmap(dst, dst_len);
+	return ret;
 }
 
 void *xdplb_map_mmap(int map_fd, size_t len)

@@ -296,7 +296,11 @@ public final class DataPlaneController: @unchecked Sendable {
                 let ring = plan.changed[name]!.ring
                 guard !ring.isEmpty else { continue }
                 requestOf[i] = requests.count
-                requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name)))
+                if let target = try inPlaceRing(for: v, name: name) {
+                    requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: target.tag, inPlace: target.ring))
+                } else {
+                    requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name)))
+                }
             }
             // Identities are the canonical address text: map them to ids once, not per ring.
             if idByIdentity == nil { idByIdentity = identityIDs(index) }
@@ -304,14 +308,23 @@ public final class DataPlaneController: @unchecked Sendable {
             report.phases.ringSwap += lap()
             let built = RingWriter.build(requests) { identity in ids[identity] ?? 0 }
             report.phases.ringBuild += lap()
+            // A ring that failed leaves its VIP as it was; the others (some already
+            // rewritten in place) are recorded and swapped in before the error is thrown.
+            var failure: BPFError?
             for i in part {
                 let name = index.names[i]
                 var ring: BuiltRing?
-                if let r = requestOf[i] { ring = try built[r].get() }
+                if let r = requestOf[i] {
+                    switch built[r] {
+                    case .success(let b): ring = b
+                    case .failure(let e): failure = failure ?? e; continue
+                    }
+                }
                 try writeVIP(index.vips[i], name: name, down: plan.changed[name]!.down, built: ring, tag: requestOf[i].map { requests[$0].tag })
                 report.ringsReplaced.append(name)
             }
             try flushPending()
+            if let failure { throw failure }
         }
         report.phases.ringSwap += lap()
         // The VIP table and address set change only with the VIPs or their entries;
@@ -425,6 +438,24 @@ public final class DataPlaneController: @unchecked Sendable {
         return ((ringTags[index] ?? 0) &+ 1) & XDPLB_RING_TAG_MASK
     }
 
+    /// The ring of `v` to rewrite in place, with its tag: the VIP has a ring of
+    /// the same size whose tag the controller knows, and, when second chance is
+    /// on, a previous ring of that size too (for the current slots to go to).
+    /// Nil: a new ring map is built and swapped in.
+    private func inPlaceRing(for v: VIPConfig, name: String) throws(BPFError) -> (ring: InPlaceRing, tag: UInt32)? {
+        guard let cur = vips[name], let summary = cur.ring, summary.size == v.ringSize,
+              let tag = ringTags[cur.index] else { return nil }
+        let elements = UInt32(1 + (v.ringSize + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
+        guard let id = try liveRingID(maps.rings, cur.index), ringSizes[id] == elements else { return nil }
+        var previous: BPFMap?
+        if v.secondChanceMs > 0 {
+            guard cur.previousRingUntil != nil, let prev = try liveRingID(maps.ringsPrev, cur.index),
+                  ringSizes[prev] == elements else { return nil }
+            previous = try BPFMap.open(id: prev, name: "previous ring \(name)")
+        }
+        return (InPlaceRing(current: try BPFMap.open(id: id, name: "ring \(name)"), previous: previous, summary: summary), tag)
+    }
+
     /// VIP slots given to new VIPs of the apply under way, before their entries are written.
     private var reservedVIPIndexes: [String: UInt32] = [:]
     /// Every VIP slot in use: VIPs written, adopted or reserved.
@@ -461,14 +492,17 @@ public final class DataPlaneController: @unchecked Sendable {
             previousUntil = nil
         } else if let old = before?.ring, !(built.map { old.sameRing(as: $0.summary) } ?? false),
                   let id = try liveRingID(maps.rings, index) {
-            pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(name)")))
+            // A ring rewritten in place gave its slots to the previous ring itself.
+            if built == nil || built?.map != nil {
+                pendingPrevious.append((index, try BPFMap.open(id: id, name: "ring \(name)")))
+            }
             previousUntil = Date().addingTimeInterval(Double(v.secondChanceMs) / 1000)
         }
         var tag: UInt32 = 0
         if let built {
             tag = wantedTag ?? 0
             ringTags[index] = tag
-            pendingRings.append((index, built.map))
+            if let map = built.map { pendingRings.append((index, map)) }
         } else {
             try deleteRings([index], from: [maps.rings])
         }

@@ -10,16 +10,34 @@ struct RingRequest: Sendable {
     var backends: [MaglevBackend]
     var size: Int
     var tag: UInt32
+    /// The ring in place to rewrite instead of a new map to swap in (nil: a new map).
+    var inPlace: InPlaceRing? = nil
 }
 
-/// A ring built in its own inner map, not yet swapped in.
+/// A VIP's ring in place, of the same size and tag as the one being built,
+/// rewritten through its mapping: no map to swap in, so no wait for running
+/// programs (an RCU grace period). A program reading a slot meanwhile gets
+/// its old value or its new one, as it would on either side of a swap.
+struct InPlaceRing: @unchecked Sendable {
+    /// The VIP's current ring (its slots carry the request's tag).
+    var current: BPFMap
+    /// The VIP's previous ring (second chance, same size), given the current
+    /// ring's slots before those change; nil when second chance is off.
+    var previous: BPFMap?
+    /// What the ring in place holds now: a table equal to it is not written.
+    var summary: RingSummary
+}
+
+/// A ring built: in its own inner map, not yet swapped in, or (``map`` nil)
+/// written into the VIP's ring in place.
 struct BuiltRing: @unchecked Sendable {
-    var map: BPFMap
+    var map: BPFMap?
     var summary: RingSummary
 }
 
 /// Builds Maglev tables and writes them into fresh ring maps (xdplb_abi.h
-/// layout: a head, then 2 bytes per slot), on every core at once. Each worker
+/// layout: a head, then 2 bytes per slot) or into the VIP's ring in place
+/// (``InPlaceRing``), on every core at once. Each worker
 /// holds one table at a time, so memory stays at a few tables whatever the
 /// number of VIPs.
 enum RingWriter {
@@ -58,6 +76,21 @@ enum RingWriter {
         return ring
     }
 
+    /// Writes `table` into the ring in place `target`: first the current slots
+    /// into the previous ring (when there is one), then the new slots into the
+    /// current ring; nothing when the table equals the ring in place.
+    static func rewrite(_ target: InPlaceRing, _ table: MaglevTable, summary: RingSummary, ids: [UInt32], tag: UInt32, name: String) throws(BPFError) {
+        guard !target.summary.sameRing(as: summary) else { return }
+        let count = UInt32(table.size)
+        if let previous = target.previous {
+            let err = xdplb_ring_map_copy(previous.fd, target.current.fd, count, tag)
+            guard err >= 0 else { throw BPFError("copy the ring of \(name) into its previous ring", errno: -err) }
+        }
+        let slots = slotValues(table, ids: ids, tag: tag)
+        let err = slots.withUnsafeBufferPointer { xdplb_ring_map_rewrite(target.current.fd, tag, $0.baseAddress, count) }
+        guard err >= 0 else { throw BPFError("rewrite the ring of \(name) in place", errno: -err) }
+    }
+
     /// Builds every request on every core (``MaglevTable/parallelMap(_:maxConcurrency:_:)``);
     /// results in request order. `ids` gives a backend identity's node-local id (0 when it has none).
     static func build(_ requests: [RingRequest], ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
@@ -69,8 +102,13 @@ enum RingWriter {
                 do { table = try MaglevTable(backends: r.backends, size: r.size) } catch {
                     throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
                 }
-                let map = try write(table, ids: table.backends.map { ids($0.identity) }, tag: r.tag, name: r.name)
-                return BuiltRing(map: map, summary: RingSummary(table))
+                let backendIDs = table.backends.map { ids($0.identity) }
+                let summary = RingSummary(table)
+                if let target = r.inPlace {
+                    try rewrite(target, table, summary: summary, ids: backendIDs, tag: r.tag, name: r.name)
+                    return BuiltRing(map: nil, summary: summary)
+                }
+                return BuiltRing(map: try write(table, ids: backendIDs, tag: r.tag, name: r.name), summary: summary)
             }
         }
     }

@@ -181,22 +181,35 @@ struct PackedRingTests {
         #expect(wrong == 0, "\(wrong) of 2,000 flows to the 655,373 ring left the model")
     }
 
-    @Test("a ring rebuilt in its slot gets the next tag (mod 4) in its head, slots and the VIP's meta")
+    @Test("a ring swapped into its slot gets the next tag (mod 4) in its head, slots and the VIP's meta; one rewritten in place keeps its map and tag")
     func tagsAdvance() throws {
         let bed = try TestBed()
         var c = Lab.config()
         let name = c.vips[0].name
-        var tags: [UInt32] = []
-        for k in 0..<5 {
+        // In place needs a ring of the same size and (second chance on) a previous ring of that size too.
+        let sizes = [65537, 65537, 65537, 4099, 4099, 65537, 65537, 65537]
+        let swapped = [true, false, false, true, true, true, true, false]
+        func current() throws -> (id: UInt32, tag: UInt32) {
             let state = try #require(bed.controller.vips[name])
+            let id = try #require(try bed.balancer.maps.rings.lookup(state.index, as: UInt32.self))
             let ring = try #require(try RingContents.read(bed.balancer.maps.rings, index: state.index))
             let meta = try #require(try bed.balancer.maps.vips.lookup(vipKey(state.config), as: xdplb_vip_meta.self))
-            #expect(ring.tag == meta.ring_tag && state.ringTag == ring.tag)
-            #expect(ring.slots.allSatisfy { UInt32($0) >> UInt32(XDPLB_RING_ID_BITS) == ring.tag })
-            tags.append(ring.tag)
-            c.vips[0].backends[0].weight = UInt32(50 + k)   // another table each time
-            try bed.apply(c)
+            #expect(ring.tag == meta.ring_tag && state.ringTag == ring.tag && meta.ring_size == ring.size)
+            try expectRingParity(ring, try #require(state.rebuiltTable()), ids: bed.controller.backendIDs)
+            return (id, ring.tag)
         }
-        #expect(zip(tags, tags.dropFirst()).allSatisfy { ($0 + 1) & 3 == $1 }, "tags \(tags)")
+        var last = try current()
+        for (k, size) in sizes.enumerated() {
+            c.vips[0].backends[0].weight = UInt32(50 + k)   // another table each time
+            c.vips[0].ringSize = size
+            try bed.apply(c)
+            let now = try current()
+            if swapped[k] {
+                #expect(now.id != last.id && (last.tag + 1) & 3 == now.tag, "change \(k) (M \(size)): \(last) -> \(now)")
+            } else {
+                #expect(now.id == last.id && now.tag == last.tag, "change \(k) (M \(size)): \(last) -> \(now)")
+            }
+            last = now
+        }
     }
 }

@@ -215,4 +215,56 @@ struct SecondChanceTests {
         _ = try bed.run(Frames.tcp(Lab.client4, m.sport, Lab.vip4, 80, flags: .ack))
         #expect(delta(c0, try bed.counters())["second_hop"] == 1)
     }
+
+    @Test("a ring rewritten in place (the VIP has a previous ring of its size) first gives its slots to the previous ring: same maps, exact slots, and a moved flow's ACK carries the hop of the ring before")
+    func inPlaceKeepsPrevious() throws {
+        let (bed, _) = try Self.changed()
+        let name = "10.100.0.1:80/tcp", maps = bed.balancer.maps
+        let index = try #require(bed.controller.vips[name]).index
+        let currentID = try #require(try maps.rings.lookup(index, as: UInt32.self))
+        let previousID = try #require(try maps.ringsPrev.lookup(index, as: UInt32.self))
+        let middle = bed.config
+        let ringBefore = try #require(try RingContents.read(maps.rings, index: index))
+        // Another table of the same size: a weight change.
+        var third = middle
+        let b = try #require(third.vips[0].backends.firstIndex { $0.address == Self.added4 })
+        third.vips[0].backends[b].weight = 300
+        try bed.apply(third)
+        #expect(try maps.rings.lookup(index, as: UInt32.self) == currentID, "the ring map stays")
+        #expect(try maps.ringsPrev.lookup(index, as: UInt32.self) == previousID, "the previous ring map stays")
+        let previous = try #require(try RingContents.read(maps.ringsPrev, index: index))
+        #expect(previous.slots == ringBefore.slots, "the previous ring holds the slots the current one had")
+        let now = try #require(try RingContents.read(maps.rings, index: index))
+        #expect(now.slots != ringBefore.slots && now.tag == ringBefore.tag)
+        try expectRingParity(now, try #require(bed.controller.vips[name]?.rebuiltTable()), ids: bed.controller.backendIDs)
+        // A flow the weight change moved: a non-SYN packet that misses conntrack names its backend before.
+        let m = try #require(Self.moved(Lab.client4, middle, third).first)
+        let frame = Frames.tcp(Lab.client4, m.sport, Lab.vip4, 80, flags: .ack)
+        let flow = FlowTuple(src: Lab.client4, dst: Lab.vip4, sport: m.sport, dport: 80, proto: 6)
+        let r = try bed.run(frame)
+        let want = Self.keyed(frame, backend: m.now, flowHash: FlowHash.hash(flow, sourceOnly: false, seed: Lab.seed), hop: m.was)
+        #expect(r.output == want, "\(hexDiff(r.output, want))")
+        // A backend going down (a health change) is rewritten in place too.
+        let ringThird = now
+        try bed.apply(third, down: [Self.added4])
+        #expect(try maps.rings.lookup(index, as: UInt32.self) == currentID)
+        #expect(try RingContents.read(maps.ringsPrev, index: index)?.slots == ringThird.slots)
+        let down = try #require(try RingContents.read(maps.rings, index: index))
+        let downID = try #require(bed.controller.backendIDs[Self.added4])
+        #expect(!(0..<down.slots.count).contains { down.backendID($0) == downID }, "the down backend is in no slot")
+        try expectRingParity(down, try #require(bed.controller.vips[name]?.rebuiltTable()), ids: bed.controller.backendIDs)
+    }
+
+    @Test("second_chance off: a change of the same size rewrites the ring in place and no previous ring appears")
+    func inPlaceWithoutSecondChance() throws {
+        let (bed, _) = try Self.changed(secondChanceMs: 0)
+        let name = "10.100.0.1:80/tcp", maps = bed.balancer.maps
+        let index = try #require(bed.controller.vips[name]).index
+        let currentID = try #require(try maps.rings.lookup(index, as: UInt32.self))
+        try bed.apply(bed.config, down: [Self.added4])
+        #expect(try maps.rings.lookup(index, as: UInt32.self) == currentID)
+        #expect(try bed.controller.liveRingID(maps.ringsPrev, index) == nil)
+        try expectRingParity(try #require(try RingContents.read(maps.rings, index: index)),
+                             try #require(bed.controller.vips[name]?.rebuiltTable()), ids: bed.controller.backendIDs)
+    }
 }

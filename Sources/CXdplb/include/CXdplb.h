@@ -47,6 +47,17 @@ int xdplb_ring_map_create(uint32_t max_entries, const char *name);
  * slots[0..count) packed 2 bytes each (xdplb_abi.h). Returns 0 or -errno. */
 int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count);
 
+/* Rewrite a ring in place through mmap: the ring must have `count` slots
+ * and tag `tag` in its head; slots[0..count) (values with that tag) replace
+ * its slots, one 8-byte atomic store per element that differs, so a program
+ * reading a slot meanwhile gets its old value or its new one. Returns the
+ * number of elements changed, -ESTALE when the head differs, or -errno. */
+int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint32_t count);
+/* Copy the slots of ring src_fd (count slots, tag src_tag) into ring dst_fd
+ * (count slots, any tag; its head is kept) the same way. Returns the number
+ * of elements changed, -ESTALE when a head differs, or -errno. */
+int xdplb_ring_map_copy(int dst_fd, int src_fd, uint32_t count, uint32_t src_tag);
+
 /* mmap a BPF_F_MMAPABLE array map's values (len bytes, page multiple), shared
  * read/write. NULL on failure (errno set). */
 void *xdplb_map_mmap(int map_fd, size_t len);
