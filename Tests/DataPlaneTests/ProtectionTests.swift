@@ -156,7 +156,7 @@ struct ProtectionTests {
         let web6 = bed.config.vips[4].name
         var p = ProtectionConfig()
         var own = ProtectionRules()
-        own.packetsPerSecond = 1000   // 1 ms
+        own.packetsPerSecond = 1      // one a second: the test sends well within one (1,000 flaked under load)
         own.packetBurst = 3
         own.sourcePrefixV6 = 64
         own.allow = prefixes(["2001:db8:aa:1::/64"])
