@@ -143,32 +143,28 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 	return err ? -errno : 0;
 }
 
-int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count)
-{
-	/* Element 0 is the head, then 4 two-byte slots per 8-byte element (xdplb_abi.h). */
-	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t len = (elems * sizeof(*head) + page - 1) / page * page;
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	memcpy(p, head, sizeof(*head));
-	memcpy(p + sizeof(*head), slots, (size_t)count * sizeof(uint16_t));
-	munmap(p, len);
-	return 0;
-}
-
-/* The mapping of a ring of `count` slots, or NULL (errno set). */
+/* The mapping of a ring of `count` slots: element 0 is the head, then 4
+ * two-byte slots per 8-byte element (xdplb_abi.h). NULL on failure (errno set). */
 static uint64_t *ring_map_mmap(int map_fd, uint32_t count, size_t *len)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
-	void *p;
 
 	*len = (elems * sizeof(uint64_t) + page - 1) / page * page;
-	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return xdplb_map_mmap(map_fd, *len);
+}
+
+int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count)
+{
+	size_t len;
+	uint64_t *p = ring_map_mmap(map_fd, count, &len);
+
+	if (!p)
+		return -errno;
+	memcpy(p, head, sizeof(*head));
+	memcpy(p + 1, slots, (size_t)count * sizeof(uint16_t));
+	munmap(p, len);
+	return 0;
 }
 
 /* Whether the head of `ring` is `count` slots of tag `tag`. */

@@ -445,7 +445,7 @@ public final class DataPlaneController: @unchecked Sendable {
     private func inPlaceRing(for v: VIPConfig, name: String) throws(BPFError) -> (ring: InPlaceRing, tag: UInt32)? {
         guard let cur = vips[name], let summary = cur.ring, summary.size == v.ringSize,
               let tag = ringTags[cur.index] else { return nil }
-        let elements = UInt32(1 + (v.ringSize + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
+        let elements = RingWriter.elements(size: v.ringSize)
         guard let id = try liveRingID(maps.rings, cur.index), ringSizes[id] == elements else { return nil }
         var previous: BPFMap?
         if v.secondChanceMs > 0 {

@@ -61,10 +61,14 @@ enum RingWriter {
         }
     }
 
+    /// The elements of the ring map of a ring of `size` slots: the head, then 4 slots per element.
+    static func elements(size: Int) -> UInt32 {
+        UInt32(1 + (size + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
+    }
+
     /// Creates and fills the ring map of one table.
     static func write(_ table: MaglevTable, ids: [UInt32], tag: UInt32, name: String) throws(BPFError) -> BPFMap {
-        let elems = UInt32(1 + (table.size + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
-        let fd = xdplb_ring_map_create(elems, "xdplb_ring")
+        let fd = xdplb_ring_map_create(elements(size: table.size), "xdplb_ring")
         guard fd >= 0 else { throw BPFError("create ring map for \(name)", errno: -fd) }
         let ring = try BPFMap(owning: fd, name: "ring \(name)")
         var head = xdplb_ring_head()
