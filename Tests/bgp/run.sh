@@ -288,7 +288,7 @@ sleep 1
 kill "$mon_pid" 2>/dev/null || true
 check "restart within the grace time: the router's routes never changed (ip monitor saw nothing)" \
 	sh -c "! grep '10.100.0\|fd00:100::' '$tmp/routes.mon'"
-grep '10.100.0\|fd00:100::' "$tmp/routes.mon" | sed 's/^/    monitor: /' | head -5
+{ grep '10.100.0\|fd00:100::' "$tmp/routes.mon" || true; } | sed 's/^/    monitor: /' | head -5
 kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
 if t=$(wait_until 8 gone4 10.100.0.1); then ok "agent dead for longer than grace_time 3 s: withdrawn by the supervisor (${t}s after SIGKILL)"; else bad "agent dead past its grace time: still announced"; fi
 check "the supervisor logged why it withdrew" grep -q "agent heartbeat stale: withdrew every VIP" "$tmp/sup.log"
