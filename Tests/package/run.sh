@@ -16,7 +16,8 @@
 # Topology (created here, deleted on exit):
 #   xt-pk-lb-PID: lb0 10.0.9.1/24         the LB node (generic XDP)
 #   xt-pk-pe-PID: pe0 10.0.9.2,.4 (backends, HTTP :8080), .10 (client)
-# Needs root, apt. Refuses to run when a package named xdplb is installed.
+# Needs root, apt. Refuses to run when a package named xdplb is installed (other than
+# this test's own, left by a killed run: that one is purged, see sweep_stale_runs).
 # Usage: Tests/package/run.sh
 set -o errexit -o nounset -o pipefail
 umask 022
@@ -47,8 +48,40 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# What an earlier run of this test left behind when it was killed (SIGKILL, a machine
+# shut down mid-run): its namespaces, pins and run directory, named by that run's PID,
+# and its own package, whose version ends in ~pkgtestN (no other package has that
+# version). Swept only when that PID is no longer running; a run still going is left
+# alone and this one refuses below.
+sweep_stale_runs() {
+	local ns pid live=0
+	for ns in $(ip netns list | awk '/^xt-pk-(lb|pe)-[0-9]+/ {print $1}'); do
+		pid=${ns##*-}
+		if kill -0 "$pid" 2>/dev/null; then live=1; continue; fi
+		echo "note: removing what a killed run ($pid) of this test left: $ns"
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	for ns in /sys/fs/bpf/xdplb-package-test-* /run/xdplb-package-test-*; do
+		[ -e "$ns" ] || continue
+		pid=${ns##*-}
+		kill -0 "$pid" 2>/dev/null && { live=1; continue; }
+		echo "note: removing what a killed run ($pid) of this test left: $ns"
+		case $ns in
+		/sys/fs/bpf/*) "$root/.build/debug/xdplb" down --force --bpffs "$ns" >/dev/null 2>&1 || true; rm -rf "$ns" ;;
+		*) rm -rf "$ns" ;;
+		esac
+	done
+	local version
+	version=$(dpkg-query -W -f='${Status} ${Version}' xdplb 2>/dev/null || true)
+	if [ "$live" = 0 ] && [[ $version == "install ok installed "*"~pkgtest"[0-9] ]]; then
+		echo "note: purging this test's own package left by a killed run (${version##* })"
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 purge -y -qq xdplb >/dev/null 2>&1 || true
+	fi
+}
+sweep_stale_runs
 if dpkg-query -W -f='${Status}' xdplb 2>/dev/null | grep -q 'install ok installed'; then
-	echo "FAIL a package named xdplb is installed on this machine; this test installs and purges its own"
+	echo "FAIL a package named xdplb ($(dpkg-query -W -f='${Version}' xdplb)) is installed on this machine, or another"
+	echo "     run of this test is going on; this test installs and purges its own package"
 	echo "package: 0 passed, 1 failed"
 	exit 1
 fi
