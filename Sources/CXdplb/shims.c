@@ -145,26 +145,13 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 
 /* The mapping of a ring of `count` slots: element 0 is the head, then 4
  * two-byte slots per 8-byte element (xdplb_abi.h). NULL on failure (errno set). */
-static uint64_t *ring_map_mmap(int map_fd, uint32_t count, size_t *len)
+uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
 
 	*len = (elems * sizeof(uint64_t) + page - 1) / page * page;
 	return xdplb_map_mmap(map_fd, *len);
-}
-
-int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count)
-{
-	size_t len;
-	uint64_t *p = ring_map_mmap(map_fd, count, &len);
-
-	if (!p)
-		return -errno;
-	memcpy(p, head, sizeof(*head));
-	memcpy(p + 1, slots, (size_t)count * sizeof(uint16_t));
-	munmap(p, len);
-	return 0;
 }
 
 /* Whether the head of `ring` is `count` slots of tag `tag`. */
@@ -209,7 +196,7 @@ static int ring_store_slots(uint64_t *dst, const uint16_t *slots, uint32_t count
 int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint32_t count)
 {
 	size_t len;
-	uint64_t *ring = ring_map_mmap(map_fd, count, &len);
+	uint64_t *ring = xdplb_ring_map_mmap(map_fd, count, &len);
 	int ret;
 
 	if (!ring)
@@ -225,13 +212,13 @@ int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint
 int xdplb_ring_map_copy(int dst_fd, int src_fd, uint32_t count, uint32_t src_tag)
 {
 	size_t dst_len, src_len;
-	uint64_t *dst = ring_map_mmap(dst_fd, count, &dst_len), *src;
+	uint64_t *dst = xdplb_ring_map_mmap(dst_fd, count, &dst_len), *src;
 	struct xdplb_ring_head head;
 	int ret;
 
 	if (!dst)
 		return -errno;
-	src = ring_map_mmap(src_fd, count, &src_len);
+	src = xdplb_ring_map_mmap(src_fd, count, &src_len);
 	if (!src) {
 		ret = -errno;
 		munmap(dst, dst_len);

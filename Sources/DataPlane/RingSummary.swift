@@ -13,12 +13,12 @@ public struct RingSummary: Sendable, Equatable {
     /// ``MaglevTable/digest`` of the table.
     public var digest: String
 
-    /// The summary of `table`.
-    public init(_ table: MaglevTable) {
+    /// The summary of `table` from what ``MaglevTable/exportSlots(values:into:)`` gave.
+    public init(_ table: MaglevTable, export: MaglevTable.SlotExport) {
         size = table.size
         backends = table.backends.map(\.identity)
-        slotCounts = table.slotCounts()
-        digest = table.digest
+        slotCounts = export.slotCounts
+        digest = export.digest
     }
 
     /// Both put the same backend in every slot (same size, backends and digest).

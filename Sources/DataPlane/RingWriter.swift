@@ -41,24 +41,13 @@ struct BuiltRing: @unchecked Sendable {
 /// holds one table at a time, so memory stays at a few tables whatever the
 /// number of VIPs.
 enum RingWriter {
-    /// Slot values of `table` for the ring: backend id | tag << XDPLB_RING_ID_BITS (id 0: empty).
-    static func slotValues(_ table: MaglevTable, ids: [UInt32], tag: UInt32) -> [UInt16] {
+    /// The ring's value for each backend of a table, in ``MaglevTable/backends``
+    /// order, then an empty slot's: backend id | tag << XDPLB_RING_ID_BITS (id 0: empty).
+    static func ringValues(ids: [UInt32], tag: UInt32) -> [UInt16] {
         let tagBits = UInt16(truncatingIfNeeded: tag << UInt32(XDPLB_RING_ID_BITS))
-        var byIndex = ids.map { UInt16(truncatingIfNeeded: $0) | tagBits }
-        byIndex.append(tagBits)  // an empty slot: id 0
-        let empty = MaglevTable.emptySlot
-        return table.slotIndexes.withUnsafeBufferPointer { slots in
-            byIndex.withUnsafeBufferPointer { values in
-                let emptyValue = values[values.count - 1]
-                return [UInt16](unsafeUninitializedCapacity: slots.count) { out, count in
-                    for i in 0..<slots.count {
-                        let s = slots[i]
-                        out[i] = s == empty ? emptyValue : values[Int(s)]
-                    }
-                    count = slots.count
-                }
-            }
-        }
+        var values = ids.map { UInt16(truncatingIfNeeded: $0) | tagBits }
+        values.append(tagBits)
+        return values
     }
 
     /// The elements of the ring map of a ring of `size` slots: the head, then 4 slots per element.
@@ -66,33 +55,46 @@ enum RingWriter {
         UInt32(1 + (size + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
     }
 
-    /// Creates and fills the ring map of one table.
-    static func write(_ table: MaglevTable, ids: [UInt32], tag: UInt32, name: String) throws(BPFError) -> BPFMap {
+    /// Creates the ring map of one table and writes it through its mapping:
+    /// the head, then the slots (``ringValues(ids:tag:)``), in the pass that
+    /// also gives the summary.
+    static func write(_ table: MaglevTable, values: [UInt16], tag: UInt32, name: String) throws(BPFError) -> BuiltRing {
         let fd = xdplb_ring_map_create(elements(size: table.size), "xdplb_ring")
         guard fd >= 0 else { throw BPFError("create ring map for \(name)", errno: -fd) }
         let ring = try BPFMap(owning: fd, name: "ring \(name)")
+        var length = 0
+        guard let words = xdplb_ring_map_mmap(ring.fd, UInt32(table.size), &length) else {
+            throw BPFError("map the ring map of \(name)", errno: errno)
+        }
+        defer { munmap(words, length) }
         var head = xdplb_ring_head()
         head.size = UInt32(table.size)
         head.tag = tag
-        let slots = slotValues(table, ids: ids, tag: tag)
-        let err = slots.withUnsafeBufferPointer { xdplb_ring_map_fill(ring.fd, &head, $0.baseAddress, UInt32($0.count)) }
-        guard err == 0 else { throw BPFError("fill ring map for \(name)", errno: -err) }
-        return ring
+        withUnsafeBytes(of: &head) { UnsafeMutableRawPointer(words).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let export = table.exportSlots(values: values, into: words + 1)
+        return BuiltRing(map: ring, summary: RingSummary(table, export: export))
     }
 
     /// Writes `table` into the ring in place `target`: first the current slots
     /// into the previous ring (when there is one), then the new slots into the
-    /// current ring; nothing when the table equals the ring in place.
-    static func rewrite(_ target: InPlaceRing, _ table: MaglevTable, summary: RingSummary, ids: [UInt32], tag: UInt32, name: String) throws(BPFError) {
-        guard !target.summary.sameRing(as: summary) else { return }
+    /// current ring; nothing when the table equals the ring in place. Returns
+    /// the table's summary.
+    static func rewrite(_ target: InPlaceRing, _ table: MaglevTable, values: [UInt16], tag: UInt32, name: String) throws(BPFError) -> RingSummary {
         let count = UInt32(table.size)
+        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(elements(size: table.size)) - 1)
+        defer { words.deallocate() }
+        let summary = RingSummary(table, export: table.exportSlots(values: values, into: words))
+        guard !target.summary.sameRing(as: summary) else { return summary }
         if let previous = target.previous {
             let err = xdplb_ring_map_copy(previous.fd, target.current.fd, count, tag)
             guard err >= 0 else { throw BPFError("copy the ring of \(name) into its previous ring", errno: -err) }
         }
-        let slots = slotValues(table, ids: ids, tag: tag)
-        let err = slots.withUnsafeBufferPointer { xdplb_ring_map_rewrite(target.current.fd, tag, $0.baseAddress, count) }
+        // The words hold the slots packed 2 bytes each, little-endian: the C side's layout.
+        let err = UnsafeRawPointer(words).withMemoryRebound(to: UInt16.self, capacity: Int(count)) {
+            xdplb_ring_map_rewrite(target.current.fd, tag, $0, count)
+        }
         guard err >= 0 else { throw BPFError("rewrite the ring of \(name) in place", errno: -err) }
+        return summary
     }
 
     /// Builds every request on every core (``MaglevTable/parallelMap(_:maxConcurrency:_:)``);
@@ -106,13 +108,11 @@ enum RingWriter {
                 do { table = try MaglevTable(backends: r.backends, size: r.size) } catch {
                     throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
                 }
-                let backendIDs = table.backends.map { ids($0.identity) }
-                let summary = RingSummary(table)
+                let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
                 if let target = r.inPlace {
-                    try rewrite(target, table, summary: summary, ids: backendIDs, tag: r.tag, name: r.name)
-                    return BuiltRing(map: nil, summary: summary)
+                    return BuiltRing(map: nil, summary: try rewrite(target, table, values: values, tag: r.tag, name: r.name))
                 }
-                return BuiltRing(map: try write(table, ids: backendIDs, tag: r.tag, name: r.name), summary: summary)
+                return try write(table, values: values, tag: r.tag, name: r.name)
             }
         }
     }

@@ -128,6 +128,11 @@ public struct MaglevTable: Equatable, Sendable {
                 for s in table where s != Self.emptySlot { counts[Int(s)] += 1 }
             }
         }
+        return countsByIdentity(counts)
+    }
+
+    /// `counts` (one per backend, in ``backends`` order) by identity.
+    func countsByIdentity(_ counts: [Int]) -> [String: Int] {
         var out = [String: Int](minimumCapacity: backends.count)
         for (i, b) in backends.enumerated() { out[b.identity] = counts[i] }
         return out
@@ -146,27 +151,41 @@ public struct MaglevTable: Equatable, Sendable {
     /// same digest. (Since 0.10: the 0.9 digest hashed every slot's identity
     /// bytes, as costly as building the table.) Computed on each access (O(M/4)).
     public var digest: String {
+        let hs = slotIndexes.withUnsafeBufferPointer { Self.slotsHash($0) }
+        return Self.digestText(backendsHash: backendsHash, slotsHash: hs, size: size)
+    }
+
+    /// The digest's `hb`: FNV-1a 64 over the backends' identities, each followed by a 0 byte.
+    var backendsHash: UInt64 {
         var hb = Self.fnvOffsetBasis
         for b in backends {
             for byte in b.identity.utf8 { hb = (hb ^ UInt64(byte)) &* Self.fnvPrime }
             hb = hb &* Self.fnvPrime  // the 0 terminator: h ^ 0 == h
         }
-        var hs = Self.fnvOffsetBasis
-        slotIndexes.withUnsafeBufferPointer { table in
-            let n = table.count
-            var i = 0
-            while i + 4 <= n {
-                let w = UInt64(table[i]) | UInt64(table[i + 1]) << 16 | UInt64(table[i + 2]) << 32 | UInt64(table[i + 3]) << 48
-                hs = (hs ^ w) &* Self.fnvPrime
-                i += 4
-            }
-            if i < n {
-                var w: UInt64 = 0
-                for k in 0 ..< 4 { w |= UInt64(i + k < n ? table[i + k] : Self.emptySlot) << UInt64(16 * k) }
-                hs = (hs ^ w) &* Self.fnvPrime
-            }
+        return hb
+    }
+
+    /// The digest's `hs` over a table's slots, four at a time.
+    static func slotsHash(_ table: UnsafeBufferPointer<UInt16>) -> UInt64 {
+        var hs = fnvOffsetBasis
+        let n = table.count
+        var i = 0
+        while i + 4 <= n {
+            let w = UInt64(table[i]) | UInt64(table[i + 1]) << 16 | UInt64(table[i + 2]) << 32 | UInt64(table[i + 3]) << 48
+            hs = (hs ^ w) &* fnvPrime
+            i += 4
         }
-        let h = Self.mix64(Self.mix64(hb ^ UInt64(size)) ^ hs)
+        if i < n {
+            var w: UInt64 = 0
+            for k in 0 ..< 4 { w |= UInt64(i + k < n ? table[i + k] : emptySlot) << UInt64(16 * k) }
+            hs = (hs ^ w) &* fnvPrime
+        }
+        return hs
+    }
+
+    /// The digest of `hb`, `hs` and M as 16 lowercase hex digits.
+    static func digestText(backendsHash hb: UInt64, slotsHash hs: UInt64, size: Int) -> String {
+        let h = mix64(mix64(hb ^ UInt64(size)) ^ hs)
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }

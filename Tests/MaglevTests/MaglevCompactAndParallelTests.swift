@@ -38,6 +38,33 @@ struct MaglevCompactAndParallelTests {
         #expect(t.slotCounts() == want)
     }
 
+    @Test("exportSlots writes every slot's value packed 4 a word and gives slotCounts() and digest")
+    func exportSlotsMatchesSeparatePasses() throws {
+        // M mod 4 = 0, 1, 2, 3 and 1 (65537, 655373); no backends; one; weighted; many.
+        for (n, m) in [(0, 11), (1, 3), (3, 7), (7, 251), (5, 13), (100, 65537), (4095, 65537), (50, 655_373)] {
+            let t = try MaglevTable(backends: generatedBackends(n, family: .mixed, weights: .mixed), size: m)
+            var rng = SplitMix64(seed: UInt64(n * 1000 + m))
+            let values = (0 ... t.backends.count).map { _ in UInt16(truncatingIfNeeded: rng.next()) | 1 }
+            let words = (m + 3) / 4
+            let buffer = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
+            defer { buffer.deallocate() }
+            buffer.initialize(repeating: 0xDEAD_BEEF_DEAD_BEEF, count: words)
+            let export = t.exportSlots(values: values, into: buffer)
+            #expect(export.slotCounts == t.slotCounts(), "n \(n) M \(m)")
+            #expect(export.digest == t.digest, "n \(n) M \(m)")
+            var mismatches = 0
+            for q in 0 ..< words {
+                var want: UInt64 = 0
+                for k in 0 ..< 4 where q * 4 + k < m {
+                    let s = t.slotIndexes[q * 4 + k]
+                    want |= UInt64(s == MaglevTable.emptySlot ? values[t.backends.count] : values[Int(s)]) << UInt64(16 * k)
+                }
+                if buffer[q] != want { mismatches += 1 }
+            }
+            #expect(mismatches == 0, "n \(n) M \(m): \(mismatches) of \(words) words differ")
+        }
+    }
+
     @Test("a table holds 2 bytes a slot")
     func compactSize() throws {
         let t = try MaglevTable(backends: generatedBackends(10, family: .v4, weights: .equal), size: 65537)

@@ -43,9 +43,11 @@ int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags);
  * (BPF_F_INNER_MAP | BPF_F_MMAPABLE, u32 -> 8-byte element, max_entries
  * elements: 1 + XDPLB_RING_ELEMS(M) for a ring of M slots). Returns fd or -errno. */
 int xdplb_ring_map_create(uint32_t max_entries, const char *name);
-/* Write a ring through mmap (no syscall per element): the head, then
- * slots[0..count) packed 2 bytes each (xdplb_abi.h). Returns 0 or -errno. */
-int xdplb_ring_map_fill(int map_fd, const struct xdplb_ring_head *head, const uint16_t *slots, uint32_t count);
+/* Map the elements of the ring map map_fd of a ring of `count` slots (its
+ * head, then XDPLB_RING_ELEMS(count) elements) for reading and writing, so a
+ * new ring is filled with no syscall per element; *len is what to munmap.
+ * Returns NULL (errno set) on failure. */
+uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len);
 
 /* Rewrite a ring in place through mmap: the ring must have `count` slots
  * and tag `tag` in its head; slots[0..count) (values with that tag) replace
