@@ -419,8 +419,6 @@ extension MaglevTable {
         let branchless = sumW >= 8 * Int(maxW)
         let freeTurns = branchless ? freeListTurns(size: m) : 0
         let walkTurns = m - freeTurns
-        // From half full on, most walks probe more than four slots (measured).
-        let wideFrom = min(walkTurns, m / 2)
 
         return [UInt16](unsafeUninitializedCapacity: m) { table, initialized in
             walks.withUnsafeMutableBufferPointer { walks in
@@ -429,10 +427,8 @@ extension MaglevTable {
                 /// Turn k (0-based) for backend i.
                 @inline(__always)
                 func turn(_ k: Int, _ i: Int, branchless: Bool) {
-                    if k < wideFrom || !branchless {
+                    if k < walkTurns {
                         fill.claim(i, branchless: branchless)
-                    } else if k < walkTurns {
-                        fill.claimWide(i)
                     } else {
                         if k == walkTurns { fill.collectFreeSlots(count: freeTurns) }
                         fill.claimFromFreeList(i)
@@ -545,38 +541,6 @@ extension MaglevTable {
                     }
                     c = step(c, b4)
                 }
-            }
-            taken[chosen &>> 6] |= 1 &<< UInt64(chosen & 63)
-            table[chosen] = UInt16(truncatingIfNeeded: i)
-            walks[i].cursor = UInt32(truncatingIfNeeded: step(chosen, b1))
-        }
-
-        /// ``claim(_:branchless:)`` with eight candidates per loop step, for
-        /// the turns after the ring is half full, when most walks probe more
-        /// than four slots: the second four come from `cursor + 4·skip` and
-        /// overlap the first four's bitmap reads. The same slot is chosen.
-        @inline(__always)
-        func claimWide(_ i: Int) {
-            let w = walks[i]
-            let b1 = Int(w.back1), b2 = Int(w.back2), b3 = Int(w.back3), b4 = Int(w.back4)
-            var c = Int(w.cursor)
-            var chosen: Int
-            while true {
-                let c1 = step(c, b1), c2 = step(c, b2), c3 = step(c, b3), c4 = step(c, b4)
-                let c5 = step(c4, b1), c6 = step(c4, b2), c7 = step(c4, b3)
-                let t0 = isTaken(c), t1 = isTaken(c1), t2 = isTaken(c2), t3 = isTaken(c3)
-                let t4 = isTaken(c4), t5 = isTaken(c5), t6 = isTaken(c6), t7 = isTaken(c7)
-                if t0 & t1 & t2 & t3 & t4 & t5 & t6 & t7 == 0 {
-                    chosen = t6 == 0 ? c6 : c7
-                    chosen = t5 == 0 ? c5 : chosen
-                    chosen = t4 == 0 ? c4 : chosen
-                    chosen = t3 == 0 ? c3 : chosen
-                    chosen = t2 == 0 ? c2 : chosen
-                    chosen = t1 == 0 ? c1 : chosen
-                    chosen = t0 == 0 ? c : chosen
-                    break
-                }
-                c = step(c4, b4)
             }
             taken[chosen &>> 6] |= 1 &<< UInt64(chosen & 63)
             table[chosen] = UInt16(truncatingIfNeeded: i)
