@@ -86,7 +86,7 @@ extension Agent {
         let iso = ISO8601DateFormatter()
         let source = await member.healthSource()
         let obs = await member.observations
-        return await AgentStatus.Cluster(
+        return AgentStatus.Cluster(
             nodeName: member.config.nodeName, endpoints: member.config.endpoints, prefix: member.config.prefix,
             revision: await member.runningRevision, etcdReachable: await member.reachable,
             unreachableSince: await member.unreachableSince.map { iso.string(from: $0) },

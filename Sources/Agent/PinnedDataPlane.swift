@@ -201,7 +201,7 @@ public final class PinnedDataPlane: @unchecked Sendable {
     static func interfaceName(_ ifindex: UInt32) -> String {
         var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         guard if_indextoname(ifindex, &buf) != nil else { return "ifindex \(ifindex)" }
-        return String(cString: buf)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Detaches the program and removes every pin under `directory`.

@@ -32,7 +32,7 @@ public enum SharedConfigDiff {
                 for addr in Set(xb.keys).union(yb.keys).sorted() {
                     switch (xb[addr], yb[addr]) {
                     case (nil, let n?): out.append("    + backend \(addr) weight \(n.weight)")
-                    case (let o?, nil): out.append("    - backend \(addr)")
+                    case (_?, nil): out.append("    - backend \(addr)")
                     case (let o?, let n?) where o != n:
                         out.append("    ~ backend \(addr)" + (o.weight != n.weight ? " weight \(o.weight) → \(n.weight)" : ": health check changed"))
                     default: break

@@ -35,7 +35,7 @@ public struct KernelGateTable: GateRouteTable {
     public func withdraw(_ address: IPAddress) throws {
         let nl = try RouteNetlink()
         let r = route(address, lo: try loopback(nl))
-        do { try nl.delete(r) } catch let e as NetlinkError where e.isNotFound {
+        do { try nl.delete(r) } catch where error.isNotFound {
             return   // already gone
         }
     }
