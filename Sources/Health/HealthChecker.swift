@@ -351,6 +351,7 @@ final class ProbeEngine: @unchecked Sendable {
             case .failure(let error):
                 finish(e, Probe.result(false, Probe.describe(error), since: t0))
             case .success(let channel):
+                Self.resetOnClose(channel)
                 guard let request = e.request else {
                     channel.close(promise: nil)
                     return finish(e, Probe.result(true, "ok", since: t0))
@@ -376,6 +377,14 @@ final class ProbeEngine: @unchecked Sendable {
                 channel.writeAndFlush(request, promise: nil)
             }
         }
+    }
+
+    /// Makes the probe's close an RST (SO_LINGER 0), as HAProxy's checks do: no FIN
+    /// exchange, and no TIME_WAIT socket left on this node per probe (10,000 backends at
+    /// 1 s would otherwise keep ~600,000 of them). Runs on the channel's loop, so before any close.
+    static func resetOnClose(_ channel: Channel) {
+        guard let provider = channel as? SocketOptionProvider else { return }
+        _ = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
     }
 
     private func makeBootstrap(timeoutNs: Int64) -> ClientBootstrap {

@@ -239,6 +239,78 @@ struct HealthCheckerLoopbackTests {
         #expect(await checker.states[up]?.healthy == true)
     }
 
+    @Test("a probe closes with an RST: tcp and http probes leave no TIME_WAIT socket toward the backend")
+    func probesLeaveNoTimeWait() async throws {
+        let tcp = Self.listener(), http = Self.listener()
+        // The servers close only after the prober has: the prober is the side a FIN close
+        // would leave in TIME_WAIT.
+        Self.holdUntilPeerCloses(tcp.fd, answer: nil)
+        Self.holdUntilPeerCloses(http.fd, answer: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        defer {
+            shutdown(tcp.fd, Int32(SHUT_RDWR)); close(tcp.fd)
+            shutdown(http.fd, Int32(SHUT_RDWR)); close(http.fd)
+        }
+        var c = HealthCheckConfig()
+        c.type = .tcp
+        c.intervalMs = 50
+        c.timeoutMs = 500
+        var h = c
+        h.type = .http
+        let targets = [ProbeTarget(address: IPAddress("127.0.0.1")!, port: tcp.port, check: c),
+                       ProbeTarget(address: IPAddress("127.0.0.1")!, port: http.port, check: h)]
+        let checker = HealthChecker(logger: Logger(label: "test")) { _, _ in }
+        await checker.setTargets(Set(targets))
+        var states: [ProbeTarget: ProbeState] = [:]
+        for _ in 0..<100 {
+            states = await checker.states
+            if targets.allSatisfy({ (states[$0]?.probes ?? 0) >= 5 }) { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        await checker.stop()
+        for t in targets {
+            #expect((states[t]?.probes ?? 0) >= 5 && states[t]?.lastResult == (t.check.type == .tcp ? "ok" : "status 200"),
+                    "\(t.check.type): \(String(describing: states[t]))")
+        }
+        #expect(Self.timeWaitSockets(toPort: tcp.port) == 0)
+        #expect(Self.timeWaitSockets(toPort: http.port) == 0)
+    }
+
+    /// Sockets in TIME_WAIT whose remote port is `port` (/proc/net/tcp, this namespace).
+    static func timeWaitSockets(toPort port: UInt16) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return -1 }
+        let remote = String(format: ":%04X", port)
+        return text.split(separator: "\n").dropFirst().filter { line in
+            let f = line.split(separator: " ")
+            return f.count > 3 && f[2].hasSuffix(remote) && f[3] == "06"
+        }.count
+    }
+
+    /// Accepts every connection on `fd`, sends `answer` (if any) once the request's blank
+    /// line is read, and closes only when the peer has closed (read returns 0 or fails).
+    static func holdUntilPeerCloses(_ fd: Int32, answer: String?) {
+        Thread.detachNewThread {
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                Thread.detachNewThread {
+                    var got: [UInt8] = []
+                    var buf = [UInt8](repeating: 0, count: 1024)
+                    var answered = answer == nil
+                    while true {
+                        let n = read(c, &buf, buf.count)
+                        if n <= 0 { break }
+                        got += buf[0..<n]
+                        if !answered, got.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)), let answer {
+                            _ = answer.withCString { write(c, $0, strlen($0)) }
+                            answered = true
+                        }
+                    }
+                    close(c)
+                }
+            }
+        }
+    }
+
     /// Accepts and closes every connection on `fd` until `fd` is shut down.
     static func drain(_ fd: Int32) {
         Thread.detachNewThread {
