@@ -33,6 +33,11 @@ cleanup() {
 	for n in "${!agent_pid[@]}"; do kill -9 "${agent_pid[$n]}" 2>/dev/null || true; done
 	for n in "${!etcd_pid[@]}"; do kill -9 "${etcd_pid[$n]}" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	# What runs inside the namespaces (the backends' http.server is a child of a background
+	# subshell whose PID is all `pids` holds): killed by namespace, or it outlives the test.
+	for ns in "$be" "$sw" $(for n in e1 e2 e3 e4 lb1 lb2 lb3; do nsname $n; done); do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+	done
 	wait 2>/dev/null || true
 	for i in 1 2 3; do "$XDPLB" down --force --bpffs "/sys/fs/bpf/xdplb-cluster-test-$$-$i" >/dev/null 2>&1 || true; done
 	for n in e1 e2 e3 e4 lb1 lb2 lb3; do ip netns del "$(nsname $n)" 2>/dev/null || true; done
