@@ -54,21 +54,21 @@ trap 'exit 1' INT TERM
 # version). Swept only when that PID is no longer running; a run still going is left
 # alone and this one refuses below.
 sweep_stale_runs() {
-	local ns pid live=0
+	local ns path pid live=0
 	for ns in $(ip netns list | awk '/^xt-pk-(lb|pe)-[0-9]+/ {print $1}'); do
 		pid=${ns##*-}
 		if kill -0 "$pid" 2>/dev/null; then live=1; continue; fi
 		echo "note: removing what a killed run ($pid) of this test left: $ns"
 		ip netns del "$ns" 2>/dev/null || true
 	done
-	for ns in /sys/fs/bpf/xdplb-package-test-* /run/xdplb-package-test-*; do
-		[ -e "$ns" ] || continue
-		pid=${ns##*-}
+	for path in /sys/fs/bpf/xdplb-package-test-* /run/xdplb-package-test-*; do
+		[ -e "$path" ] || continue
+		pid=${path##*-}
 		kill -0 "$pid" 2>/dev/null && { live=1; continue; }
-		echo "note: removing what a killed run ($pid) of this test left: $ns"
-		case $ns in
-		/sys/fs/bpf/*) "$root/.build/debug/xdplb" down --force --bpffs "$ns" >/dev/null 2>&1 || true; rm -rf "$ns" ;;
-		*) rm -rf "$ns" ;;
+		echo "note: removing what a killed run ($pid) of this test left: $path"
+		case $path in
+		/sys/fs/bpf/*) "$root/.build/debug/xdplb" down --force --bpffs "$path" >/dev/null 2>&1 || true; rm -rf "$path" ;;
+		*) rm -rf "$path" ;;
 		esac
 	done
 	local version
