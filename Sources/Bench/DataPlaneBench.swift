@@ -344,7 +344,7 @@ public final class DataPlaneBench {
     private func pool(_ image: inout ConntrackImage, _ b: BalancerBuild, _ space: FlowSpace, vip: VIPConfig,
                       count: Int) throws -> FlowPool {
         guard let state = b.controller.vips[vip.name], state.ring != nil else { throw BenchError("VIP \(vip.name) has no ring") }
-        let table = try MaglevTable(backends: vip.maglevBackends(excluding: state.down), size: vip.ringSize)
+        guard let table = state.rebuiltTable() else { throw BenchError("VIP \(vip.name): no Maglev table") }
         var byAddress: [String: xdplb_ct_entry] = [:]
         for be in vip.backends { byAddress[be.address.description] = try b.backendEntry(be.address) }
         var p = FlowPool()

@@ -209,6 +209,22 @@ int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint
 	return ret;
 }
 
+int xdplb_ring_map_read(int map_fd, uint32_t tag, uint16_t *slots, uint32_t count)
+{
+	size_t len;
+	uint64_t *ring = xdplb_ring_map_mmap(map_fd, count, &len);
+	int ret = 0;
+
+	if (!ring)
+		return -errno;
+	if (ring_head_is(ring, count, tag))
+		memcpy(slots, ring + 1, (size_t)count * sizeof(uint16_t));
+	else
+		ret = -ESTALE;
+	munmap(ring, len);
+	return ret;
+}
+
 int xdplb_ring_map_copy(int dst_fd, int src_fd, uint32_t count, uint32_t src_tag)
 {
 	size_t dst_len, src_len;

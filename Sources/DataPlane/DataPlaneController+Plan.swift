@@ -10,7 +10,8 @@ struct ApplyPlan {
     /// The config's VIPs with their backends' weights and memberships.
     var index: ConfigIndex
     /// VIPs whose ring or entry changes, with their new down set and the ring's
-    /// backends (checked; empty: no ring).
+    /// backends: every configured one, down ones included (checked; empty: no
+    /// backend with weight > 0 is up, so no ring).
     var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])]
 }
 
@@ -62,9 +63,11 @@ extension DataPlaneController {
                 vipDown = d.count <= 16 ? d.filter { index.contains(vip: i, address: $0) } : d.intersection(v.backends.lazy.map(\.address))
             }
             if let cur = vips[name], sameVIPs || cur.config == v, cur.down == vipDown { continue }
-            let ringBackends = index.maglevBackends(i, excluding: vipDown)
+            // The ring is the table of every configured backend with the down ones' slots handed over.
+            let ringBackends = index.maglevBackends(i, excluding: [])
             do {
-                let hasRing = try MaglevTable.check(backends: ringBackends, size: v.ringSize)
+                try MaglevTable.check(backends: ringBackends, size: v.ringSize)
+                let hasRing = v.backends.contains { $0.weight > 0 && !vipDown.contains($0.address) }
                 changed[name] = (vipDown, hasRing ? ringBackends : [])
             } catch {
                 throw BPFError("refused: build Maglev table for \(name): \(error)", errno: EINVAL)

@@ -9,6 +9,9 @@ import NetAddress
 public struct ApplyReport: Sendable {
     /// VIPs whose ring was rebuilt and swapped in.
     public var ringsReplaced: [String] = []
+    /// How many of those were made by handing a down backend's slots over
+    /// (or back) in the ring in place, with no Maglev build.
+    public var ringsHandedOver = 0
     /// VIPs removed.
     public var vipsRemoved: [String] = []
     /// Backends written (new or changed entry).
@@ -293,13 +296,18 @@ public final class DataPlaneController: @unchecked Sendable {
             var requestOf: [Int: Int] = [:]
             for i in part {
                 let v = index.vips[i], name = index.names[i]
-                let ring = plan.changed[name]!.ring
+                let (down, ring) = plan.changed[name]!
                 guard !ring.isEmpty else { continue }
                 requestOf[i] = requests.count
+                let downIdentities = Set(down.map { index.identities[$0] ?? $0.description })
                 if let target = try inPlaceRing(for: v, name: name) {
-                    requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: target.tag, inPlace: target.ring))
+                    let current = CurrentRing(map: target.ring.current, tag: target.tag, summary: target.ring.summary)
+                    requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: target.tag,
+                                                down: downIdentities, inPlace: target.ring, current: current))
                 } else {
-                    requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name)))
+                    let current = try currentRing(for: v, name: name)
+                    requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name),
+                                                down: downIdentities, current: current))
                 }
             }
             // Identities are the canonical address text: map them to ids once, not per ring.
@@ -316,7 +324,9 @@ public final class DataPlaneController: @unchecked Sendable {
                 var ring: BuiltRing?
                 if let r = requestOf[i] {
                     switch built[r] {
-                    case .success(let b): ring = b
+                    case .success(let b):
+                        ring = b
+                        if b.handedOver { report.ringsHandedOver += 1 }
                     case .failure(let e): failure = failure ?? e; continue
                     }
                 }
@@ -454,6 +464,15 @@ public final class DataPlaneController: @unchecked Sendable {
             previous = try BPFMap.open(id: prev, name: "previous ring \(name)")
         }
         return (InPlaceRing(current: try BPFMap.open(id: id, name: "ring \(name)"), previous: previous, summary: summary), tag)
+    }
+
+    /// The VIP's ring in the data plane now, when it has the size of `v`'s and
+    /// the controller knows its tag and summary: what a health change hands
+    /// slots over from (``RingWriter/handOver(_:_:ids:)``).
+    private func currentRing(for v: VIPConfig, name: String) throws(BPFError) -> CurrentRing? {
+        guard let cur = vips[name], let summary = cur.ring, summary.size == v.ringSize,
+              let tag = ringTags[cur.index], let id = try liveRingID(maps.rings, cur.index) else { return nil }
+        return CurrentRing(map: try BPFMap.open(id: id, name: "ring \(name)"), tag: tag, summary: summary)
     }
 
     /// VIP slots given to new VIPs of the apply under way, before their entries are written.

@@ -6,8 +6,15 @@ import Maglev
 public struct RingSummary: Sendable, Equatable {
     /// The ring size M.
     public var size: Int
-    /// The backends in the ring (weight > 0), sorted as Maglev sorts them.
+    /// The backends in the ring (weight > 0, down ones included: they have
+    /// no slot), sorted as Maglev sorts them.
     public var backends: [String]
+    /// Their weights, in the same order.
+    public var weights: [UInt32]
+    /// The slots of down backends handed over to up ones, with their owners in
+    /// the table of every backend (``MaglevTable/overlay``): what lets a health
+    /// change hand over slots again without building the table.
+    public var overlay: MaglevOverlay
     /// Slots per backend identity (every backend of ``backends`` appears).
     public var slotCounts: [String: Int]
     /// ``MaglevTable/digest`` of the table.
@@ -17,6 +24,8 @@ public struct RingSummary: Sendable, Equatable {
     public init(_ table: MaglevTable, export: MaglevTable.SlotExport) {
         size = table.size
         backends = table.backends.map(\.identity)
+        weights = table.backends.map(\.weight)
+        overlay = table.overlay
         slotCounts = export.slotCounts
         digest = export.digest
     }
@@ -33,6 +42,6 @@ extension VIPState {
     /// VIP has no ring. For tests, tools and benchmarks: O(M) per call.
     public func rebuiltTable() -> MaglevTable? {
         guard ring != nil else { return nil }
-        return try? MaglevTable(backends: config.maglevBackends(excluding: down), size: config.ringSize)
+        return try? MaglevTable(backends: config.maglevBackends(), size: config.ringSize, down: Set(down.map(\.description)))
     }
 }

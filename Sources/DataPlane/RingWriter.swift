@@ -10,8 +10,22 @@ struct RingRequest: Sendable {
     var backends: [MaglevBackend]
     var size: Int
     var tag: UInt32
+    /// The identities of `backends` that are down: their slots are handed over
+    /// (``MaglevTable/withDown(_:)``).
+    var down: Set<String> = []
     /// The ring in place to rewrite instead of a new map to swap in (nil: a new map).
     var inPlace: InPlaceRing? = nil
+    /// The VIP's ring now, to hand slots over from when only the down set
+    /// changed (nil: build the table).
+    var current: CurrentRing? = nil
+}
+
+/// A VIP's ring in the data plane now, with what the controller kept of it.
+struct CurrentRing: @unchecked Sendable {
+    var map: BPFMap
+    /// The tag in its head.
+    var tag: UInt32
+    var summary: RingSummary
 }
 
 /// A VIP's ring in place, of the same size and tag as the one being built,
@@ -33,6 +47,8 @@ struct InPlaceRing: @unchecked Sendable {
 struct BuiltRing: @unchecked Sendable {
     var map: BPFMap?
     var summary: RingSummary
+    /// Made from the ring in place by handing slots over, without a Maglev build.
+    var handedOver = false
 }
 
 /// Builds Maglev tables and writes them into fresh ring maps (xdplb_abi.h
@@ -99,21 +115,78 @@ enum RingWriter {
 
     /// Builds every request on every core (``MaglevTable/parallelMap(_:maxConcurrency:_:)``);
     /// results in request order. `ids` gives a backend identity's node-local id (0 when it has none).
+    ///
+    /// A VIP whose current ring has the request's backends and weights changes
+    /// only in who is down: its table is read back from that ring and its
+    /// slots handed over again (``handOver(_:_:ids:)``), with no Maglev build,
+    /// whether the result is written in place or into a new map.
     static func build(_ requests: [RingRequest], ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
         let tables = requests.map { MaglevTable.Request(backends: $0.backends, size: $0.size) }
         return MaglevTable.parallelMap(tables) { i in
             let r = requests[i]
             return Result { () throws(BPFError) -> BuiltRing in
-                let table: MaglevTable
-                do { table = try MaglevTable(backends: r.backends, size: r.size) } catch {
-                    throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
+                var table: MaglevTable
+                var handedOver = false
+                if let current = r.current, let t = handOver(current, r, ids: ids) {
+                    table = t
+                    handedOver = true
+                } else {
+                    do { table = try MaglevTable(backends: r.backends, size: r.size, down: r.down) } catch {
+                        throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
+                    }
                 }
                 let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
                 if let target = r.inPlace {
-                    return BuiltRing(map: nil, summary: try rewrite(target, table, values: values, tag: r.tag, name: r.name))
+                    return BuiltRing(map: nil, summary: try rewrite(target, table, values: values, tag: r.tag, name: r.name),
+                                     handedOver: handedOver)
                 }
-                return try write(table, values: values, tag: r.tag, name: r.name)
+                var built = try write(table, values: values, tag: r.tag, name: r.name)
+                built.handedOver = handedOver
+                return built
             }
         }
+    }
+
+    /// The request's table made from the VIP's current ring, when only the down set
+    /// differs: the ring's slots read back as indexes into its backends (the
+    /// summary's), checked against its digest, then ``MaglevTable/withDown(_:)``.
+    /// Nil (build instead) when the backends or weights differ, or the ring
+    /// does not read back as the table its summary describes.
+    static func handOver(_ current: CurrentRing, _ r: RingRequest, ids: (String) -> UInt32) -> MaglevTable? {
+        let s = current.summary
+        guard s.size == r.size, !s.backends.isEmpty else { return nil }
+        var wanted: [String: UInt32] = [:]
+        wanted.reserveCapacity(r.backends.count)
+        for b in r.backends where b.weight > 0 { wanted[b.identity] = b.weight }
+        guard wanted.count == s.backends.count,
+              zip(s.backends, s.weights).allSatisfy({ wanted[$0.0] == $0.1 }) else { return nil }
+        // Ring value → index into the summary's backends (0xFFFF: none).
+        let idMask = UInt16((1 << UInt32(XDPLB_RING_ID_BITS)) - 1)
+        var indexOf = [UInt16](repeating: MaglevTable.emptySlot, count: Int(idMask) + 1)
+        for (k, identity) in s.backends.enumerated() {
+            let id = ids(identity)
+            guard id != 0, id <= UInt32(idMask), indexOf[Int(id)] == MaglevTable.emptySlot else { return nil }
+            indexOf[Int(id)] = UInt16(k)
+        }
+        var slots = [UInt16](repeating: 0, count: r.size)
+        let err = slots.withUnsafeMutableBufferPointer {
+            xdplb_ring_map_read(current.map.fd, current.tag, $0.baseAddress!, UInt32(r.size))
+        }
+        guard err == 0 else { return nil }
+        var bad = false
+        indexOf.withUnsafeBufferPointer { index in
+            slots.withUnsafeMutableBufferPointer { slots in
+                for q in slots.indices {
+                    let k = index[Int(slots[q] & idMask)]
+                    bad = bad || k == MaglevTable.emptySlot
+                    slots[q] = k
+                }
+            }
+        }
+        guard !bad else { return nil }
+        let backends = zip(s.backends, s.weights).map { MaglevBackend(identity: $0.0, weight: $0.1) }
+        guard let current = MaglevTable(ringSlots: slots, size: r.size, backends: backends, overlay: s.overlay),
+              current.digest == s.digest else { return nil }
+        return current.withDown(r.down)
     }
 }

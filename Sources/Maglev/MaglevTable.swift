@@ -58,6 +58,9 @@ public struct MaglevTable: Equatable, Sendable {
     /// For each of the M slots, an index into ``backends``, or ``emptySlot``
     /// when there are no backends (then every slot is empty). 2 bytes a slot.
     public let slotIndexes: [UInt16]
+    /// The slots of down backends handed over to up ones (``withDown(_:)``);
+    /// empty for a table of all its backends.
+    public let overlay: MaglevOverlay
 
     /// The slots as `Int32`: an index into ``backends``, or −1 for an empty slot.
     ///
@@ -111,6 +114,15 @@ public struct MaglevTable: Equatable, Sendable {
         self.size = size
         self.backends = active
         self.slotIndexes = Self.populate(walks: &walks, weights: weights, size: size)
+        self.overlay = MaglevOverlay()
+    }
+
+    /// A table from its parts, as they are (``withDown(_:)``, ``init(ringSlots:size:backends:overlay:)``).
+    init(size: Int, backends: [MaglevBackend], slotIndexes: [UInt16], overlay: MaglevOverlay) {
+        self.size = size
+        self.backends = backends
+        self.slotIndexes = slotIndexes
+        self.overlay = overlay
     }
 
     /// The backend a flow hash selects (slot `hash % M`), or nil for an empty table.

@@ -246,7 +246,9 @@ struct SecondChanceTests {
         #expect(r.output == want, "\(hexDiff(r.output, want))")
         // A backend going down (a health change) is rewritten in place too.
         let ringThird = now
-        try bed.apply(third, down: [Self.added4])
+        let report = try bed.apply(third, down: [Self.added4])
+        #expect(report.ringsReplaced.contains(name) && report.ringsHandedOver == report.ringsReplaced.count,
+                "the down backend's slots are handed over in each ring it is in, no Maglev build")
         #expect(try maps.rings.lookup(index, as: UInt32.self) == currentID)
         #expect(try RingContents.read(maps.ringsPrev, index: index)?.slots == ringThird.slots)
         let down = try #require(try RingContents.read(maps.rings, index: index))

@@ -65,9 +65,10 @@ final class TestBed {
         try controller.apply(config, nextHops: nextHops)
     }
 
-    func apply(_ c: XdplbConfig, down: Set<IPAddress> = []) throws {
+    @discardableResult
+    func apply(_ c: XdplbConfig, down: Set<IPAddress> = []) throws -> ApplyReport {
         config = c
-        try controller.apply(c, down: down, nextHops: nextHops)
+        return try controller.apply(c, down: down, nextHops: nextHops)
     }
 
     func run(_ frame: [UInt8]) throws -> TestRunResult {

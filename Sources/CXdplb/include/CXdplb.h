@@ -59,6 +59,10 @@ int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint
  * (count slots, any tag; its head is kept) the same way. Returns the number
  * of elements changed, -ESTALE when a head differs, or -errno. */
 int xdplb_ring_map_copy(int dst_fd, int src_fd, uint32_t count, uint32_t src_tag);
+/* Read the `count` slots of a ring (head: `count` slots, tag `tag`) through
+ * mmap into slots[0..count) as they are (backend id | tag << ID_BITS).
+ * Returns 0, -ESTALE when the head differs, or -errno. */
+int xdplb_ring_map_read(int map_fd, uint32_t tag, uint16_t *slots, uint32_t count);
 
 /* mmap a BPF_F_MMAPABLE array map's values (len bytes, page multiple), shared
  * read/write. NULL on failure (errno set). */
