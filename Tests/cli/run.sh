@@ -47,6 +47,19 @@ check "maglev: digest independent of backend order" test "$d1" = "$d2"
 check "maglev: weights 3:1 split 1009 slots 757:252" python3 -c "
 import json; d=json.load(open('$tmp/w.json')); s={b['backend']:b['slots'] for b in d['backends']}
 assert abs(s['x']-757)<=1 and abs(s['y']-252)<=1, s"
+"$XDPLB" maglev --backends a,b,c,d --size 1009 --json >"$tmp/up.json"
+"$XDPLB" maglev --backends a,b,c,d --size 1009 --down c --json >"$tmp/down.json"
+check "maglev --down: the down backend's slots go to the others, nobody else's move" python3 - "$tmp/up.json" "$tmp/down.json" <<'PY'
+import json, sys
+up, down = (json.load(open(p)) for p in sys.argv[1:3])
+u = {b["backend"]: b["slots"] for b in up["backends"]}
+d = {b["backend"]: b["slots"] for b in down["backends"]}
+assert d["c"] == 0 and sum(d.values()) == 1009, d
+assert all(d[x] > u[x] for x in "abd"), (u, d)          # each up backend takes a share
+assert [b["down"] for b in down["backends"]] == [False, False, True, False]
+assert down["digest"] != up["digest"]
+PY
+expect_fail_with "maglev: --down must name a backend" "--down: 'e' is not one of --backends" "$XDPLB" maglev --backends a,b --down e
 expect_fail_with "maglev: non-prime size refused" "65536 is not prime" "$XDPLB" maglev --backends a,b --size 65536
 expect_fail_with "maglev: weights count must match" "--weights has 1 values for 2 backends" "$XDPLB" maglev --backends a,b --weights 1
 expect_fail_with "maglev: bad weight refused" "'x' is not an integer in 0...1000" "$XDPLB" maglev --backends a --weights x
