@@ -257,6 +257,7 @@ public actor Agent {
             logger.info("reconciled", metadata: [
                 "reason": "\(reason)", "ms": "\(String(format: "%.2f", report.milliseconds))",
                 "rings.replaced": "\(report.ringsReplaced.joined(separator: ","))",
+                "rings.handed_over": "\(report.ringsHandedOver)",
                 "vips.removed": "\(report.vipsRemoved.joined(separator: ","))",
                 "backends.written": "\(report.backendsWritten)", "backends.removed": "\(report.backendsRemoved)",
             ])

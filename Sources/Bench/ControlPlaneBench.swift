@@ -139,7 +139,7 @@ public enum ControlPlaneBench {
             let down = try controller.apply(cfg, down: [hot])
             downTimes.append(down.milliseconds)
             let up = try controller.apply(cfg)
-            log("apply: hot backend down \(String(format: "%.1f", down.milliseconds)) ms (\(down.phases.description)), up \(String(format: "%.1f", up.milliseconds)) ms (\(up.phases.description))")
+            log("apply: hot backend down \(String(format: "%.1f", down.milliseconds)) ms (\(down.phases.description); \(down.ringsHandedOver) of \(down.ringsReplaced.count) rings handed over), up \(String(format: "%.1f", up.milliseconds)) ms (\(up.phases.description))")
         }
         let hotDown = median(downTimes)
         // Half the VIPs removed, then put back (the second a first apply of those).

@@ -150,8 +150,12 @@ uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
 
+	void *p;
+
 	*len = (elems * sizeof(uint64_t) + page - 1) / page * page;
-	return xdplb_map_mmap(map_fd, *len);
+	/* Every page is read or written: fault them all in with the mmap. */
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, map_fd, 0);
+	return p == MAP_FAILED ? NULL : p;
 }
 
 /* Whether the head of `ring` is `count` slots of tag `tag`. */
@@ -193,62 +197,29 @@ static int ring_store_slots(uint64_t *dst, const uint16_t *slots, uint32_t count
 	return changed;
 }
 
-int xdplb_ring_map_rewrite(int map_fd, uint32_t tag, const uint16_t *slots, uint32_t count)
+int xdplb_ring_store(uint64_t *ring, uint32_t tag, const uint16_t *slots, uint32_t count)
 {
-	size_t len;
-	uint64_t *ring = xdplb_ring_map_mmap(map_fd, count, &len);
-	int ret;
-
-	if (!ring)
-		return -errno;
-	if (ring_head_is(ring, count, tag))
-		ret = ring_store_slots(ring, slots, count, (uint16_t)(tag << XDPLB_RING_ID_BITS));
-	else
-		ret = -ESTALE;
-	munmap(ring, len);
-	return ret;
+	if (!ring_head_is(ring, count, tag))
+		return -ESTALE;
+	return ring_store_slots(ring, slots, count, (uint16_t)(tag << XDPLB_RING_ID_BITS));
 }
 
-int xdplb_ring_map_read(int map_fd, uint32_t tag, uint16_t *slots, uint32_t count)
+int xdplb_ring_copy(uint64_t *dst, const uint64_t *src, uint32_t count, uint32_t src_tag)
 {
-	size_t len;
-	uint64_t *ring = xdplb_ring_map_mmap(map_fd, count, &len);
-	int ret = 0;
-
-	if (!ring)
-		return -errno;
-	if (ring_head_is(ring, count, tag))
-		memcpy(slots, ring + 1, (size_t)count * sizeof(uint16_t));
-	else
-		ret = -ESTALE;
-	munmap(ring, len);
-	return ret;
-}
-
-int xdplb_ring_map_copy(int dst_fd, int src_fd, uint32_t count, uint32_t src_tag)
-{
-	size_t dst_len, src_len;
-	uint64_t *dst = xdplb_ring_map_mmap(dst_fd, count, &dst_len), *src;
 	struct xdplb_ring_head head;
-	int ret;
 
-	if (!dst)
-		return -errno;
-	src = xdplb_ring_map_mmap(src_fd, count, &src_len);
-	if (!src) {
-		ret = -errno;
-		munmap(dst, dst_len);
-		return ret;
-	}
 	memcpy(&head, dst, sizeof(head));
-	if (head.size != count || !ring_head_is(src, count, src_tag)) {
-		ret = -ESTALE;
-	} else {
-		ret = ring_store_slots(dst, (const uint16_t *)(src + 1), count, (uint16_t)(src_tag << XDPLB_RING_ID_BITS));
-	}
-	munmap(src, src_len);
-	munmap(dst, dst_len);
-	return ret;
+	if (head.size != count || !ring_head_is(src, count, src_tag))
+		return -ESTALE;
+	return ring_store_slots(dst, (const uint16_t *)(src + 1), count, (uint16_t)(src_tag << XDPLB_RING_ID_BITS));
+}
+
+int xdplb_ring_read(const uint64_t *ring, uint32_t tag, uint16_t *slots, uint32_t count)
+{
+	if (!ring_head_is(ring, count, tag))
+		return -ESTALE;
+	memcpy(slots, ring + 1, (size_t)count * sizeof(uint16_t));
+	return 0;
 }
 
 void *xdplb_map_mmap(int map_fd, size_t len)

@@ -468,7 +468,7 @@ public final class DataPlaneController: @unchecked Sendable {
 
     /// The VIP's ring in the data plane now, when it has the size of `v`'s and
     /// the controller knows its tag and summary: what a health change hands
-    /// slots over from (``RingWriter/handOver(_:_:ids:)``).
+    /// slots over from (``RingWriter/handOver(_:_:_:ids:)``).
     private func currentRing(for v: VIPConfig, name: String) throws(BPFError) -> CurrentRing? {
         guard let cur = vips[name], let summary = cur.ring, summary.size == v.ringSize,
               let tag = ringTags[cur.index], let id = try liveRingID(maps.rings, cur.index) else { return nil }

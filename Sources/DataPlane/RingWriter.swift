@@ -28,6 +28,27 @@ struct CurrentRing: @unchecked Sendable {
     var summary: RingSummary
 }
 
+/// A ring map's mapping (its head, then the slots), made once for every read,
+/// copy and rewrite of one ring in an apply: each mmap and munmap takes the
+/// process's address-space lock and the munmap a TLB shootdown on the other
+/// cores, which the workers building rings on them then wait for.
+struct MappedRing {
+    let words: UnsafeMutablePointer<UInt64>
+    let length: Int
+
+    /// Maps the ring map `map` of a ring of `size` slots.
+    init(_ map: BPFMap, size: Int, name: String) throws(BPFError) {
+        var length = 0
+        guard let words = xdplb_ring_map_mmap(map.fd, UInt32(size), &length) else {
+            throw BPFError("map the ring map of \(name)", errno: errno)
+        }
+        self.words = words
+        self.length = length
+    }
+
+    func unmap() { munmap(words, length) }
+}
+
 /// A VIP's ring in place, of the same size and tag as the one being built,
 /// rewritten through its mapping: no map to swap in, so no wait for running
 /// programs (an RCU grace period). A program reading a slot meanwhile gets
@@ -91,23 +112,26 @@ enum RingWriter {
         return BuiltRing(map: ring, summary: RingSummary(table, export: export))
     }
 
-    /// Writes `table` into the ring in place `target`: first the current slots
-    /// into the previous ring (when there is one), then the new slots into the
-    /// current ring; nothing when the table equals the ring in place. Returns
-    /// the table's summary.
-    static func rewrite(_ target: InPlaceRing, _ table: MaglevTable, values: [UInt16], tag: UInt32, name: String) throws(BPFError) -> RingSummary {
+    /// Writes `table` into the ring in place `target`, mapped as `current`:
+    /// first the current slots into the previous ring (when there is one), then
+    /// the new slots into the current ring; nothing when the table equals the
+    /// ring in place. Returns the table's summary.
+    static func rewrite(_ target: InPlaceRing, mapped current: MappedRing, _ table: MaglevTable, values: [UInt16], tag: UInt32,
+                        name: String) throws(BPFError) -> RingSummary {
         let count = UInt32(table.size)
         let words = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(elements(size: table.size)) - 1)
         defer { words.deallocate() }
         let summary = RingSummary(table, export: table.exportSlots(values: values, into: words))
         guard !target.summary.sameRing(as: summary) else { return summary }
         if let previous = target.previous {
-            let err = xdplb_ring_map_copy(previous.fd, target.current.fd, count, tag)
+            let prev = try MappedRing(previous, size: table.size, name: "previous ring \(name)")
+            defer { prev.unmap() }
+            let err = xdplb_ring_copy(prev.words, current.words, count, tag)
             guard err >= 0 else { throw BPFError("copy the ring of \(name) into its previous ring", errno: -err) }
         }
         // The words hold the slots packed 2 bytes each, little-endian: the C side's layout.
         let err = UnsafeRawPointer(words).withMemoryRebound(to: UInt16.self, capacity: Int(count)) {
-            xdplb_ring_map_rewrite(target.current.fd, tag, $0, count)
+            xdplb_ring_store(current.words, tag, $0, count)
         }
         guard err >= 0 else { throw BPFError("rewrite the ring of \(name) in place", errno: -err) }
         return summary
@@ -118,16 +142,24 @@ enum RingWriter {
     ///
     /// A VIP whose current ring has the request's backends and weights changes
     /// only in who is down: its table is read back from that ring and its
-    /// slots handed over again (``handOver(_:_:ids:)``), with no Maglev build,
+    /// slots handed over again (``handOver(_:_:_:ids:)``), with no Maglev build,
     /// whether the result is written in place or into a new map.
     static func build(_ requests: [RingRequest], ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
         let tables = requests.map { MaglevTable.Request(backends: $0.backends, size: $0.size) }
         return MaglevTable.parallelMap(tables) { i in
             let r = requests[i]
             return Result { () throws(BPFError) -> BuiltRing in
+                // The current ring, mapped once for the read, the copy and the rewrite.
+                var mapped: MappedRing?
+                if let target = r.inPlace {
+                    mapped = try MappedRing(target.current, size: r.size, name: r.name)
+                } else if let current = r.current {
+                    mapped = try? MappedRing(current.map, size: r.size, name: r.name)
+                }
+                defer { mapped?.unmap() }
                 var table: MaglevTable
                 var handedOver = false
-                if let current = r.current, let t = handOver(current, r, ids: ids) {
+                if let current = r.current, let mapped, let t = handOver(current, mapped, r, ids: ids) {
                     table = t
                     handedOver = true
                 } else {
@@ -136,8 +168,8 @@ enum RingWriter {
                     }
                 }
                 let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
-                if let target = r.inPlace {
-                    return BuiltRing(map: nil, summary: try rewrite(target, table, values: values, tag: r.tag, name: r.name),
+                if let target = r.inPlace, let mapped {
+                    return BuiltRing(map: nil, summary: try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name),
                                      handedOver: handedOver)
                 }
                 var built = try write(table, values: values, tag: r.tag, name: r.name)
@@ -152,7 +184,7 @@ enum RingWriter {
     /// summary's), checked against its digest, then ``MaglevTable/withDown(_:)``.
     /// Nil (build instead) when the backends or weights differ, or the ring
     /// does not read back as the table its summary describes.
-    static func handOver(_ current: CurrentRing, _ r: RingRequest, ids: (String) -> UInt32) -> MaglevTable? {
+    static func handOver(_ current: CurrentRing, _ mapped: MappedRing, _ r: RingRequest, ids: (String) -> UInt32) -> MaglevTable? {
         let s = current.summary
         guard s.size == r.size, !s.backends.isEmpty else { return nil }
         var wanted: [String: UInt32] = [:]
@@ -170,7 +202,7 @@ enum RingWriter {
         }
         var slots = [UInt16](repeating: 0, count: r.size)
         let err = slots.withUnsafeMutableBufferPointer {
-            xdplb_ring_map_read(current.map.fd, current.tag, $0.baseAddress!, UInt32(r.size))
+            xdplb_ring_read(mapped.words, current.tag, $0.baseAddress!, UInt32(r.size))
         }
         guard err == 0 else { return nil }
         var bad = false
