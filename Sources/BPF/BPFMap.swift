@@ -189,7 +189,9 @@ extension BPFMap {
                     xdplb_map_update_batch(fd, k.baseAddress! + done, v.baseAddress! + done, &count)
                 }
             }
-            if rc < 0 { throw BPFError("batch update map '\(name)'", errno: rc) }
+            if rc < 0 { throw BPFError("batch update map '\(name)'", errno: -rc) }
+            // The kernel always takes at least one entry or fails; never spin on none.
+            if count == 0 { throw BPFError("batch update map '\(name)': no entry taken", errno: EIO) }
             done += Int(count)
         }
     }

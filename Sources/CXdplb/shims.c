@@ -150,12 +150,8 @@ uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
 
-	void *p;
-
 	*len = (elems * sizeof(uint64_t) + page - 1) / page * page;
-	/* Every page is read or written: fault them all in with the mmap. */
-	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, map_fd, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return xdplb_map_mmap(map_fd, *len);
 }
 
 /* Whether the head of `ring` is `count` slots of tag `tag`. */
@@ -175,10 +171,21 @@ static bool ring_head_is(const uint64_t *ring, uint32_t count, uint32_t tag)
  */
 static int ring_store_slots(uint64_t *dst, const uint16_t *slots, uint32_t count, uint16_t pad)
 {
-	size_t elems = XDPLB_RING_ELEMS((size_t)count);
+	size_t whole = count / XDPLB_RING_SLOTS_PER_ELEM, elems = XDPLB_RING_ELEMS((size_t)count);
 	int changed = 0;
 
-	for (size_t i = 0; i < elems; i++) {
+	/* Whole elements: four slots are one unaligned 8-byte load of the input. */
+	for (size_t i = 0; i < whole; i++) {
+		uint64_t v;
+
+		memcpy(&v, slots + i * XDPLB_RING_SLOTS_PER_ELEM, sizeof(v));
+		if (__atomic_load_n(&dst[1 + i], __ATOMIC_RELAXED) != v) {
+			__atomic_store_n(&dst[1 + i], v, __ATOMIC_RELAXED);
+			changed++;
+		}
+	}
+	/* The last element, padded. */
+	for (size_t i = whole; i < elems; i++) {
 		uint16_t part[XDPLB_RING_SLOTS_PER_ELEM];
 		uint64_t v;
 
@@ -212,14 +219,6 @@ int xdplb_ring_copy(uint64_t *dst, const uint64_t *src, uint32_t count, uint32_t
 	if (head.size != count || !ring_head_is(src, count, src_tag))
 		return -ESTALE;
 	return ring_store_slots(dst, (const uint16_t *)(src + 1), count, (uint16_t)(src_tag << XDPLB_RING_ID_BITS));
-}
-
-int xdplb_ring_read(const uint64_t *ring, uint32_t tag, uint16_t *slots, uint32_t count)
-{
-	if (!ring_head_is(ring, count, tag))
-		return -ESTALE;
-	memcpy(slots, ring + 1, (size_t)count * sizeof(uint16_t));
-	return 0;
 }
 
 void *xdplb_map_mmap(int map_fd, size_t len)

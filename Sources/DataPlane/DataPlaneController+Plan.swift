@@ -56,13 +56,22 @@ extension DataPlaneController {
         // Every VIP state was written from this index's VIPs: their configs are equal.
         let sameVIPs = appliedIndex === index
         var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])] = [:]
-        for (i, v) in index.vips.enumerated() {
-            let name = index.names[i]
+        // The same few backends down everywhere: only the VIPs they are in have a down set.
+        var downOf: [Int: Set<IPAddress>]?
+        if case .everywhere(let d) = down, d.count <= 16 {
+            var byVIP: [Int: Set<IPAddress>] = [:]
+            for a in d { for i in index.vipsOf[a] ?? [] { byVIP[i, default: []].insert(a) } }
+            downOf = byVIP
+        }
+        func consider(_ i: Int) throws(BPFError) {
+            let v = index.vips[i], name = index.names[i]
             var vipDown: Set<IPAddress> = []
-            if let d = down.given(for: name), !d.isEmpty {
+            if let downOf {
+                vipDown = downOf[i] ?? []
+            } else if let d = down.given(for: name), !d.isEmpty {
                 vipDown = d.count <= 16 ? d.filter { index.contains(vip: i, address: $0) } : d.intersection(v.backends.lazy.map(\.address))
             }
-            if let cur = vips[name], sameVIPs || cur.config == v, cur.down == vipDown { continue }
+            if let cur = vips[name], sameVIPs || cur.config == v, cur.down == vipDown { return }
             // The ring is the table of every configured backend with the down ones' slots handed over.
             let ringBackends = index.maglevBackends(i, excluding: [])
             do {
@@ -72,6 +81,15 @@ extension DataPlaneController {
             } catch {
                 throw BPFError("refused: build Maglev table for \(name): \(error)", errno: EINVAL)
             }
+        }
+        if sameVIPs, let downOf {
+            // A health change on the VIPs already applied: only VIPs with a backend down now
+            // or before can change (a plan over 4,096 VIPs was 5-6 ms of a 40 ms change).
+            var candidates = Set(downOf.keys)
+            for name in namesWithDown { if let i = index.positions[name] { candidates.insert(i) } }
+            for i in candidates.sorted() { try consider(i) }
+        } else {
+            for i in index.vips.indices { try consider(i) }
         }
         return ApplyPlan(index: index, changed: changed)
     }
@@ -103,6 +121,8 @@ final class ConfigIndex: @unchecked Sendable {
     /// the backends whose weight or VIPs may differ from it.
     private(set) var base: ObjectIdentifier?
     private(set) var touched: Set<IPAddress> = []
+    /// The position in ``vips`` of each VIP name, made on first use.
+    lazy var positions: [String: Int] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
     /// The names as a set, and the VIPs' map keys.
     let nameSet: Set<String>
     let keySet: Set<xdplb_vip_key>

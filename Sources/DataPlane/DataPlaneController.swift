@@ -76,6 +76,8 @@ public final class DataPlaneController: @unchecked Sendable {
     public let maps: BalancerMaps
     /// VIP state by VIP name (`addr:port/proto`).
     public private(set) var vips: [String: VIPState] = [:]
+    /// The VIPs whose state has a backend down (a health change looks at these and the newly down ones only).
+    var namesWithDown: Set<String> = []
     /// Node-local backend ids by address.
     public private(set) var backendIDs: [IPAddress: UInt32] = [:]
     private var backendEntries: [UInt32: xdplb_backend] = [:]
@@ -228,6 +230,7 @@ public final class DataPlaneController: @unchecked Sendable {
         if !sameIndex {
             for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { _ = try backendID(for: addr) }
         }
+        var writeIDs: [UInt32] = [], writeEntries: [xdplb_backend] = []
         for (addr, w) in visit {
             let id = try backendID(for: addr)
             var e = backendEntries[id] ?? xdplb_backend()
@@ -254,10 +257,15 @@ public final class DataPlaneController: @unchecked Sendable {
                 clearPresentAfterRings.append((id, e))
             }
             if backendEntries[id] == nil || !ABI.bytesEqual(old, written) {
-                try maps.backends.update(id, written)
-                backendEntries[id] = written
-                report.backendsWritten += 1
+                writeIDs.append(id)
+                writeEntries.append(written)
             }
+        }
+        // One batch: a first apply of 10,000 backends was 10,000 syscalls (34-57 ms).
+        if !writeIDs.isEmpty {
+            try maps.backends.updateBatch(keys: writeIDs, values: writeEntries)
+            for (id, e) in zip(writeIDs, writeEntries) { backendEntries[id] = e }
+            report.backendsWritten += writeIDs.count
         }
 
         report.phases.backends = lap()
@@ -268,6 +276,7 @@ public final class DataPlaneController: @unchecked Sendable {
             try removeVIP(state)
             retired.append(state.index)
             vips[name] = nil
+            namesWithDown.remove(name)
             usedVIPIndexes[state.index] = nil
             freeVIPIndexes.released.append(state.index)
             report.vipsRemoved.append(name)
@@ -527,6 +536,7 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         pendingVIPs.append((key, Self.meta(v, index: index, ring: built?.summary, tag: tag)))
         vips[name] = VIPState(config: v, index: index, ring: built?.summary, ringTag: tag, down: down, previousRingUntil: previousUntil)
+        if down.isEmpty { namesWithDown.remove(name) } else { namesWithDown.insert(name) }
     }
 
     /// Drops the previous rings whose second-chance time is up (the agent calls

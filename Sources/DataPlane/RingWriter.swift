@@ -200,20 +200,21 @@ enum RingWriter {
             guard id != 0, id <= UInt32(idMask), indexOf[Int(id)] == MaglevTable.emptySlot else { return nil }
             indexOf[Int(id)] = UInt16(k)
         }
-        var slots = [UInt16](repeating: 0, count: r.size)
-        let err = slots.withUnsafeMutableBufferPointer {
-            xdplb_ring_read(mapped.words, current.tag, $0.baseAddress!, UInt32(r.size))
-        }
-        guard err == 0 else { return nil }
+        // The head says which ring this is; the slots are converted straight from the mapping.
+        var head = xdplb_ring_head()
+        withUnsafeMutableBytes(of: &head) { $0.copyMemory(from: UnsafeRawBufferPointer(start: mapped.words, count: $0.count)) }
+        guard head.size == UInt32(r.size), head.tag == current.tag else { return nil }
         var bad = false
-        indexOf.withUnsafeBufferPointer { index in
-            slots.withUnsafeMutableBufferPointer { slots in
-                for q in slots.indices {
-                    let k = index[Int(slots[q] & idMask)]
+        let ring = UnsafeRawPointer(mapped.words + 1).assumingMemoryBound(to: UInt16.self)
+        let slots = [UInt16](unsafeUninitializedCapacity: r.size) { out, initialized in
+            indexOf.withUnsafeBufferPointer { index in
+                for q in 0 ..< r.size {
+                    let k = index[Int(ring[q] & idMask)]
                     bad = bad || k == MaglevTable.emptySlot
-                    slots[q] = k
+                    out[q] = k
                 }
             }
+            initialized = r.size
         }
         guard !bad else { return nil }
         let backends = zip(s.backends, s.weights).map { MaglevBackend(identity: $0.0, weight: $0.1) }

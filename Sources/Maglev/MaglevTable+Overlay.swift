@@ -41,13 +41,16 @@ public struct MaglevOverlay: Sendable, Equatable {
 /// M = 65,537: a backend in 100 VIPs going down at 4,096 VIPs reaches the
 /// data plane in ~40 ms instead of ~70 (BENCHMARKS.md).
 ///
-/// The rendezvous score of backend b for slot s is
-/// `mix64(k_b ^ s·0x9E3779B97F4A7C15)`, with `k_b = mix64(h1 ^ h2)` of b's
-/// identity hashes (``identityHashes(_:)``), fixed forever like them. With
-/// equal weights among the up backends the highest score wins (ties: the lower
-/// index). Otherwise the score, as u = (score >> 11 + ½)/2⁵³ in (0, 1), is
-/// weighted as `w / −ln(u)` (weighted rendezvous hashing: each backend wins a
-/// share w/Σw) and the highest wins.
+/// The rendezvous score of backend b for slot s: with h_s =
+/// `mix64(s·0x9E3779B97F4A7C15)`, `k1_b = mix64(h1 ^ h2)` and `k2_b =
+/// mix64(h2 + 0x9E3779B97F4A7C15)` of b's identity hashes
+/// (``identityHashes(_:)``), the 128-bit product `(k1_b ^ h_s) · k2_b` with
+/// its two halves xored; fixed forever like the hashes. With equal weights
+/// among the up backends the highest score wins (ties: the lower index).
+/// Otherwise the score, as u = (score >> 11 + ½)/2⁵³ in (0, 1), is weighted
+/// as `w / −ln(u)` (weighted rendezvous hashing: each backend wins a share
+/// w/Σw) and the highest wins (ties: the lower index); only the best score
+/// of each weight is weighed, so a slot costs one log per distinct weight.
 extension MaglevTable {
     /// The table of `backends` with those whose identity is in `down` out of
     /// the ring: the table of every backend (with weight > 0), then the slots of
@@ -77,7 +80,7 @@ extension MaglevTable {
     /// slot whose base owner is down handed over to the up backend with the
     /// highest rendezvous score. O(M) plus O(N) per slot handed over.
     public func withDown(_ down: Set<String>) -> MaglevTable {
-        guard !backends.isEmpty else { return self }
+        guard !backends.isEmpty, !(down.isEmpty && overlay.isEmpty) else { return self }
         let isDown = backends.map { down.contains($0.identity) }
         let upCount = isDown.lazy.filter { !$0 }.count
         if upCount == 0 { return try! MaglevTable(backends: [], size: size) }
@@ -99,47 +102,80 @@ extension MaglevTable {
 
     /// The rendezvous pick among a table's up backends.
     struct Rendezvous {
-        /// k_b and the index of each up backend, in ``MaglevTable/backends`` order.
-        let keys: [UInt64]
+        /// k1_b, k2_b and the index of each up backend, in ``MaglevTable/backends`` order.
+        let k1: [UInt64]
+        let k2: [UInt64]
         let indexes: [UInt16]
-        /// The up backends' weights, when they differ (nil: all equal).
-        let weights: [Double]?
+        /// With weights that differ: each up backend's weight group, and the
+        /// groups' weights (nil: all equal).
+        let group: [Int]?
+        let groupWeights: [Double]
 
         init(_ backends: [MaglevBackend], isDown: [Bool]) {
-            var keys: [UInt64] = [], indexes: [UInt16] = [], w: [UInt32] = []
+            var k1: [UInt64] = [], k2: [UInt64] = [], indexes: [UInt16] = [], w: [UInt32] = []
             for (i, b) in backends.enumerated() where !isDown[i] {
                 let h = Array(b.identity.utf8).withUnsafeBufferPointer { MaglevTable.identityHashes($0) }
-                keys.append(MaglevTable.mix64(h.h1 ^ h.h2))
+                k1.append(MaglevTable.mix64(h.h1 ^ h.h2))
+                k2.append(MaglevTable.mix64(h.h2 &+ 0x9E37_79B9_7F4A_7C15))
                 indexes.append(UInt16(truncatingIfNeeded: i))
                 w.append(b.weight)
             }
-            self.keys = keys
+            self.k1 = k1
+            self.k2 = k2
             self.indexes = indexes
-            weights = w.allSatisfy({ $0 == w[0] }) ? nil : w.map(Double.init)
+            if w.allSatisfy({ $0 == w[0] }) {
+                group = nil
+                groupWeights = []
+            } else {
+                let distinct = Array(Set(w)).sorted()
+                let position = Dictionary(uniqueKeysWithValues: distinct.enumerated().map { ($1, $0) })
+                group = w.map { position[$0]! }
+                groupWeights = distinct.map(Double.init)
+            }
         }
 
-        /// The score of the up backend with key `k` for slot `s`.
+        /// The slot's own hash h_s: ``mix64(_:)`` of s·0x9E3779B97F4A7C15.
         @inline(__always)
-        static func score(_ k: UInt64, _ s: Int) -> UInt64 {
-            MaglevTable.mix64(k ^ (UInt64(truncatingIfNeeded: s) &* 0x9E37_79B9_7F4A_7C15))
+        static func slotHash(_ s: Int) -> UInt64 {
+            MaglevTable.mix64(UInt64(truncatingIfNeeded: s) &* 0x9E37_79B9_7F4A_7C15)
+        }
+
+        /// The score of backend (k1, k2) for a slot of hash `hs`: the 128-bit
+        /// product of k1 ^ hs and k2, its halves xored (one multiply).
+        @inline(__always)
+        static func score(_ k1: UInt64, _ k2: UInt64, _ hs: UInt64) -> UInt64 {
+            let p = (k1 ^ hs).multipliedFullWidth(by: k2)
+            return p.high ^ p.low
         }
 
         /// The up backend (its index into the table's backends) that takes slot `s`.
         func owner(of s: Int) -> UInt16 {
+            let hs = Self.slotHash(s)
             var best = 0
-            if let weights {
-                var top = -Double.infinity
-                for j in keys.indices {
-                    let u = (Double(Self.score(keys[j], s) >> 11) + 0.5) * 0x1p-53
-                    let v = weights[j] / -log(u)
-                    if v > top { top = v; best = j }
-                }
-            } else {
-                var top: UInt64 = 0
-                keys.withUnsafeBufferPointer { k in
-                    for j in k.indices {
-                        let v = Self.score(k[j], s)
-                        if v > top || j == 0 { top = v; best = j }
+            k1.withUnsafeBufferPointer { k1 in
+                k2.withUnsafeBufferPointer { k2 in
+                    if let group {
+                        // The best of each weight group is its highest score (−ln u falls
+                        // as u grows); only those are weighed, with one log each.
+                        var top = [UInt64](repeating: 0, count: groupWeights.count)
+                        var at = [Int](repeating: -1, count: groupWeights.count)
+                        for j in k1.indices {
+                            let v = Self.score(k1[j], k2[j], hs), g = group[j]
+                            if at[g] < 0 || v > top[g] { top[g] = v; at[g] = j }
+                        }
+                        var bestValue = -Double.infinity
+                        best = -1
+                        for g in top.indices where at[g] >= 0 {
+                            let u = (Double(top[g] >> 11) + 0.5) * 0x1p-53
+                            let v = groupWeights[g] / -log(u)
+                            if v > bestValue || (v == bestValue && at[g] < best) { bestValue = v; best = at[g] }
+                        }
+                    } else {
+                        var top: UInt64 = 0
+                        for j in k1.indices {
+                            let v = Self.score(k1[j], k2[j], hs)
+                            if v > top || j == 0 { top = v; best = j }
+                        }
                     }
                 }
             }

@@ -56,6 +56,38 @@ struct HandOverTests {
         }
     }
 
+    @Test("three VIPs sharing backends: after every health change each VIP's down set, digest and ring are those of the backends down now")
+    func sharedBackendsAcrossVIPs() throws {
+        var c = Lab.config()
+        let pool = (0..<12).map { IPAddress("10.0.8.\($0 + 2)")! }
+        func vip(_ last: UInt8, _ members: [Int]) -> VIPConfig {
+            VIPConfig(address: IPAddress("10.100.2.\(last)")!, port: 80, proto: .tcp, ringSize: 4099,
+                      backends: members.map { BackendConfig(address: pool[$0], weight: 100) })
+        }
+        c.vips = [vip(1, Array(0..<8)), vip(2, Array(4..<12)), vip(3, [0, 2, 4, 6, 8, 10])]
+        let bed = try TestBed(config: c)
+        var rng = Rand(state: 5)
+        var down: Set<IPAddress> = []
+        for step in 0..<25 {
+            let a = pool[rng.below(pool.count)]
+            if down.contains(a) { down.remove(a) } else { down.insert(a) }
+            try bed.apply(c, down: down)
+            for v in c.vips {
+                let state = try #require(bed.controller.vips[v.name])
+                let want = down.intersection(v.backends.map(\.address))
+                #expect(state.down == want, "step \(step), \(v.name): down \(state.down), want \(want)")
+                if want.count == v.backends.count {
+                    #expect(state.ring == nil, "step \(step), \(v.name): every backend down, no ring")
+                    continue
+                }
+                let fresh = try MaglevTable(backends: v.maglevBackends(), size: v.ringSize, down: Set(want.map(\.description)))
+                #expect(state.ring?.digest == fresh.digest, "step \(step), \(v.name)")
+                let ring = try #require(try RingContents.read(bed.balancer.maps.rings, index: state.index))
+                try expectRingParity(ring, fresh, ids: bed.controller.backendIDs)
+            }
+        }
+    }
+
     @Test("a controller that starts over on the same maps builds the same ring for the same down set")
     func rebuildAfterRestartIsTheSame() throws {
         let c = Self.config()

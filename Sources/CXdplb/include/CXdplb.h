@@ -49,8 +49,8 @@ int xdplb_ring_map_create(uint32_t max_entries, const char *name);
  * Returns NULL (errno set) on failure. */
 uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len);
 
-/* On a ring mapped with xdplb_ring_map_mmap (one mapping serves a read, a
- * copy and a rewrite of the ring in one apply):
+/* On a ring mapped with xdplb_ring_map_mmap (one mapping serves the agent's
+ * read of the slots, a copy and a rewrite of the ring in one apply):
  *
  * Rewrite it in place: the ring must have `count` slots and tag `tag` in
  * its head; slots[0..count) (values with that tag) replace its slots, one
@@ -62,10 +62,6 @@ int xdplb_ring_store(uint64_t *ring, uint32_t tag, const uint16_t *slots, uint32
  * slots, any tag; its head is kept) the same way. Returns the number of
  * elements changed, or -ESTALE when a head differs. */
 int xdplb_ring_copy(uint64_t *dst, const uint64_t *src, uint32_t count, uint32_t src_tag);
-/* Read its `count` slots (head: `count` slots, tag `tag`) into
- * slots[0..count) as they are (backend id | tag << ID_BITS). Returns 0, or
- * -ESTALE when the head differs. */
-int xdplb_ring_read(const uint64_t *ring, uint32_t tag, uint16_t *slots, uint32_t count);
 
 /* mmap a BPF_F_MMAPABLE array map's values (len bytes, page multiple), shared
  * read/write. NULL on failure (errno set). */
