@@ -60,6 +60,12 @@ assert [b["down"] for b in down["backends"]] == [False, False, True, False]
 assert down["digest"] != up["digest"]
 PY
 expect_fail_with "maglev: --down must name a backend" "--down: 'e' is not one of --backends" "$XDPLB" maglev --backends a,b --down e
+"$XDPLB" maglev --backends a,b,c,d --size 1009 --down a,b,c,d --json >"$tmp/alldown.json"
+check "maglev --down: every backend down fails open, the table of all of them" python3 - "$tmp/up.json" "$tmp/alldown.json" <<'PY'
+import json, sys
+up, down = (json.load(open(p)) for p in sys.argv[1:3])
+assert down["fail_open"] is True and down["digest"] == up["digest"], down
+PY
 expect_fail_with "maglev: non-prime size refused" "65536 is not prime" "$XDPLB" maglev --backends a,b --size 65536
 expect_fail_with "maglev: weights count must match" "--weights has 1 values for 2 backends" "$XDPLB" maglev --backends a,b --weights 1
 expect_fail_with "maglev: bad weight refused" "'x' is not an integer in 0...1000" "$XDPLB" maglev --backends a --weights x

@@ -60,18 +60,24 @@ struct MaglevCommand: ParsableCommand {
         let names = backendList
         let w = weights?.split(separator: ",").map { UInt32($0.trimmingCharacters(in: .whitespaces))! }
             ?? Array(repeating: 1, count: names.count)
+        // Every backend in the ring down: the agent fails the VIP open to all of them.
+        let inRing = Set(zip(names, w).filter { $0.1 > 0 }.map(\.0))
+        let failOpen = !downList.isEmpty && inRing.isSubset(of: Set(downList))
+        if failOpen && !json {
+            print("every backend is down: the VIP fails open to all of them, this table")
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         let table: MaglevTable
         do {
             table = try MaglevTable(backends: zip(names, w).map { MaglevBackend(identity: $0, weight: $1) }, size: size,
-                                    down: Set(downList))
+                                    down: failOpen ? [] : Set(downList))
         } catch {
             throw ValidationError("\(error)")
         }
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         let counts = table.slotCounts()
         // Balance: slots per unit of weight, largest over smallest (1.0 = perfect).
-        let downSet = Set(downList)
+        let downSet = failOpen ? [] : Set(downList)
         // Down backends have no share: weights count for the up ones only.
         let upWeights = zip(names, w).map { downSet.contains($0.0) ? 0 : $0.1 }
         let perWeight = zip(names, upWeights).filter { $0.1 > 0 }.map { Double(counts[$0.0] ?? 0) / Double($0.1) }
@@ -82,7 +88,7 @@ struct MaglevCommand: ParsableCommand {
                 ["backend": n, "weight": Int(wt), "slots": counts[n] ?? 0, "down": downSet.contains(n),
                  "share": Double(counts[n] ?? 0) / Double(size)]
             }
-            let obj: [String: Any] = ["size": size, "digest": table.digest, "max_min_ratio": ratio,
+            let obj: [String: Any] = ["size": size, "digest": table.digest, "max_min_ratio": ratio, "fail_open": failOpen,
                                       "build_ms": ms, "backends": rows]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
             print(String(decoding: data, as: UTF8.self))
