@@ -9,8 +9,8 @@ import NetAddress
 public struct ApplyReport: Sendable {
     /// VIPs whose ring was rebuilt and swapped in.
     public var ringsReplaced: [String] = []
-    /// How many of those were made by handing a down backend's slots over
-    /// (or back) in the ring in place, with no Maglev build.
+    /// How many of those were made from the VIP's current ring by handing a
+    /// down backend's slots over (or back), with no Maglev build.
     public var ringsHandedOver = 0
     /// VIPs removed.
     public var vipsRemoved: [String] = []

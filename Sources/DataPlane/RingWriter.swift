@@ -68,7 +68,7 @@ struct InPlaceRing: @unchecked Sendable {
 struct BuiltRing: @unchecked Sendable {
     var map: BPFMap?
     var summary: RingSummary
-    /// Made from the ring in place by handing slots over, without a Maglev build.
+    /// Made from the VIP's current ring by handing slots over, without a Maglev build.
     var handedOver = false
 }
 
@@ -99,11 +99,9 @@ enum RingWriter {
         let fd = xdplb_ring_map_create(elements(size: table.size), "xdplb_ring")
         guard fd >= 0 else { throw BPFError("create ring map for \(name)", errno: -fd) }
         let ring = try BPFMap(owning: fd, name: "ring \(name)")
-        var length = 0
-        guard let words = xdplb_ring_map_mmap(ring.fd, UInt32(table.size), &length) else {
-            throw BPFError("map the ring map of \(name)", errno: errno)
-        }
-        defer { munmap(words, length) }
+        let mapped = try MappedRing(ring, size: table.size, name: name)
+        defer { mapped.unmap() }
+        let words = mapped.words
         var head = xdplb_ring_head()
         head.size = UInt32(table.size)
         head.tag = tag
@@ -204,19 +202,14 @@ enum RingWriter {
         var head = xdplb_ring_head()
         withUnsafeMutableBytes(of: &head) { $0.copyMemory(from: UnsafeRawBufferPointer(start: mapped.words, count: $0.count)) }
         guard head.size == UInt32(r.size), head.tag == current.tag else { return nil }
-        var bad = false
+        // An id of no backend becomes emptySlot, which init(ringSlots:) refuses.
         let ring = UnsafeRawPointer(mapped.words + 1).assumingMemoryBound(to: UInt16.self)
         let slots = [UInt16](unsafeUninitializedCapacity: r.size) { out, initialized in
             indexOf.withUnsafeBufferPointer { index in
-                for q in 0 ..< r.size {
-                    let k = index[Int(ring[q] & idMask)]
-                    bad = bad || k == MaglevTable.emptySlot
-                    out[q] = k
-                }
+                for q in 0 ..< r.size { out[q] = index[Int(ring[q] & idMask)] }
             }
             initialized = r.size
         }
-        guard !bad else { return nil }
         let backends = zip(s.backends, s.weights).map { MaglevBackend(identity: $0.0, weight: $0.1) }
         guard let current = MaglevTable(ringSlots: slots, size: r.size, backends: backends, overlay: s.overlay),
               current.digest == s.digest else { return nil }

@@ -32,14 +32,16 @@ public struct MaglevOverlay: Sendable, Equatable {
 /// - a down backend's ~M/N slots spread evenly over the up backends (in
 ///   proportion to weight), each slot independently of the others;
 /// - a second backend going down moves only the slots that backend holds,
-///   and one coming back takes back exactly the slots it lost;
+///   and one coming back takes back every slot it had in the base, plus its
+///   rendezvous share of the slots of backends still down;
 /// - the result depends only on the configured backends, the down set and
 ///   M, never on the order of events, so every node that agrees on the down
 ///   set has the same table (and digest).
 ///
-/// Cost: O(M) plus O(N) per slot handed over, against a build's ~1 ms for
-/// M = 65,537: a backend in 100 VIPs going down at 4,096 VIPs reaches the
-/// data plane in ~40 ms instead of ~70 (BENCHMARKS.md).
+/// Cost: O(M) plus O(N) per slot handed over (~0.2 ms for one of 100
+/// backends at M = 65,537), against ~1 ms for a build: a backend in 100 of
+/// 4,096 VIPs going down reaches the data plane in 37-38 ms instead of 73-98
+/// (BENCHMARKS.md).
 ///
 /// The rendezvous score of backend b for slot s: with h_s =
 /// `mix64(s·0x9E3779B97F4A7C15)`, `k1_b = mix64(h1 ^ h2)` and `k2_b =
