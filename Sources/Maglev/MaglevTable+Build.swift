@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -27,11 +28,10 @@ extension MaglevTable {
     /// Builds many tables, several at a time.
     ///
     /// Each result is exactly what ``init(backends:size:)`` gives (or throws)
-    /// for that request. The requests are split into at most `maxConcurrency`
-    /// chunks of about equal work (largest first onto the least loaded chunk,
-    /// the work of a table taken as about M·log₂M plus its backend count),
-    /// and the chunks run on `DispatchQueue.concurrentPerform`. The call
-    /// returns when every table is built.
+    /// for that request. At most `maxConcurrency` workers on
+    /// `DispatchQueue.concurrentPerform` take the requests one at a time,
+    /// largest first (``parallelMap(_:maxConcurrency:_:)``). The call returns
+    /// when every table is built.
     /// - Parameters:
     ///   - requests: The tables to build.
     ///   - maxConcurrency: The most tables built at the same time; 1 or less
@@ -44,10 +44,14 @@ extension MaglevTable {
         parallelMap(requests, maxConcurrency: maxConcurrency) { result(requests[$0]) }
     }
 
-    /// Runs `body` once for each index of `requests`, several at a time, in the
-    /// chunks ``build(_:maxConcurrency:)`` uses (about equal estimated work):
-    /// for work that builds a table and does more with it (the data plane
-    /// writes each into a ring map). `body` must only read shared state.
+    /// Runs `body` once for each index of `requests`, several at a time: for
+    /// work that builds a table and does more with it (the data plane writes
+    /// each into a ring map). `body` must only read shared state.
+    ///
+    /// Each of the `maxConcurrency` workers takes the next request, largest
+    /// estimated work first (about M·log₂M plus the backend count), until none
+    /// is left: a worker slowed down (a stolen vCPU, an interrupt) takes fewer,
+    /// so the call ends when the work does, not when the slowest fixed share does.
     /// - Parameters:
     ///   - requests: The tables the work builds (only their sizes are read here).
     ///   - maxConcurrency: The most bodies running at the same time; 1 or less
@@ -58,18 +62,41 @@ extension MaglevTable {
         maxConcurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
         _ body: @Sendable (Int) -> T
     ) -> [T] {
-        let chunks = min(max(1, maxConcurrency), requests.count)
-        guard chunks > 1 else { return requests.indices.map(body) }
-        let plan = Self.chunks(requests, count: chunks)
+        let workers = min(max(1, maxConcurrency), requests.count)
+        guard workers > 1 else { return requests.indices.map(body) }
+        let order = largestFirst(requests)
+        let next = WorkCounter()
         return [T](unsafeUninitializedCapacity: requests.count) { buffer, initialized in
             let out = ResultSlots(buffer)
-            DispatchQueue.concurrentPerform(iterations: plan.count) { chunk in
-                for i in plan[chunk] {
-                    out.initialize(i, to: body(i))
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while true {
+                    let k = next.take()
+                    guard k < order.count else { return }
+                    out.initialize(order[k], to: body(order[k]))
                 }
             }
-            // Every index is in exactly one chunk, so every element is initialized.
+            // Every index is taken exactly once, so every element is initialized.
             initialized = requests.count
+        }
+    }
+
+    /// Request indexes by estimated work, largest first (ties by index, so the order is deterministic).
+    static func largestFirst(_ requests: [Request]) -> [Int] {
+        func work(_ r: Request) -> Int {
+            let m = max(1, r.size)
+            return m * (Int.bitWidth - m.leadingZeroBitCount) + r.backends.count
+        }
+        let works = requests.map(work)
+        return requests.indices.sorted { a, b in works[a] != works[b] ? works[a] > works[b] : a < b }
+    }
+
+    /// The next request to take, shared by the workers of one ``parallelMap(_:maxConcurrency:_:)``.
+    final class WorkCounter: Sendable {
+        private let value = Atomic<Int>(0)
+
+        /// A position no other call returned: 0, 1, 2, ...
+        func take() -> Int {
+            value.wrappingAdd(1, ordering: .relaxed).oldValue
         }
     }
 
@@ -80,29 +107,6 @@ extension MaglevTable {
         } catch {
             return .failure(error)
         }
-    }
-
-    /// Splits request indexes into `count` chunks of about equal estimated
-    /// work: largest first, each onto the chunk with the least work so far
-    /// (ties to the lower chunk, so the plan is deterministic).
-    static func chunks(_ requests: [Request], count: Int) -> [[Int]] {
-        func work(_ r: Request) -> Int {
-            let m = max(1, r.size)
-            return m * (Int.bitWidth - m.leadingZeroBitCount) + r.backends.count
-        }
-        let order = requests.indices.sorted { a, b in
-            let wa = work(requests[a]), wb = work(requests[b])
-            return wa != wb ? wa > wb : a < b
-        }
-        var plan = [[Int]](repeating: [], count: count)
-        var load = [Int](repeating: 0, count: count)
-        for i in order {
-            var least = 0
-            for c in 1 ..< count where load[c] < load[least] { least = c }
-            plan[least].append(i)
-            load[least] += work(requests[i])
-        }
-        return plan
     }
 
     /// The results being built: each index is written by exactly one task, once,
