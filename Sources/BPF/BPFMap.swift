@@ -175,6 +175,33 @@ public final class BPFMap: @unchecked Sendable {
 }
 
 extension BPFMap {
+    /// Writes `value` on every possible CPU at each of `keys` (e.g. zero to
+    /// reset many per-CPU counters) with BPF_MAP_UPDATE_BATCH calls instead of
+    /// one syscall a key.
+    public func updatePerCPUBatch<K: BitwiseCopyable, V: BitwiseCopyable>(keys: [K], value: V) throws(BPFError) {
+        guard MemoryLayout<K>.stride == Int(info.keySize), MemoryLayout<V>.size == Int(info.valueSize) else {
+            throw BPFError("per-CPU batch update map '\(name)': key/value sizes differ from the map's", errno: EINVAL)
+        }
+        guard !keys.isEmpty else { return }
+        // The kernel takes each key's values as one 8-byte-rounded value per possible CPU.
+        let slot = (MemoryLayout<V>.size + 7) & ~7
+        let perKey = slot * BPFMap.possibleCPUs
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: perKey * keys.count, alignment: 8)
+        defer { buf.deallocate() }
+        buf.initializeMemory(as: UInt8.self, repeating: 0, count: perKey * keys.count)
+        for q in 0 ..< keys.count * BPFMap.possibleCPUs { buf.storeBytes(of: value, toByteOffset: q * slot, as: V.self) }
+        var done = 0
+        while done < keys.count {
+            var count = UInt32(keys.count - done)
+            let rc = keys.withUnsafeBufferPointer { k in
+                xdplb_map_update_batch(fd, k.baseAddress! + done, buf + done * perKey, &count)
+            }
+            if rc < 0 { throw BPFError("per-CPU batch update map '\(name)'", errno: -rc) }
+            if count == 0 { throw BPFError("per-CPU batch update map '\(name)': no entry taken", errno: EIO) }
+            done += Int(count)
+        }
+    }
+
     /// Writes many entries with one BPF_MAP_UPDATE_BATCH call (array and hash maps).
     public func updateBatch<K: BitwiseCopyable, V: BitwiseCopyable>(keys: [K], values: [V]) throws(BPFError) {
         precondition(keys.count == values.count, "updateBatch: keys and values differ in count")

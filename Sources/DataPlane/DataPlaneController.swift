@@ -228,7 +228,10 @@ public final class DataPlaneController: @unchecked Sendable {
         lastBackendInputs = nil   // set again once this apply has written everything
         // New backends take ids in address order (the same ids on every run of the same config).
         if !sameIndex {
-            for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { _ = try backendID(for: addr) }
+            // Their per-backend counters are zeroed in one batch, not one syscall each.
+            var fresh: [UInt32] = []
+            for addr in weights.keys.filter({ backendIDs[$0] == nil }).sorted() { fresh.append(try backendID(for: addr, zeroStats: false)) }
+            try maps.backendStats.updatePerCPUBatch(keys: fresh, value: xdplb_counter())
         }
         var writeIDs: [UInt32] = [], writeEntries: [xdplb_backend] = []
         for (addr, w) in visit {
@@ -402,15 +405,16 @@ public final class DataPlaneController: @unchecked Sendable {
     private var backendIDsVersion = 0
 
     /// Takes the address's id, allocating one for a new backend; a (re)assigned
-    /// id starts with zeroed per-backend counters (they belonged to its last owner).
-    private func backendID(for addr: IPAddress) throws(BPFError) -> UInt32 {
+    /// id starts with zeroed per-backend counters (they belonged to its last
+    /// owner), zeroed here unless `zeroStats` is false (the caller zeroes them).
+    private func backendID(for addr: IPAddress, zeroStats: Bool = true) throws(BPFError) -> UInt32 {
         if let id = backendIDs[addr] { return id }
         // Fresh ids first, then the longest released: a previous ring (second chance)
         // still naming a removed backend's id should not name its successor soon.
         guard let id = takeFree(&freeBackendIDs, range: 1..<UInt32(XDPLB_MAX_BACKENDS), used: backendGens, preferFresh: true) else {
             throw BPFError("allocate a backend id for \(addr)", errno: ENOSPC, hint: "at most \(XDPLB_MAX_BACKENDS - 1) backends")
         }
-        try maps.backendStats.updatePerCPU(id, xdplb_counter())
+        if zeroStats { try maps.backendStats.updatePerCPU(id, xdplb_counter()) }
         backendIDs[addr] = id
         backendIDsVersion += 1
         backendGens[id] = nextGeneration
