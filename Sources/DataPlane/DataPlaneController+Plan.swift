@@ -132,19 +132,30 @@ final class ConfigIndex: @unchecked Sendable {
         names = vips.map(\.name)
         nameSet = Set(names)
         keySet = Set(vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
-        var weights: [IPAddress: UInt32] = [:]
-        var identities: [IPAddress: String] = [:]
-        var vipsOf: [IPAddress: [Int]] = [:]
+        // One lookup per backend reference: each address gets a position in
+        // plain arrays, and the dictionaries are made once per distinct address.
+        var position: [IPAddress: Int] = [:]
+        var addresses: [IPAddress] = [], maxWeight: [UInt32] = [], memberOf: [[Int]] = []
         for (i, v) in vips.enumerated() {
             for b in v.backends {
-                if let w = weights[b.address] {
-                    weights[b.address] = max(w, b.weight)
+                if let k = position[b.address] {
+                    maxWeight[k] = max(maxWeight[k], b.weight)
+                    memberOf[k].append(i)
                 } else {
-                    weights[b.address] = b.weight
-                    identities[b.address] = b.address.description
+                    position[b.address] = addresses.count
+                    addresses.append(b.address)
+                    maxWeight.append(b.weight)
+                    memberOf.append([i])
                 }
-                vipsOf[b.address, default: []].append(i)
             }
+        }
+        var weights = [IPAddress: UInt32](minimumCapacity: addresses.count)
+        var identities = [IPAddress: String](minimumCapacity: addresses.count)
+        var vipsOf = [IPAddress: [Int]](minimumCapacity: addresses.count)
+        for (k, a) in addresses.enumerated() {
+            weights[a] = maxWeight[k]
+            identities[a] = a.description
+            vipsOf[a] = memberOf[k]
         }
         self.weights = weights
         self.identities = identities

@@ -93,6 +93,31 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// Hashes the family and the bytes as one or two words (a 4- or 16-byte
+    /// address; any other length byte by byte): backend maps of a large config
+    /// hash addresses hundreds of thousands of times an apply.
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .v4(let b): Self.hash(b, family: 4, into: &hasher)
+        case .v6(let b): Self.hash(b, family: 6, into: &hasher)
+        }
+    }
+
+    private static func hash(_ b: [UInt8], family: UInt64, into hasher: inout Hasher) {
+        b.withUnsafeBytes { raw in
+            switch raw.count {
+            case 4:
+                hasher.combine(UInt64(raw.loadUnaligned(as: UInt32.self)) << 8 | family)
+            case 16:
+                hasher.combine(raw.loadUnaligned(as: UInt64.self))
+                hasher.combine(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self) ^ family)
+            default:
+                hasher.combine(family)
+                hasher.combine(bytes: raw)
+            }
+        }
+    }
+
     /// IPv4 sorts before IPv6; within a family, by bytes.
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
         if lhs.family != rhs.family { return lhs.family < rhs.family }
