@@ -147,6 +147,8 @@ public struct ApplyResult: Sendable, Codable {
     public var applyMs: Double
     /// Building the same Maglev tables alone (no map writes).
     public var maglevComputeMs: Double
+    /// The same tables built on every core (``MaglevTable/build(_:maxConcurrency:)``).
+    public var maglevParallelMs: Double
     /// applyMs − maglevComputeMs: map writes and bookkeeping.
     public var mapWriteMs: Double
     /// Another apply of the same config (nothing changes), median of 5.
@@ -299,7 +301,7 @@ public struct BenchReport: Sendable, Codable {
         }
         for a in c.applies {
             out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct), ring \(a.ringSize), LRU \(a.lruSize):")
-            out.append("    first apply \(f(a.applyMs)) ms (the same Maglev tables built on one core: \(f(a.maglevComputeMs)) ms)")
+            out.append("    first apply \(f(a.applyMs)) ms (the same Maglev tables built on one core: \(f(a.maglevComputeMs)) ms, on every core: \(f(a.maglevParallelMs)) ms)")
             out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms (the config built again: \(f(a.noopReloadApplyMs, 2)) ms); one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms; a backend in \(a.hotBackendVIPs) VIPs goes down: \(f(a.hotBackendDownMs, 2)) ms")
             out.append("    half the VIPs removed: \(f(a.halfRemovedMs)) ms; added back: \(f(a.halfAddedMs)) ms")
             out.append("    RSS: \(mb(a.rssBeforeLoadBytes)) before load, \(mb(a.rssBeforeApplyBytes)) loaded, \(mb(a.rssAfterApplyBytes)) after apply, peak \(mb(a.rssPeakBytes))")
