@@ -190,15 +190,9 @@ extension BPFMap {
         defer { buf.deallocate() }
         buf.initializeMemory(as: UInt8.self, repeating: 0, count: perKey * keys.count)
         for q in 0 ..< keys.count * BPFMap.possibleCPUs { buf.storeBytes(of: value, toByteOffset: q * slot, as: V.self) }
-        var done = 0
-        while done < keys.count {
-            var count = UInt32(keys.count - done)
-            let rc = keys.withUnsafeBufferPointer { k in
-                xdplb_map_update_batch(fd, k.baseAddress! + done, buf + done * perKey, &count)
-            }
-            if rc < 0 { throw BPFError("per-CPU batch update map '\(name)'", errno: -rc) }
-            if count == 0 { throw BPFError("per-CPU batch update map '\(name)': no entry taken", errno: EIO) }
-            done += Int(count)
+        try keys.withUnsafeBufferPointer { k throws(BPFError) in
+            try updateBatch(count: keys.count, keys: UnsafeRawPointer(k.baseAddress!), keyStride: MemoryLayout<K>.stride,
+                            values: UnsafeRawPointer(buf), valueStride: perKey, what: "per-CPU batch update")
         }
     }
 
@@ -208,17 +202,26 @@ extension BPFMap {
         guard MemoryLayout<K>.stride == Int(info.keySize), MemoryLayout<V>.stride == Int(info.valueSize) else {
             throw BPFError("batch update map '\(name)': key/value sizes differ from the map's", errno: EINVAL)
         }
-        var done = 0
-        while done < keys.count {
-            var count = UInt32(keys.count - done)
-            let rc = keys.withUnsafeBufferPointer { k in
-                values.withUnsafeBufferPointer { v in
-                    xdplb_map_update_batch(fd, k.baseAddress! + done, v.baseAddress! + done, &count)
-                }
+        guard !keys.isEmpty else { return }
+        try keys.withUnsafeBufferPointer { k throws(BPFError) in
+            try values.withUnsafeBufferPointer { v throws(BPFError) in
+                try updateBatch(count: keys.count, keys: UnsafeRawPointer(k.baseAddress!), keyStride: MemoryLayout<K>.stride,
+                                values: UnsafeRawPointer(v.baseAddress!), valueStride: MemoryLayout<V>.stride, what: "batch update")
             }
-            if rc < 0 { throw BPFError("batch update map '\(name)'", errno: -rc) }
+        }
+    }
+
+    /// BPF_MAP_UPDATE_BATCH calls until all `count` entries (`keyStride` and
+    /// `valueStride` bytes apart) are taken; `what` names the operation in errors.
+    private func updateBatch(count total: Int, keys: UnsafeRawPointer, keyStride: Int,
+                             values: UnsafeRawPointer, valueStride: Int, what: String) throws(BPFError) {
+        var done = 0
+        while done < total {
+            var count = UInt32(total - done)
+            let rc = xdplb_map_update_batch(fd, keys + done * keyStride, values + done * valueStride, &count)
+            if rc < 0 { throw BPFError("\(what) map '\(name)'", errno: -rc) }
             // The kernel always takes at least one entry or fails; never spin on none.
-            if count == 0 { throw BPFError("batch update map '\(name)': no entry taken", errno: EIO) }
+            if count == 0 { throw BPFError("\(what) map '\(name)': no entry taken", errno: EIO) }
             done += Int(count)
         }
     }

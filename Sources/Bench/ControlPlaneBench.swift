@@ -160,11 +160,11 @@ public enum ControlPlaneBench {
         memlock["xdplb_rings (inner ring maps)"] = rings
 
         // The same Maglev tables alone, one core, for the compute share of the apply.
+        let requests = cfg.vips.map { MaglevTable.Request(backends: $0.maglevBackends(), size: $0.ringSize) }
         let t = monotonicNs()
-        for v in cfg.vips { _ = try MaglevTable(backends: v.maglevBackends(), size: v.ringSize) }
+        for r in requests { _ = try MaglevTable(backends: r.backends, size: r.size) }
         let compute = ms(t)
         // And on every core, as the apply builds them.
-        let requests = cfg.vips.map { MaglevTable.Request(backends: $0.maglevBackends(), size: $0.ringSize) }
         let tp = monotonicNs()
         _ = MaglevTable.build(requests)
         let computeParallel = ms(tp)
