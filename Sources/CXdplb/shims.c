@@ -144,14 +144,29 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 }
 
 /* The mapping of a ring of `count` slots: element 0 is the head, then 4
- * two-byte slots per 8-byte element (xdplb_abi.h). NULL on failure (errno set). */
-uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len)
+ * two-byte slots per 8-byte element (xdplb_abi.h). */
+size_t xdplb_ring_map_len(uint32_t count)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t elems = 1 + XDPLB_RING_ELEMS((size_t)count);
 
-	*len = (elems * sizeof(uint64_t) + page - 1) / page * page;
-	return xdplb_map_mmap(map_fd, *len);
+	return (elems * sizeof(uint64_t) + page - 1) / page * page;
+}
+
+uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, void *at, size_t *len)
+{
+	void *p;
+
+	*len = xdplb_ring_map_len(count);
+	p = mmap(at, *len, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), map_fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void *xdplb_region_reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
 }
 
 /* Whether the head of `ring` is `count` slots of tag `tag`. */

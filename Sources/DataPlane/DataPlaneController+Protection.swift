@@ -128,12 +128,16 @@ extension DataPlaneController {
             report.prefixesAdded += 1
         }
         let slots: [UInt32] = firstWrite ? Array(0..<UInt32(XDPLB_MAX_VIPS)) : Array(Set(written.entries.keys).union(entries.keys))
+        // One batch update (the first write covers every slot: 4,096 single updates took ~7 ms).
+        var keys: [UInt32] = [], values: [xdplb_vip_protect] = []
         for slot in slots {
             let want = entries[slot] ?? xdplb_vip_protect()
             if !firstWrite, let have = written.entries[slot], ABI.bytesEqual(have, want) { continue }
-            try maps.protect.update(slot, want)
-            report.vipEntriesWritten += 1
+            keys.append(slot)
+            values.append(want)
         }
+        try maps.protect.updateBatch(keys: keys, values: values)
+        report.vipEntriesWritten += keys.count
         if active { try setNodeFlag(UInt32(XDPLB_NODE_F_PROTECT), on: true) }
         protectionWritten = ProtectionWritten(entries: entries, prefixes: prefixes, config: protection, indexes: indexes)
         report.active = active

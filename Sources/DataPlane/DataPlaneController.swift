@@ -44,14 +44,6 @@ public struct ApplyPhases: Sendable {
     }
 }
 
-/// The error of the previous rings' batch, set by its thread.
-private final class SwapOutcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: BPFError?
-    var error: BPFError? { lock.withLock { stored } }
-    func set(_ e: BPFError) { lock.withLock { stored = e } }
-}
-
 /// The state the controller wrote for one VIP.
 public struct VIPState: Sendable {
     /// The VIP's configuration as applied.
@@ -96,12 +88,15 @@ public final class DataPlaneController: @unchecked Sendable {
     /// A controller for `maps` (empty maps, or maps to be adopted with `adopt`).
     public init(maps: BalancerMaps) { self.maps = maps }
 
+    deinit { settleSwaps() }
+
     /// Takes over the state a previous agent left in pinned maps: backend ids
     /// and generations, and VIP slots, so established flows keep their
     /// backend ids. Rings are rewritten by the next `apply` (atomically).
     /// - Returns: how many backends and VIPs were found.
     @discardableResult
     public func adopt() throws(BPFError) -> (backends: Int, vips: Int) {
+        settleSwaps()
         var found = 0
         for id in 1..<UInt32(XDPLB_MAX_BACKENDS) {
             guard let e = try maps.backends.lookup(id, as: xdplb_backend.self), e.gen != 0 else { continue }
@@ -154,6 +149,10 @@ public final class DataPlaneController: @unchecked Sendable {
     }
 
     /// Makes the maps equal to `config` minus the backends in `down`.
+    ///
+    /// On return every ring and VIP entry is in the data plane. The kernel may
+    /// still be waiting for programs that read a replaced ring (an RCU grace
+    /// period); the controller's next write waits for that first.
     /// - Parameters:
     ///   - config: the desired configuration.
     ///   - down: backends that are unhealthy (left out of rings; their LRU flows are re-hashed).
@@ -180,6 +179,11 @@ public final class DataPlaneController: @unchecked Sendable {
         // names and backend addresses, each with its id, none left to remove.
         let sameIndex = appliedIndex === plan.index
         appliedIndex = nil   // set again once this apply has written every VIP
+        // The last apply's swaps end their wait (overlapped with this plan) before anything is written.
+        settleSwaps()
+        // A failed apply leaves no swap in flight.
+        var succeeded = false
+        defer { if !succeeded { settleSwaps() } }
         var mark = DispatchTime.now().uptimeNanoseconds
         /// Milliseconds since the last call (or the plan's end).
         func lap() -> Double {
@@ -326,7 +330,9 @@ public final class DataPlaneController: @unchecked Sendable {
             if idByIdentity == nil { idByIdentity = identityIDs(index) }
             let ids = idByIdentity!
             report.phases.ringSwap += lap()
-            let built = RingWriter.build(requests) { identity in ids[identity] ?? 0 }
+            // Every mapping of the build in one region, unmapped while the swap waits.
+            let arena = RingArena(requests)
+            let built = RingWriter.build(requests, arena: arena) { identity in ids[identity] ?? 0 }
             report.phases.ringBuild += lap()
             // A ring that failed leaves its VIP as it was; the others (some already
             // rewritten in place) are recorded and swapped in before the error is thrown.
@@ -346,6 +352,8 @@ public final class DataPlaneController: @unchecked Sendable {
                 report.ringsReplaced.append(name)
             }
             try flushPending()
+            // The munmap of the build's mappings (~5 ms for 512 rings) needs no waiting for.
+            Thread.detachNewThread { arena.release() }
             if let failure { throw failure }
         }
         report.phases.ringSwap += lap()
@@ -362,13 +370,16 @@ public final class DataPlaneController: @unchecked Sendable {
             }
             if !vipTable!.update(changes) { try writeVIPTable() }
         }
+        // Backends are cleared only once no program can still read a ring swapped out.
+        let unused = sameIndex ? [:] : backendIDs.filter { weights[$0.key] == nil }
+        if !clearPresentAfterRings.isEmpty || !unused.isEmpty { try waitForSwaps() }
         for (id, e) in clearPresentAfterRings {
             try maps.backends.update(id, e)
             backendEntries[id] = e
         }
 
         // 3. Backends no VIP uses any more: clear them (LRU entries stop matching).
-        for (addr, id) in sameIndex ? [:] : backendIDs where weights[addr] == nil {
+        for (addr, id) in unused {
             try maps.backends.update(id, xdplb_backend())
             backendEntries[id] = nil
             backendGens[id] = nil
@@ -382,6 +393,7 @@ public final class DataPlaneController: @unchecked Sendable {
         report.protection = try applyProtection(config.protection)
         report.phases.finish = lap()
         report.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        succeeded = true
         return report
     }
 
@@ -548,6 +560,7 @@ public final class DataPlaneController: @unchecked Sendable {
     /// - Returns: the VIPs whose previous ring was dropped.
     @discardableResult
     public func expirePreviousRings(now: Date = Date()) throws(BPFError) -> [String] {
+        settleSwaps()
         var dropped: [String] = []
         var indexes: [UInt32] = []
         for (name, s) in vips {
@@ -576,71 +589,53 @@ public final class DataPlaneController: @unchecked Sendable {
     private var pendingPrevious: [(index: UInt32, ring: BPFMap)] = []
     private var pendingVIPs: [(key: xdplb_vip_key, meta: xdplb_vip_meta)] = []
 
-    /// Swaps every pending ring in with one batch update, then writes the VIP
-    /// entries that point at them. Each element of the batch is still one
-    /// atomic pointer swap, but the kernel waits for running programs (an RCU
-    /// grace period, ~7 ms) once per batch instead of once per ring.
+    /// Ring-table batches whose rings are in but whose wait for running
+    /// programs may not be over (``RingTableBatch``). An apply returns with
+    /// them in flight: its rings and VIP entries are in, and only the kernel's
+    /// wait for programs still reading the replaced rings (an RCU grace
+    /// period, 8-25 ms here) goes on. They are joined before anything that
+    /// needs that wait over: clearing a backend (an old ring may name it), the
+    /// next write to a ring table (so a program is never two rings behind),
+    /// the next apply's first write, adoption, and the controller's end.
+    private var swapsInFlight: [RingTableBatch] = []
+
+    /// Waits for every swap in flight (their errors were taken by ``flushPending()``).
+    private func settleSwaps() {
+        for b in swapsInFlight { b.join() }
+        swapsInFlight = []
+    }
+
+    /// Swaps every pending ring in with one batch update per ring table (the
+    /// previous rings first), then writes the VIP entries that point at them.
+    /// Each element of a batch is one atomic pointer swap, and the kernel
+    /// waits for running programs (an RCU grace period) once per batch, not
+    /// per ring. This returns once the rings are in and the VIP entries
+    /// written, while the kernel may still wait (``swapsInFlight``), so the
+    /// VIP table and the rest of the apply go on meanwhile. The previous
+    /// rings' batch is seen stored before the current rings' starts, so a
+    /// packet in between sees the new previous ring equal to the current one.
     private func flushPending() throws(BPFError) {
         let rings = pendingRings, metas = pendingVIPs, previous = pendingPrevious
         pendingRings = []
         pendingVIPs = []
         pendingPrevious = []
-        if !previous.isEmpty && !rings.isEmpty {
-            try swapPreviousThenCurrent(previous, rings)
-        } else if !previous.isEmpty {
-            // First the previous rings (still the current ones too: a packet in between sees both agree).
-            try withExtendedLifetime(previous) { () throws(BPFError) in
-                try maps.ringsPrev.updateBatch(keys: previous.map(\.index), values: previous.map(\.ring.fd))
-            }
-        } else if !rings.isEmpty {
-            // The ring maps must stay open (their fds valid) until the kernel holds them.
-            try withExtendedLifetime(rings) { () throws(BPFError) in
-                try maps.rings.updateBatch(keys: rings.map(\.index), values: rings.map(\.ring.fd))
-            }
+        for (table, batch) in [(maps.ringsPrev, previous), (maps.rings, rings)] where !batch.isEmpty {
+            let b = RingTableBatch(table, batch)
+            swapsInFlight.append(b)
+            try b.waitStored()
         }
-        for (key, meta) in metas { try maps.vips.update(key, meta) }
+        try maps.vips.updateBatch(keys: metas.map(\.key), values: metas.map(\.meta))
     }
 
-    /// Swaps the previous rings in, then the current ones, waiting for one RCU
-    /// grace period instead of two. Each batch update of a map of maps stores
-    /// every pointer first and then waits for running programs; so the
-    /// current rings' batch starts once the previous rings' last slot reads
-    /// back the new ring (all its stores are done), while that batch is still
-    /// waiting. A packet in between sees the new previous ring equal to the
-    /// current one, as in the sequential order.
-    private func swapPreviousThenCurrent(_ previous: [(index: UInt32, ring: BPFMap)], _ rings: [(index: UInt32, ring: BPFMap)]) throws(BPFError) {
-        let prevTable = maps.ringsPrev
-        let last = previous[previous.count - 1]
-        let outcome = SwapOutcome()
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            do throws(BPFError) {
-                try withExtendedLifetime(previous) { () throws(BPFError) in
-                    try prevTable.updateBatch(keys: previous.map(\.index), values: previous.map(\.ring.fd))
-                }
-            } catch {
-                outcome.set(error)
-            }
-            done.signal()
+    /// Waits for the ring swaps in flight to finish their wait for running programs.
+    private func waitForSwaps() throws(BPFError) {
+        let batches = swapsInFlight
+        swapsInFlight = []
+        var failure: BPFError?
+        for b in batches {
+            do throws(BPFError) { try b.wait() } catch { failure = failure ?? error }
         }
-        // Bounded: if the stores can't be seen within a second, wait for the whole batch.
-        var seen = false
-        let deadline = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
-        while !seen && outcome.error == nil && DispatchTime.now().uptimeNanoseconds < deadline {
-            if (try? prevTable.lookup(last.index, as: UInt32.self)) == last.ring.info.id { seen = true } else { usleep(50) }
-        }
-        if !seen { done.wait() }
-        if let e = outcome.error { if seen { done.wait() }; throw e }
-        do throws(BPFError) {
-            try withExtendedLifetime(rings) { () throws(BPFError) in
-                try maps.rings.updateBatch(keys: rings.map(\.index), values: rings.map(\.ring.fd))
-            }
-        } catch {
-            if seen { done.wait() }
-            throw error
-        }
-        if seen { done.wait() }
-        if let e = outcome.error { throw e }
+        if let failure { throw failure }
     }
 
     /// Removes a VIP's entry and zeroes its counters; its rings go in ``deleteRings(_:from:)``.
@@ -659,6 +654,7 @@ public final class DataPlaneController: @unchecked Sendable {
     /// the agent counts it as no ring).
     func deleteRings(_ indexes: [UInt32], from tables: [BPFMap]) throws(BPFError) {
         guard !indexes.isEmpty else { return }
+        settleSwaps()
         for table in tables {
             var present: [UInt32] = []
             for i in indexes where try liveRingID(table, i) != nil { present.append(i) }

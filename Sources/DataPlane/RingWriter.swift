@@ -29,24 +29,27 @@ struct CurrentRing: @unchecked Sendable {
 }
 
 /// A ring map's mapping (its head, then the slots), made once for every read,
-/// copy and rewrite of one ring in an apply: each mmap and munmap takes the
-/// process's address-space lock and the munmap a TLB shootdown on the other
-/// cores, which the workers building rings on them then wait for.
+/// copy and rewrite of one ring in an apply, in the build's ``RingArena``
+/// (unmapped with it) or, without one, anywhere (unmapped by ``unmap()``).
 struct MappedRing {
     let words: UnsafeMutablePointer<UInt64>
     let length: Int
+    /// In an arena: ``unmap()`` leaves it to the arena.
+    let placed: Bool
 
-    /// Maps the ring map `map` of a ring of `size` slots.
-    init(_ map: BPFMap, size: Int, name: String) throws(BPFError) {
+    /// Maps the ring map `map` of a ring of `size` slots at `at` (a place in a
+    /// ``RingArena``) or anywhere (nil).
+    init(_ map: BPFMap, size: Int, name: String, at: UnsafeMutableRawPointer? = nil) throws(BPFError) {
         var length = 0
-        guard let words = xdplb_ring_map_mmap(map.fd, UInt32(size), &length) else {
+        guard let words = xdplb_ring_map_mmap(map.fd, UInt32(size), at, &length) else {
             throw BPFError("map the ring map of \(name)", errno: errno)
         }
         self.words = words
         self.length = length
+        self.placed = at != nil
     }
 
-    func unmap() { munmap(words, length) }
+    func unmap() { if !placed { munmap(words, length) } }
 }
 
 /// A VIP's ring in place, of the same size and tag as the one being built,
@@ -95,11 +98,12 @@ enum RingWriter {
     /// Creates the ring map of one table and writes it through its mapping:
     /// the head, then the slots (``ringValues(ids:tag:)``), in the pass that
     /// also gives the summary.
-    static func write(_ table: MaglevTable, values: [UInt16], tag: UInt32, name: String) throws(BPFError) -> BuiltRing {
+    static func write(_ table: MaglevTable, values: [UInt16], tag: UInt32, name: String,
+                      at: UnsafeMutableRawPointer? = nil) throws(BPFError) -> BuiltRing {
         let fd = xdplb_ring_map_create(elements(size: table.size), "xdplb_ring")
         guard fd >= 0 else { throw BPFError("create ring map for \(name)", errno: -fd) }
         let ring = try BPFMap(owning: fd, name: "ring \(name)")
-        let mapped = try MappedRing(ring, size: table.size, name: name)
+        let mapped = try MappedRing(ring, size: table.size, name: name, at: at)
         defer { mapped.unmap() }
         let words = mapped.words
         var head = xdplb_ring_head()
@@ -115,14 +119,14 @@ enum RingWriter {
     /// the new slots into the current ring; nothing when the table equals the
     /// ring in place. Returns the table's summary.
     static func rewrite(_ target: InPlaceRing, mapped current: MappedRing, _ table: MaglevTable, values: [UInt16], tag: UInt32,
-                        name: String) throws(BPFError) -> RingSummary {
+                        name: String, previousAt: UnsafeMutableRawPointer? = nil) throws(BPFError) -> RingSummary {
         let count = UInt32(table.size)
         let words = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(elements(size: table.size)) - 1)
         defer { words.deallocate() }
         let summary = RingSummary(table, export: table.exportSlots(values: values, into: words))
         guard !target.summary.sameRing(as: summary) else { return summary }
         if let previous = target.previous {
-            let prev = try MappedRing(previous, size: table.size, name: "previous ring \(name)")
+            let prev = try MappedRing(previous, size: table.size, name: "previous ring \(name)", at: previousAt)
             defer { prev.unmap() }
             let err = xdplb_ring_copy(prev.words, current.words, count, tag)
             guard err >= 0 else { throw BPFError("copy the ring of \(name) into its previous ring", errno: -err) }
@@ -137,22 +141,27 @@ enum RingWriter {
 
     /// Builds every request on every core (``MaglevTable/parallelMap(_:maxConcurrency:_:)``);
     /// results in request order. `ids` gives a backend identity's node-local id (0 when it has none).
+    /// The rings' mappings go in `arena` (made from the same `requests`), which
+    /// the caller releases when it likes (while the swap waits, say); nil: each
+    /// is unmapped when its ring is done.
     ///
     /// A VIP whose current ring has the request's backends and weights changes
     /// only in who is down: its table is read back from that ring and its
     /// slots handed over again (``handOver(_:_:_:ids:)``), with no Maglev build,
     /// whether the result is written in place or into a new map.
-    static func build(_ requests: [RingRequest], ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
+    static func build(_ requests: [RingRequest], arena: RingArena? = nil,
+                      ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
         let tables = requests.map { MaglevTable.Request(backends: $0.backends, size: $0.size) }
         return MaglevTable.parallelMap(tables) { i in
             let r = requests[i]
             return Result { () throws(BPFError) -> BuiltRing in
                 // The current ring, mapped once for the read, the copy and the rewrite.
                 var mapped: MappedRing?
+                let currentAt = arena?.place(i, .current, of: r)
                 if let target = r.inPlace {
-                    mapped = try MappedRing(target.current, size: r.size, name: r.name)
+                    mapped = try MappedRing(target.current, size: r.size, name: r.name, at: currentAt)
                 } else if let current = r.current {
-                    mapped = try? MappedRing(current.map, size: r.size, name: r.name)
+                    mapped = try? MappedRing(current.map, size: r.size, name: r.name, at: currentAt)
                 }
                 defer { mapped?.unmap() }
                 var table: MaglevTable
@@ -167,10 +176,11 @@ enum RingWriter {
                 }
                 let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
                 if let target = r.inPlace, let mapped {
-                    return BuiltRing(map: nil, summary: try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name),
-                                     handedOver: handedOver)
+                    let summary = try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name,
+                                              previousAt: arena?.place(i, .previous, of: r))
+                    return BuiltRing(map: nil, summary: summary, handedOver: handedOver)
                 }
-                var built = try write(table, values: values, tag: r.tag, name: r.name)
+                var built = try write(table, values: values, tag: r.tag, name: r.name, at: arena?.place(i, .new, of: r))
                 built.handedOver = handedOver
                 return built
             }

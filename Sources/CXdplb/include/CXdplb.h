@@ -43,11 +43,21 @@ int xdplb_link_create_xdp(int prog_fd, int ifindex, uint32_t flags);
  * (BPF_F_INNER_MAP | BPF_F_MMAPABLE, u32 -> 8-byte element, max_entries
  * elements: 1 + XDPLB_RING_ELEMS(M) for a ring of M slots). Returns fd or -errno. */
 int xdplb_ring_map_create(uint32_t max_entries, const char *name);
-/* Map the elements of the ring map map_fd of a ring of `count` slots (its
- * head, then XDPLB_RING_ELEMS(count) elements) for reading and writing, so a
- * new ring is filled with no syscall per element; *len is what to munmap.
- * Returns NULL (errno set) on failure. */
-uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, size_t *len);
+/* The length of the mapping of a ring of `count` slots: its head and
+ * XDPLB_RING_ELEMS(count) elements, rounded up to whole pages. */
+size_t xdplb_ring_map_len(uint32_t count);
+/* Map the elements of the ring map map_fd of a ring of `count` slots for
+ * reading and writing, so a new ring is filled with no syscall per element.
+ * `at` NULL: anywhere, and *len is what to munmap. Otherwise `at` is a page
+ * of a region reserved with xdplb_region_reserve (xdplb_ring_map_len(count)
+ * bytes of it are replaced by the mapping, MAP_FIXED), unmapped with the
+ * region. Returns NULL (errno set) on failure. */
+uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, void *at, size_t *len);
+/* Reserve `len` bytes of address space (no access, no memory) for mappings
+ * placed with xdplb_ring_map_mmap, so that all of them go with one munmap
+ * (one TLB shootdown on the other cores instead of one per mapping). NULL
+ * (errno set) on failure. */
+void *xdplb_region_reserve(size_t len);
 
 /* On a ring mapped with xdplb_ring_map_mmap (one mapping serves the agent's
  * read of the slots, a copy and a rewrite of the ring in one apply):
