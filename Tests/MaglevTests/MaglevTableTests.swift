@@ -131,6 +131,9 @@ struct MaglevTableTests {
             (v4Backends(40) { _ in UInt32.random(in: 0 ... 1000, using: &rng) }, 1009),
             (v4Backends(60) { _ in UInt32.random(in: 1 ... 3, using: &rng) }, 4099),
             (v4Backends(20) { _ in UInt32.random(in: 1 ... 1000, using: &rng) }, 11),
+            // Every phase of the fast build at full size: the first quarter's
+            // single-probe claims, four-probe claims, the free-list tail.
+            (mixedBackends(100), 65537),
         ]
         for (backends, m) in cases {
             let t = try MaglevTable(backends: backends, size: m)
