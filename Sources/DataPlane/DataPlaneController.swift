@@ -372,7 +372,7 @@ public final class DataPlaneController: @unchecked Sendable {
         }
         // Backends are cleared only once no program can still read a ring swapped out.
         let unused = sameIndex ? [:] : backendIDs.filter { weights[$0.key] == nil }
-        if !clearPresentAfterRings.isEmpty || !unused.isEmpty { try waitForSwaps() }
+        if !clearPresentAfterRings.isEmpty || !unused.isEmpty { settleSwaps() }
         for (id, e) in clearPresentAfterRings {
             try maps.backends.update(id, e)
             backendEntries[id] = e
@@ -599,7 +599,9 @@ public final class DataPlaneController: @unchecked Sendable {
     /// the next apply's first write, adoption, and the controller's end.
     private var swapsInFlight: [RingTableBatch] = []
 
-    /// Waits for every swap in flight (their errors were taken by ``flushPending()``).
+    /// Waits for every swap in flight. None can fail any more: ``flushPending()``
+    /// took each batch's error in ``RingTableBatch/waitStored()``, which
+    /// returns only once nothing of its batch is left to fail.
     private func settleSwaps() {
         for b in swapsInFlight { b.join() }
         swapsInFlight = []
@@ -625,17 +627,6 @@ public final class DataPlaneController: @unchecked Sendable {
             try b.waitStored()
         }
         try maps.vips.updateBatch(keys: metas.map(\.key), values: metas.map(\.meta))
-    }
-
-    /// Waits for the ring swaps in flight to finish their wait for running programs.
-    private func waitForSwaps() throws(BPFError) {
-        let batches = swapsInFlight
-        swapsInFlight = []
-        var failure: BPFError?
-        for b in batches {
-            do throws(BPFError) { try b.wait() } catch { failure = failure ?? error }
-        }
-        if let failure { throw failure }
     }
 
     /// Removes a VIP's entry and zeroes its counters; its rings go in ``deleteRings(_:from:)``.

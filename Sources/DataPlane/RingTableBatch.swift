@@ -13,6 +13,8 @@ import Foundation
 final class RingTableBatch: @unchecked Sendable {
     private let table: BPFMap
     private let last: (index: UInt32, id: UInt32)
+    /// The last index held that ring already: reading it back proves nothing.
+    private let lastAlreadyIn: Bool
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var failure: BPFError?
@@ -25,6 +27,7 @@ final class RingTableBatch: @unchecked Sendable {
         self.table = table
         let end = rings[rings.count - 1]
         self.last = (end.index, end.ring.info.id)
+        self.lastAlreadyIn = (try? table.lookup(end.index, as: UInt32.self)) == end.ring.info.id
         Thread.detachNewThread { [self] in
             do throws(BPFError) {
                 try withExtendedLifetime(rings) { () throws(BPFError) in
@@ -40,12 +43,13 @@ final class RingTableBatch: @unchecked Sendable {
     private var error: BPFError? { lock.withLock { failure } }
 
     /// Returns once the last ring of the batch reads back from the table
-    /// (the kernel stores in order, so every ring is in). Bounded: when that
-    /// isn't seen within a second, it waits for the whole batch. Throws the
-    /// batch's error.
+    /// (the kernel stores in order, so every ring is in, and nothing is left
+    /// that can fail). Bounded: when that isn't seen within a second, or the
+    /// last index held that ring before the batch, it waits for the whole
+    /// batch. Throws the batch's error.
     func waitStored() throws(BPFError) {
         let deadline = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
-        while error == nil && DispatchTime.now().uptimeNanoseconds < deadline {
+        while !lastAlreadyIn && error == nil && DispatchTime.now().uptimeNanoseconds < deadline {
             if (try? table.lookup(last.index, as: UInt32.self)) == last.id { return }
             usleep(50)
         }

@@ -81,6 +81,20 @@ struct RingSwapTests {
         try batch.wait()   // joined once; waiting again returns at once
     }
 
+    @Test("a batch whose last index already holds its ring: waitStored waits for the whole batch")
+    func batchLastAlreadyIn() throws {
+        let balancer = try Balancer(lruSize: 4096)
+        func ring(_ name: String) throws -> BPFMap {
+            try BPFMap(owning: xdplb_ring_map_create(RingWriter.elements(size: 251), "xdplb_ring"), name: name)
+        }
+        let kept = try ring("kept"), first = try ring("first")
+        try RingTableBatch(balancer.maps.rings, [(9, kept)]).wait()
+        let batch = RingTableBatch(balancer.maps.rings, [(3, first), (9, kept)])
+        try batch.waitStored()
+        #expect(try balancer.maps.rings.lookup(UInt32(3), as: UInt32.self) == first.info.id)
+        try batch.wait()
+    }
+
     @Test("a batch the kernel refuses part-way throws from waitStored, and again from wait")
     func batchErrorIsThrown() throws {
         let balancer = try Balancer(lruSize: 4096)
