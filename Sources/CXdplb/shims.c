@@ -153,13 +153,18 @@ size_t xdplb_ring_map_len(uint32_t count)
 	return (elems * sizeof(uint64_t) + page - 1) / page * page;
 }
 
+/* A shared read/write mapping of len bytes of map_fd, at `at` (MAP_FIXED) or anywhere (NULL). */
+static void *map_shared(int map_fd, size_t len, void *at)
+{
+	void *p = mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), map_fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 uint64_t *xdplb_ring_map_mmap(int map_fd, uint32_t count, void *at, size_t *len)
 {
-	void *p;
-
 	*len = xdplb_ring_map_len(count);
-	p = mmap(at, *len, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), map_fd, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return map_shared(map_fd, *len, at);
 }
 
 void *xdplb_region_reserve(size_t len)
@@ -238,9 +243,7 @@ int xdplb_ring_copy(uint64_t *dst, const uint64_t *src, uint32_t count, uint32_t
 
 void *xdplb_map_mmap(int map_fd, size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
+	return map_shared(map_fd, len, NULL);
 }
 
 void xdplb_map_munmap(void *base, size_t len)
