@@ -134,33 +134,68 @@ final class ConfigIndex: @unchecked Sendable {
         keySet = Set(vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
         // One lookup per backend reference: each address gets a position in
         // plain arrays, and the dictionaries are made once per distinct address.
-        var position: [IPAddress: Int] = [:]
-        var addresses: [IPAddress] = [], maxWeight: [UInt32] = [], memberOf: [[Int]] = []
-        for (i, v) in vips.enumerated() {
+        let references = vips.reduce(0) { $0 + $1.backends.count }
+        var position = AddressPositions()
+        var addresses: [IPAddress] = [], maxWeight: [UInt32] = [], memberCount: [Int32] = []
+        var refs: [Int32] = []
+        refs.reserveCapacity(references)
+        var starts: [Int32] = [0]
+        starts.reserveCapacity(vips.count + 1)
+        for v in vips {
             for b in v.backends {
-                if let k = position[b.address] {
+                let k = position.position(of: b.address, next: addresses.count)
+                if k < addresses.count {
                     maxWeight[k] = max(maxWeight[k], b.weight)
-                    memberOf[k].append(i)
+                    memberCount[k] += 1
                 } else {
-                    position[b.address] = addresses.count
                     addresses.append(b.address)
                     maxWeight.append(b.weight)
-                    memberOf.append([i])
+                    memberCount.append(1)
                 }
+                refs.append(Int32(k))
+            }
+            starts.append(Int32(refs.count))
+        }
+        // Each address's VIP list in one allocation: counted above, filled in VIP order.
+        var memberStart = [Int](repeating: 0, count: addresses.count + 1)
+        for k in addresses.indices { memberStart[k + 1] = memberStart[k] + Int(memberCount[k]) }
+        var fill = memberStart
+        var members = [Int32](repeating: 0, count: refs.count)
+        for i in vips.indices {
+            for r in Int(starts[i]) ..< Int(starts[i + 1]) {
+                let k = Int(refs[r])
+                members[fill[k]] = Int32(i)
+                fill[k] += 1
             }
         }
         var weights = [IPAddress: UInt32](minimumCapacity: addresses.count)
         var identities = [IPAddress: String](minimumCapacity: addresses.count)
         var vipsOf = [IPAddress: [Int]](minimumCapacity: addresses.count)
+        var identityList: [String] = []
+        identityList.reserveCapacity(addresses.count)
         for (k, a) in addresses.enumerated() {
+            let identity = a.description
             weights[a] = maxWeight[k]
-            identities[a] = a.description
-            vipsOf[a] = memberOf[k]
+            identities[a] = identity
+            vipsOf[a] = members[memberStart[k] ..< memberStart[k + 1]].map(Int.init)
+            identityList.append(identity)
         }
         self.weights = weights
         self.identities = identities
         self.vipsOf = vipsOf
+        backendRefs = BackendRefs(identities: identityList, positions: refs, starts: starts)
     }
+
+    /// For an index made from scratch: each VIP's backends as positions into
+    /// one identity list, so a VIP's Maglev backends need no dictionary lookup.
+    struct BackendRefs {
+        /// The identity of each distinct backend address, by position.
+        let identities: [String]
+        /// The positions of VIP i's backends: `positions[starts[i] ..< starts[i + 1]]`.
+        let positions: [Int32]
+        let starts: [Int32]
+    }
+    private let backendRefs: BackendRefs?
 
     /// The index of `vips`: `old` itself when the VIPs are the same, derived
     /// from it when at most ``incrementalLimit`` VIPs differ at the same positions
@@ -185,6 +220,7 @@ final class ConfigIndex: @unchecked Sendable {
         self.weights = weights
         self.identities = identities
         self.vipsOf = vipsOf
+        backendRefs = nil
         nameSet = Set(names)
         keySet = Set(vips.map { xdplb_vip_key(address: $0.address, port: $0.port, proto: $0.proto.number) })
     }
@@ -237,8 +273,77 @@ final class ConfigIndex: @unchecked Sendable {
 
     /// ``VIPConfig/maglevBackends(excluding:)`` of VIP `i`, with the identities made once.
     func maglevBackends(_ i: Int, excluding down: Set<IPAddress>) -> [MaglevBackend] {
-        vips[i].backends.compactMap { b in
+        if let refs = backendRefs, down.isEmpty {
+            let backends = vips[i].backends
+            let start = Int(refs.starts[i])
+            return [MaglevBackend](unsafeUninitializedCapacity: backends.count) { out, initialized in
+                for (j, b) in backends.enumerated() {
+                    (out.baseAddress! + j).initialize(to: MaglevBackend(identity: refs.identities[Int(refs.positions[start + j])], weight: b.weight))
+                }
+                initialized = backends.count
+            }
+        }
+        return vips[i].backends.compactMap { b in
             down.contains(b.address) ? nil : MaglevBackend(identity: identities[b.address] ?? b.address.description, weight: b.weight)
+        }
+    }
+}
+
+/// Positions of addresses in first-seen order: IPv4 addresses in an open-
+/// addressing table keyed by their 32 bits (a `Dictionary` lookup hashes and
+/// compares the address's byte array: most of a 51,200-reference index), any
+/// other address in a dictionary.
+struct AddressPositions {
+    private var keys: [UInt32]
+    private var values: [Int32]
+    private var mask: Int
+    private var count = 0
+    private var others: [IPAddress: Int] = [:]
+
+    init() {
+        keys = [UInt32](repeating: 0, count: 256)
+        values = [Int32](repeating: -1, count: 256)
+        mask = 255
+    }
+
+    @inline(__always)
+    private static func home(_ key: UInt32, _ mask: Int) -> Int {
+        Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+    }
+
+    /// The position of `a`: its own if seen before, else `next`, which it keeps.
+    mutating func position(of a: IPAddress, next: Int) -> Int {
+        guard case .v4(let b) = a, b.count == 4 else {
+            if let k = others[a] { return k }
+            others[a] = next
+            return next
+        }
+        let key = b.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        var slot = Self.home(key, mask)
+        while true {
+            let v = values[slot]
+            if v < 0 { break }
+            if keys[slot] == key { return Int(v) }
+            slot = (slot + 1) & mask
+        }
+        keys[slot] = key
+        values[slot] = Int32(next)
+        count += 1
+        if 2 * count > mask { grow() }
+        return next
+    }
+
+    /// Twice the slots, every entry placed again: the table stays at most half full.
+    private mutating func grow() {
+        let oldKeys = keys, oldValues = values
+        mask = 2 * mask + 1
+        keys = [UInt32](repeating: 0, count: mask + 1)
+        values = [Int32](repeating: -1, count: mask + 1)
+        for (k, v) in zip(oldKeys, oldValues) where v >= 0 {
+            var slot = Self.home(k, mask)
+            while values[slot] >= 0 { slot = (slot + 1) & mask }
+            keys[slot] = k
+            values[slot] = v
         }
     }
 }

@@ -18,9 +18,9 @@ public final class VIPTable: @unchecked Sendable {
     /// The home slot of a key (the C twin is `vip_table_home` in bpf/backend.h).
     public static func home(_ key: xdplb_vip_key) -> Int {
         withUnsafeBytes(of: key) { raw -> Int in
-            let w = (0..<5).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) }
-            var h = w[0] &* 0x9E37_79B1 ^ w[1] &* 0x85EB_CA77 ^ w[2] &* 0xC2B2_AE3D ^ w[3] &* 0x27D4_EB2F
-            h ^= w[4] &* 0x1656_67B1
+            @inline(__always) func w(_ i: Int) -> UInt32 { raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self) }
+            var h = w(0) &* 0x9E37_79B1 ^ w(1) &* 0x85EB_CA77 ^ w(2) &* 0xC2B2_AE3D ^ w(3) &* 0x27D4_EB2F
+            h ^= w(4) &* 0x1656_67B1
             h ^= h >> 15
             return Int((h &* 0x2C1B_3C6D) >> UInt32(32 - XDPLB_VIP_TABLE_BITS))
         }
@@ -86,7 +86,8 @@ public final class VIPTable: @unchecked Sendable {
         var written = 0
         var freed = Set(have.filter { want[$0.key] == nil && !keep.contains($0.key) }.map(\.value.slot))
         unplaced = []
-        for (key, meta) in want.sorted(by: { Self.home($0.key) < Self.home($1.key) }) {
+        // Each key's home once, not once per comparison of the sort.
+        for (key, meta, h) in want.map({ ($0.key, $0.value, Self.home($0.key)) }).sorted(by: { $0.2 < $1.2 }) {
             if let cur = have[key] {
                 if !ABI.bytesEqual(cur.meta, meta) {
                     write(cur.slot, key: key, meta: meta)
@@ -94,7 +95,6 @@ public final class VIPTable: @unchecked Sendable {
                 }
                 continue
             }
-            let h = Self.home(key)
             guard let free = (0..<Self.probes).lazy.map({ (h + $0) % Self.slots })
                 .first(where: { freed.contains($0) || slot($0).key.family == 0 }) else {
                 unplaced.append(key)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NetAddress
 import Testing
 
@@ -24,6 +27,31 @@ struct IPPrefixTests {
             #expect(got?.length == length && got?.isV6 == v6, "\(text)")
         }
         #expect(Self.p("10.0.0.0/8").address == Self.a("10.0.0.0"))
+    }
+
+    @Test("IPv4 text is inet_ntop's for every value of each byte")
+    func dottedQuad() {
+        for x in 0...255 {
+            for bytes in [[UInt8(x), 0, 0, 0], [1, UInt8(x), 2, 3], [10, 20, UInt8(x), 99], [255, 100, 9, UInt8(x)]] {
+                var buf = [CChar](repeating: 0, count: 16)
+                _ = bytes.withUnsafeBytes { inet_ntop(AF_INET, $0.baseAddress, &buf, 16) }
+                let want = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                #expect(IPAddress.v4(bytes).description == want)
+            }
+        }
+        #expect(IPAddress("192.0.2.7")!.description == "192.0.2.7")
+        #expect(IPAddress("fd00::1")!.description == "fd00::1")
+    }
+
+    @Test("address order is byte order, IPv4 first, for words that differ anywhere")
+    func addressOrder() {
+        let texts = ["10.0.0.2", "10.0.0.10", "9.255.255.255", "10.0.1.0", "128.0.0.0", "127.255.255.255", "0.0.0.0",
+                     "fd00::1", "::", "fd00::1:0", "2001:db8::", "fd00:0:0:1::", "ffff::", "::ffff:10.0.0.1"]
+        let addresses = texts.map(Self.a)
+        let byBytes = addresses.sorted { $0.isV6 != $1.isV6 ? !$0.isV6 : $0.bytes.lexicographicallyPrecedes($1.bytes) }
+        #expect(addresses.sorted() == byBytes)
+        #expect(addresses.sorted().map(\.description).first == "0.0.0.0" && addresses.sorted().last == Self.a("ffff::"))
+        for x in addresses { #expect(!(x < x)) }
     }
 
     @Test("a bare address is a host prefix")
