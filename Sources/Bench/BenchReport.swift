@@ -149,7 +149,10 @@ public struct ApplyResult: Sendable, Codable {
     public var maglevComputeMs: Double
     /// The same tables built on every core (``MaglevTable/build(_:maxConcurrency:)``).
     public var maglevParallelMs: Double
-    /// applyMs − maglevComputeMs: map writes and bookkeeping.
+    /// applyMs − maglevParallelMs: what the apply costs beyond building the
+    /// same tables on every core, as it does (map writes, bookkeeping; 0 when
+    /// the two runs' noise makes the difference negative). It was applyMs −
+    /// maglevComputeMs, always 0 once the apply built on every core.
     public var mapWriteMs: Double
     /// Another apply of the same config (nothing changes), median of 5.
     public var noopApplyMs: Double

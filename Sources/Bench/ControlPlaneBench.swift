@@ -172,7 +172,7 @@ public enum ControlPlaneBench {
         return ApplyResult(
             vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, ringSize: o.ringSize,
             lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute, maglevParallelMs: computeParallel,
-            mapWriteMs: max(0, first.milliseconds - compute), noopApplyMs: noop, noopReloadApplyMs: noopReload, oneVipApplyMs: one,
+            mapWriteMs: max(0, first.milliseconds - computeParallel), noopApplyMs: noop, noopReloadApplyMs: noopReload, oneVipApplyMs: one,
             hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown, halfRemovedMs: halfRemoved, halfAddedMs: halfBack,
             rssBeforeLoadBytes: rssBeforeLoad, rssBeforeApplyBytes: rssBeforeApply, rssAfterApplyBytes: rssAfterApply,
             rssPeakBytes: procStatusBytes("VmHWM"), mapMemlockBytes: memlock,
