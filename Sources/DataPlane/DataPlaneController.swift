@@ -388,7 +388,8 @@ public final class DataPlaneController: @unchecked Sendable {
             freeBackendIDs.released.append(id)
             report.backendsRemoved += 1
         }
-        lastBackendInputs = clearPresentAfterRings.isEmpty ? (index, downEverywhere, nextHops) : nil
+        // Every entry now is what these inputs give (the PRESENT flags cleared above too).
+        lastBackendInputs = (index, downEverywhere, nextHops)
         appliedIndex = index
         report.protection = try applyProtection(config.protection)
         report.phases.finish = lap()

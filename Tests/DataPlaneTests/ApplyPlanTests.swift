@@ -105,8 +105,13 @@ struct ApplyPlanTests {
         let users = c.vips.filter { $0.backends.contains { $0.address == gone } }
         #expect(!users.isEmpty)
         for vip in users { #expect(try !ringIDs(vip).contains(goneID), "\(vip.name) still picks \(gone)") }
-        // And up again: every VIP picks from the same backends as at the start.
-        try bed.apply(c)
+        // Down everywhere: once its rings are in, its entry is no longer PRESENT.
+        let downEntry = try #require(try bed.balancer.maps.backends.lookup(goneID, as: xdplb_backend.self))
+        #expect(downEntry.flags & UInt32(XDPLB_BACKEND_F_PRESENT) == 0, "\(downEntry.flags)")
+        // And up again: every VIP picks from the same backends as at the start; only
+        // that backend's entry is looked at and written again.
+        let up = try bed.apply(c)
+        #expect(up.backendsWritten == 1, "\(up)")
         #expect(bed.controller.backendIDs == ids)
         for vip in users { #expect(try ringIDs(vip).contains(goneID), "\(vip.name) picks \(gone) again") }
         #expect(try snapshot(bed).prefix(Int(XDPLB_MAX_BACKENDS) - 1) == before.prefix(Int(XDPLB_MAX_BACKENDS) - 1), "backend entries as at the start")
