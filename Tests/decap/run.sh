@@ -310,12 +310,23 @@ check "bpf: up twice: one decap filter" \
 # Second chance: --peer writes an IPv6 peer's hop id (bpf/xdplb_abi.h 4b; fd00:4::9 -> 0xa6e66a,
 # the known answer the Swift tests check too) into the peer map; a bad one is refused.
 check "bpf: --peer fd00:4::9 accepted" be "$tool" up --interface b0 --vip "$vip4" --vip "$vip6" --peer fd00:4::9 --peer 10.0.4.9
-peer_dump() {
+peer_dump_once() {
 	local id mid
 	id=$(be tc filter show dev b0 ingress | sed -n 's/.* id \([0-9]*\) name xdplb_decap .*/\1/p' | head -1)
 	for mid in $(bpftool prog show id "$id" | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p' | tr , ' '); do
 		bpftool map show id "$mid" | grep -q 'name xdplb_hop_peers' && bpftool map dump id "$mid" -j
 	done
+}
+# The peer map's JSON dump; asked again (up to 2 s) while what it reads isn't one
+# JSON document (a filter or map just replaced made it print nothing once).
+peer_dump() {
+	local out i
+	for ((i = 0; i < 20; i++)); do
+		out=$(peer_dump_once 2>/dev/null) || true
+		python3 -c 'import json, sys; json.loads(sys.argv[1])' "$out" 2>/dev/null && break
+		sleep 0.1
+	done
+	printf '%s' "$out"
 }
 check "bpf: the peer map holds hop id 0xa6e66a -> fd00:4::9 and nothing for the IPv4 peer" python3 -c '
 import json, sys
