@@ -109,7 +109,7 @@ struct ApplyPlanTests {
         let downEntry = try #require(try bed.balancer.maps.backends.lookup(goneID, as: xdplb_backend.self))
         #expect(downEntry.flags & UInt32(XDPLB_BACKEND_F_PRESENT) == 0, "\(downEntry.flags)")
         // And up again: every VIP picks from the same backends as at the start; only
-        // that backend's entry is looked at and written again.
+        // that backend's entry is written again.
         let up = try bed.apply(c)
         #expect(up.backendsWritten == 1, "\(up)")
         #expect(bed.controller.backendIDs == ids)
