@@ -313,11 +313,15 @@ static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 							  struct xdplb_guard *guard)
 {
 	bool src_only = vip->flags & XDPLB_VIP_F_SRC_IP_HASH;
-	__u32 tuple = flow_hash_mode(pkt, false, cfg->hash_seed);
-	struct xdplb_ct_bucket *bucket = ct_bucket(cfg, tuple);
+	__u32 ct_h = ct_hash(&pkt->flow, cfg->hash_seed);
+	struct xdplb_ct_bucket *bucket = ct_bucket(cfg, ct_h);
 	struct xdplb_backend *be = NULL;
 	struct xdplb_vip_flows *flows;
-	__u32 hop = 0;
+	__u32 hop = 0, tuple;
+
+	/* The ring's hash (a miss, a SYN) or the flow label (an IPv6 backend):
+	 * computed while the bucket's line is on its way. */
+	tuple = flow_hash_mode(pkt, false, cfg->hash_seed);
 
 	if (!(pkt->flags & XDPLB_PKT_F_SYN)) {
 		be = ct_lookup(bucket, pkt, id, &hop);
@@ -347,7 +351,7 @@ static __always_inline struct xdplb_backend *backend_pick(struct xdplb_pkt *pkt,
 			hop = 0;
 	}
 	if (remember && bucket)
-		ct_put(bucket, &pkt->flow, tuple, *id | hop << XDPLB_CT_HOP_SHIFT, be->gen,
+		ct_put(bucket, &pkt->flow, ct_h, *id | hop << XDPLB_CT_HOP_SHIFT, be->gen,
 		       pkt->flags & XDPLB_PKT_F_SYN);
 	return be;
 }

@@ -10,7 +10,27 @@
 #include "parse.h"
 #include "maps.h"
 
-/* The bucket of a flow whose 5-tuple hash is `hash`; NULL if ct_mask is past the map. */
+/*
+ * The bucket hash of a flow key (xdplb_abi.h, "Conntrack"): the key's five
+ * 8-byte words, each XORed with the seeded word and multiplied by its own odd
+ * constant, XORed together and finished by one more multiply. The five
+ * products don't wait on each other, so the bucket's address is ready a few
+ * cycles after the key (MurmurHash3 is a chain of dependent steps). Its
+ * bit-for-bit twin is Conntrack.bucketHash (Sources/DataPlane/Conntrack.swift).
+ */
+static __always_inline __u32 ct_hash(const struct xdplb_flow_key *key, __u32 seed)
+{
+	const __u64 *w = (const __u64 *)key;
+	__u64 s = (__u64)seed * XDPLB_CT_HASH_SEED_MUL;
+	__u64 h = ((w[0] ^ s) * XDPLB_CT_HASH_K0) ^ ((w[1] ^ s) * XDPLB_CT_HASH_K1) ^
+		  ((w[2] ^ s) * XDPLB_CT_HASH_K2) ^ ((w[3] ^ s) * XDPLB_CT_HASH_K3) ^
+		  ((w[4] ^ s) * XDPLB_CT_HASH_K4);
+
+	h = (h ^ (h >> 32)) * XDPLB_CT_HASH_FINAL;
+	return h >> 32;
+}
+
+/* The bucket of a flow whose bucket hash (ct_hash) is `hash`; NULL if ct_mask is past the map. */
 static __always_inline struct xdplb_ct_bucket *ct_bucket(const struct xdplb_node_cfg *cfg, __u32 hash)
 {
 	__u32 index = hash & cfg->ct_mask;
@@ -112,8 +132,8 @@ static __always_inline struct xdplb_ct_way *ct_victim(struct xdplb_ct_bucket *b,
 
 /*
  * Remember that `key` goes to backend `id` (generation `gen`), as an
- * embryonic way. `hash` is the flow's 5-tuple hash: its top bits pick where
- * the sweeps start. `syn`: the packet is a TCP SYN, which never takes an
+ * embryonic way. `hash` is the flow's bucket hash (ct_hash): its top bits
+ * pick where the sweeps start. `syn`: the packet is a TCP SYN, which never takes an
  * established way. A way another CPU is writing right now is left alone (the
  * flow is remembered by its next packet).
  */

@@ -19,7 +19,7 @@
 /* ---- 1. version ------------------------------------------------------- */
 
 /* Bumped whenever a struct below changes layout or meaning. */
-#define XDPLB_ABI_VERSION 5
+#define XDPLB_ABI_VERSION 6
 
 /* ---- 2. limits -------------------------------------------------------- */
 
@@ -204,7 +204,7 @@ _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
 
 /*
  * Conntrack is a set-associative flow table in an array map: bucket
- * (flow hash & xdplb_node_cfg.ct_mask) holds XDPLB_CT_WAYS flows. Lookups are
+ * (bucket hash & xdplb_node_cfg.ct_mask) holds XDPLB_CT_WAYS flows. Lookups are
  * inlined array reads (no helper call, no lock). A written way is embryonic
  * (USED, REF); its first hit marks it EST as well: the flow sent a second
  * packet, so it is established. A new flow takes the way already holding it,
@@ -229,6 +229,23 @@ _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
  * half an entry (a torn read counts as a miss: the ring decides).
  */
 #define XDPLB_CT_WAYS 4
+
+/*
+ * The bucket hash (ABI 6; before it, the Maglev flow hash): with the key's
+ * 40 bytes as five little-endian 64-bit words w0..w4 and s = hash_seed *
+ * SEED_MUL (64-bit, wrapping),
+ *   h = (w0 ^ s)*K0 ^ (w1 ^ s)*K1 ^ (w2 ^ s)*K2 ^ (w3 ^ s)*K3 ^ (w4 ^ s)*K4
+ *   h = (h ^ (h >> 32)) * FINAL;  bucket hash = h >> 32
+ * (all products wrapping). Its low bits pick the bucket, its top two bits
+ * where a sweep starts. Node-local: nodes need not agree on buckets.
+ */
+#define XDPLB_CT_HASH_SEED_MUL 0x9E3779B97F4A7C15ULL
+#define XDPLB_CT_HASH_K0 0xC2B2AE3D27D4EB4FULL
+#define XDPLB_CT_HASH_K1 0x165667B19E3779F9ULL
+#define XDPLB_CT_HASH_K2 0x85EBCA77C2B2AE63ULL
+#define XDPLB_CT_HASH_K3 0x27D4EB2F165667C5ULL
+#define XDPLB_CT_HASH_K4 0xFF51AFD7ED558CCDULL
+#define XDPLB_CT_HASH_FINAL 0xC4CEB9FE1A85EC53ULL
 #define XDPLB_CT_F_USED (1U << 0) /* the way holds a flow */
 #define XDPLB_CT_F_REF (1U << 1)  /* used since the last CLOCK sweep */
 #define XDPLB_CT_F_EST (1U << 2)  /* hit since it was written: established */

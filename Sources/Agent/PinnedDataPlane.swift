@@ -54,6 +54,22 @@ public final class PinnedDataPlane: @unchecked Sendable {
     /// and swaps the program as an ordinary upgrade.
     public func finishMigration(logger: Logger) throws(BPFError) {
         guard mode == .migrating, let program = pendingProgram else { return }
+        // Conntrack last, so it holds what the old program wrote until now;
+        // with the seed the first apply wrote.
+        // A table that can't be read costs only its flows' memory: they take the ring, which
+        // gives them the same backends while the rings are unchanged.
+        if let old = balancer?.notReused[XDPLB_MAP_CT], pendingPins[XDPLB_MAP_CT] != nil {
+            do throws(BPFError) {
+                let seed = try maps.config.lookup(UInt32(0), as: xdplb_node_cfg.self)?.hash_seed ?? 0
+                let moved = try PinMigration.rehomeConntrack(from: old, into: Conntrack(map: maps.conntrack, seed: seed))
+                logger.notice("conntrack rehomed into the new bucket hash", metadata: [
+                    "flows": "\(moved.flows)", "dropped": "\(moved.dropped)",
+                    "buckets.old": "\(old.info.maxEntries)", "buckets.new": "\(maps.conntrack.info.maxEntries)",
+                ])
+            } catch {
+                logger.error("conntrack not rehomed: established flows take the ring", metadata: ["error": "\(error)"])
+            }
+        }
         for (name, map) in pendingPins.sorted(by: { $0.key < $1.key }) {
             let path = "\(directory)/\(name)"
             if BPFFS.exists(path) { try BPFFS.unpin(path) }
@@ -107,8 +123,11 @@ public final class PinnedDataPlane: @unchecked Sendable {
         // smaller counter array, ABI 4's 4-byte ring slots), handled by PinMigration.
         let pinnedABI = try reusing[XDPLB_MAP_CONFIG]?.lookup(UInt32(0), as: xdplb_node_cfg.self)?.abi_version ?? UInt32(XDPLB_ABI_VERSION)
         let migrating = !reusing.isEmpty && pinnedABI != UInt32(XDPLB_ABI_VERSION)
+        let neverReuse = migrating ? PinMigration.layoutChanged(pinnedABI: pinnedABI) : []
         var lruSize = node.lruSize
-        if let ct = reusing[XDPLB_MAP_CT], Int(ct.info.maxEntries) != Conntrack.buckets(forFlows: lruSize) {
+        // Conntrack of an older bucket hash is rehomed into a new table of the configured size.
+        if let ct = reusing[XDPLB_MAP_CT], !neverReuse.contains(XDPLB_MAP_CT),
+           Int(ct.info.maxEntries) != Conntrack.buckets(forFlows: lruSize) {
             let pinned = Int(ct.info.maxEntries) * Conntrack.ways
             logger.warning("pinned conntrack keeps its size; run 'xdplb down' and restart to resize", metadata: [
                 "lru.pinned": "\(pinned)", "lru.config": "\(lruSize)",
@@ -123,7 +142,7 @@ public final class PinnedDataPlane: @unchecked Sendable {
             elf = [UInt8](data)
         }
         let balancer = try Balancer(lruSize: lruSize, reusing: reusing, elf: elf, migrating: migrating,
-                                    neverReuse: PinMigration.layoutChanged(pinnedABI: pinnedABI))
+                                    neverReuse: neverReuse)
         if migrating {
             let copied = try PinMigration.copy(from: balancer.notReused, into: balancer.maps)
             logger.notice("pins of another layout found: migrating", metadata: [

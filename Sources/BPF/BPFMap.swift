@@ -196,6 +196,33 @@ extension BPFMap {
         }
     }
 
+    /// Reads every entry of an array map in index order, up to `chunk` entries
+    /// per BPF_MAP_LOOKUP_BATCH call; `body` gets each chunk's first index and
+    /// its values (valid only during the call).
+    public func forEachArrayChunk<V: BitwiseCopyable>(
+        as: V.Type = V.self, chunk: Int = 1024,
+        _ body: (UInt32, UnsafeBufferPointer<V>) throws(BPFError) -> Void
+    ) throws(BPFError) {
+        guard info.keySize == 4, MemoryLayout<V>.stride == Int(info.valueSize) else {
+            throw BPFError("batch lookup in map '\(name)': not an array of \(MemoryLayout<V>.stride)-byte values", errno: EINVAL)
+        }
+        let n = max(1, chunk)
+        let keys = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: n)
+        let values = UnsafeMutableBufferPointer<V>.allocate(capacity: n)
+        defer { keys.deallocate(); values.deallocate() }
+        var from: UInt32 = 0
+        while from < info.maxEntries {
+            var count = UInt32(min(n, Int(info.maxEntries - from)))
+            let rc = xdplb_array_lookup_batch(fd, from, keys.baseAddress, values.baseAddress, &count)
+            if rc < 0 && rc != -ENOENT { throw BPFError("batch lookup in map '\(name)'", errno: -rc) }
+            if count == 0 { break }
+            guard keys[0] == from else { throw BPFError("batch lookup in map '\(name)': came back at index \(keys[0]), not \(from)", errno: EIO) }
+            try body(from, UnsafeBufferPointer(rebasing: values[0 ..< Int(count)]))
+            from += count
+            if rc == -ENOENT { break }
+        }
+    }
+
     /// Writes many entries with one BPF_MAP_UPDATE_BATCH call (array and hash maps).
     public func updateBatch<K: BitwiseCopyable, V: BitwiseCopyable>(keys: [K], values: [V]) throws(BPFError) {
         precondition(keys.count == values.count, "updateBatch: keys and values differ in count")

@@ -143,6 +143,16 @@ int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uin
 	return err ? -errno : 0;
 }
 
+int xdplb_array_lookup_batch(int map_fd, uint32_t from, void *keys, void *values, uint32_t *count)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+	/* The batch position is the last index read (the next call starts after it); none for index 0. */
+	uint32_t in = from - 1, out = 0;
+	int err = bpf_map_lookup_batch(map_fd, from ? &in : NULL, &out, keys, values, count, &opts);
+
+	return err ? -errno : 0;
+}
+
 /* The mapping of a ring of `count` slots: element 0 is the head, then 4
  * two-byte slots per 8-byte element (xdplb_abi.h). */
 size_t xdplb_ring_map_len(uint32_t count)

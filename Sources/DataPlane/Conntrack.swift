@@ -1,10 +1,10 @@
 import BPF
 import CXdplb
-import Maglev
 
 /// The conntrack flow table as user space sees it: an array map of buckets of
 /// `XDPLB_CT_WAYS` flows, a flow in bucket `hash & (buckets - 1)` where hash is
-/// the 5-tuple flow hash with the node's seed (layout and rules: xdplb_abi.h).
+/// the key's bucket hash with the node's seed (``bucketHash(_:seed:)``;
+/// layout and rules: xdplb_abi.h).
 /// The program owns the table; the agent only sizes it. Reading and writing it
 /// here serves tests, `xdplb bench` and diagnostics.
 public struct Conntrack: Sendable {
@@ -32,20 +32,26 @@ public struct Conntrack: Sendable {
     /// Buckets in the map.
     public var buckets: Int { Int(map.info.maxEntries) }
 
-    /// The 5-tuple flow hash of a key (``FlowHash``, the program's `xdplb_flow_hash`).
-    public static func hash(_ key: xdplb_flow_key, seed: UInt32) -> UInt32 {
-        withUnsafeBytes(of: key.src) { src in
-            withUnsafeBytes(of: key.dst) { dst in
-                FlowHash.hash(src: src, dst: dst, isV6: key.family == UInt8(XDPLB_FAMILY_V6),
-                              ports: FlowHash.portsWord(sport: UInt16(bigEndian: key.sport), dport: UInt16(bigEndian: key.dport)),
-                              proto: key.proto, sourceOnly: false, seed: seed)
+    /// The bucket hash of a key: the program's `ct_hash` (bpf/conntrack.h), bit
+    /// for bit (the formula: xdplb_abi.h, "Conntrack"). ABI 6 and later.
+    public static func bucketHash(_ key: xdplb_flow_key, seed: UInt32) -> UInt32 {
+        let k: (UInt64, UInt64, UInt64, UInt64, UInt64) = (
+            XDPLB_CT_HASH_K0, XDPLB_CT_HASH_K1, XDPLB_CT_HASH_K2, XDPLB_CT_HASH_K3, XDPLB_CT_HASH_K4)
+        return withUnsafeBytes(of: key) { raw in
+            @inline(__always) func word(_ i: Int) -> UInt64 {
+                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
             }
+            let s = UInt64(seed) &* XDPLB_CT_HASH_SEED_MUL
+            var h = (word(0) ^ s) &* k.0 ^ (word(1) ^ s) &* k.1 ^ (word(2) ^ s) &* k.2
+            h ^= (word(3) ^ s) &* k.3 ^ (word(4) ^ s) &* k.4
+            h = (h ^ (h >> 32)) &* XDPLB_CT_HASH_FINAL
+            return UInt32(truncatingIfNeeded: h >> 32)
         }
     }
 
     /// The bucket a key lives in.
     public func bucket(of key: xdplb_flow_key) -> UInt32 {
-        Self.hash(key, seed: seed) & UInt32(buckets - 1)
+        Self.bucketHash(key, seed: seed) & UInt32(buckets - 1)
     }
 
     /// The entry of `key`, if the table holds it.
@@ -144,10 +150,17 @@ public struct ConntrackImage {
     /// Ways in use in the whole table.
     public var count: Int { used.reduce(0) { $0 + Int($1) } }
 
-    /// Puts `key` into a free way of its own bucket as an established flow
-    /// (used, referenced and established, as after its second packet). Returns the bucket, or nil when the bucket is full.
+    /// Buckets holding at least one flow, in index order.
+    public var usedBuckets: [UInt32] {
+        used.indices.compactMap { used[$0] > 0 ? UInt32($0) : nil }
+    }
+
+    /// Puts `key` into the next free way of its own bucket with `flags`: by
+    /// default an established flow (used, referenced and established, as after
+    /// its second packet). Returns the bucket, or nil when the bucket is full.
     @discardableResult
-    public mutating func insert(_ key: xdplb_flow_key, _ entry: xdplb_ct_entry) -> UInt32? {
+    public mutating func insert(_ key: xdplb_flow_key, _ entry: xdplb_ct_entry,
+                                flags: UInt32 = XDPLB_CT_F_USED | XDPLB_CT_F_REF | XDPLB_CT_F_EST) -> UInt32? {
         let b = conntrack.bucket(of: key)
         let i = Int(b)
         let n = Int(used[i])
@@ -155,7 +168,7 @@ public struct ConntrackImage {
         var way = xdplb_ct_way()
         way.key = key
         way.entry = entry
-        way.flags = XDPLB_CT_F_USED | XDPLB_CT_F_REF | XDPLB_CT_F_EST
+        way.flags = flags | XDPLB_CT_F_USED
         withUnsafeMutableBytes(of: &buckets[i].ways) { raw in
             raw.storeBytes(of: way, toByteOffset: n * MemoryLayout<xdplb_ct_way>.stride, as: xdplb_ct_way.self)
         }

@@ -10,10 +10,49 @@ import CXdplb
 /// before the new program is attached. A map of the same layout (conntrack,
 /// config) is reused as is and never reaches this.
 public enum PinMigration {
-    /// Maps whose inner layout changed with ABI 5 (2-byte ring slots): pins of
-    /// an older ABI are never reused, even where the outer map would fit.
+    /// Maps whose layout or meaning changed since `pinnedABI`: their pins are
+    /// never reused, even where the map would fit. ABI 5 packed ring slots in
+    /// 2 bytes; ABI 6 moved every flow to another conntrack bucket (a new
+    /// bucket hash), so older conntrack is rehomed (``rehomeConntrack(from:into:)``).
     public static func layoutChanged(pinnedABI: UInt32) -> Set<String> {
-        pinnedABI < 5 ? [XDPLB_MAP_RINGS, XDPLB_MAP_RINGS_PREV] : []
+        var changed: Set<String> = []
+        if pinnedABI < 5 { changed.formUnion([XDPLB_MAP_RINGS, XDPLB_MAP_RINGS_PREV]) }
+        if pinnedABI < 6 { changed.insert(XDPLB_MAP_CT) }
+        return changed
+    }
+
+    /// What ``rehomeConntrack(from:into:)`` did.
+    public struct Rehomed: Sendable, Equatable {
+        /// Flows written into their bucket of the new table.
+        public var flows = 0
+        /// Flows left out: their new bucket already held `XDPLB_CT_WAYS` of the moved ones.
+        public var dropped = 0
+
+        public init(flows: Int = 0, dropped: Int = 0) {
+            self.flows = flows
+            self.dropped = dropped
+        }
+    }
+
+    /// Moves every flow of an older conntrack table (`old`, any number of
+    /// buckets) into `new`, which must be empty: each used way goes, key,
+    /// entry and flags as they are, into the first free way of the bucket its
+    /// key has in `new` (``Conntrack/bucket(of:)``, the seed `new` was made
+    /// with). Ways being written (odd seq) are skipped; a bucket that fills up
+    /// keeps the flows that came first, and the rest are counted as dropped
+    /// (their next packet goes by the ring, as after an eviction).
+    public static func rehomeConntrack(from old: BPFMap, into new: Conntrack) throws(BPFError) -> Rehomed {
+        var image = ConntrackImage(new)
+        var result = Rehomed()
+        try old.forEachArrayChunk(as: xdplb_ct_bucket.self) { (_, buckets) throws(BPFError) in
+            for b in buckets {
+                for w in Conntrack.ways(of: b) where w.flags & XDPLB_CT_F_USED != 0 && w.seq & 1 == 0 {
+                    if image.insert(w.key, w.entry, flags: w.flags) != nil { result.flows += 1 } else { result.dropped += 1 }
+                }
+            }
+        }
+        try image.write(buckets: image.usedBuckets)
+        return result
     }
 
     /// Copies the contents of `old` (pinned maps by name, not reused) into `maps`:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Migration tests: pins left by the previous release's layout (ABI 4) are taken
-# over by `xdplb run` of this one (ABI 5), not refused.
+# Migration tests: pins left by an earlier release's layout (ABI 4) are taken
+# over by `xdplb run` of this one (ABI 6), not refused.
 #  * The previous release's data plane is its own bpf/ from git (commit $PREV,
 #    the last ABI 4 commit; override with XDPLB_PREV_RELEASE), built here with
 #    clang, loaded, filled and attached by Tests/migration/abi4_state.c
@@ -11,7 +11,8 @@
 #    entries written by that program.
 #  * `xdplb run` of this build on the same bpffs and interface: it logs the
 #    migration, the status says "migrated", the pins are the new layout
-#    (2-byte ring slots, 4,096 VIP slots), the link now holds the new program.
+#    (2-byte ring slots, 4,096 VIP slots, conntrack rehomed into ABI 6's
+#    bucket hash), the link now holds the new program.
 #  * The same 10,000 flows' ACKs (conntrack hits) and SYNs (the new ring) get
 #    exactly the backends the old program gave; conntrack holds the same
 #    entries (key, backend id, generation) as before; counters were carried
@@ -73,6 +74,7 @@ check "ABI 4 state pinned: maps, ring, VIP and an XDP link on lb0" \
 	state make "$tmp/prev/out/balancer.bpf.o" "$bpffs" lb0 10.100.0.1 80 65537 0x5eed 10.0.9.1 262144 $backends
 check "the pinned ring is ABI 4's: u32 slots" sh -c "bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 512'"
 old_prog=$(inlb bpftool link show pinned "$bpffs/link" | grep -oE 'prog [0-9]+' | grep -oE '[0-9]+')
+old_ct=$(bpftool map show pinned "$bpffs/xdplb_ct" | grep -oE "^[0-9]+")
 
 state pick "$bpffs" SYN 10.0.9.10 10.100.0.1 80 20000 10000 >"$tmp/old-syn.txt"
 check "the ABI 4 program forwards 10,000 SYNs to the 8 backends" python3 - "$tmp/old-syn.txt" <<'PY'
@@ -105,9 +107,12 @@ fi
 check "the agent logged the migration and its end" sh -c "grep -q 'pins of another layout found: migrating' '$tmp/agent.log' && grep -q 'migration finished' '$tmp/agent.log'"
 new_prog=$(inlb bpftool link show pinned "$bpffs/link" | grep -oE 'prog [0-9]+' | grep -oE '[0-9]+')
 check "the pinned link holds a new program (was $old_prog, now $new_prog)" test "$old_prog" != "$new_prog"
-check "the pins are the new layout: 4,096 VIP slots, ABI 5 in the config" sh -c \
+check "the pins are the new layout: 4,096 VIP slots, 16,384 backend ids" sh -c \
 	"bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 4096' && bpftool map show pinned '$bpffs/xdplb_backends' | grep -q 'max_entries 16384'"
-check "conntrack was kept (the same map: 262,144 buckets)" sh -c "bpftool map show pinned '$bpffs/xdplb_ct' | grep -q 'max_entries 262144'"
+check "conntrack is a new map of the configured size (262,144 buckets), not the old pin" sh -c \
+	"bpftool map show pinned '$bpffs/xdplb_ct' | grep -q 'max_entries 262144' && test \"\$(bpftool map show pinned '$bpffs/xdplb_ct' | grep -oE '^[0-9]+')\" != '$old_ct'"
+check "the agent logged the rehoming: 10,000 flows moved, none dropped" \
+	grep -q 'dropped=0 flows=10000 .*conntrack rehomed into the new bucket hash' "$tmp/agent.log"
 
 state pick "$bpffs" ACK 10.0.9.10 10.100.0.1 80 20000 10000 >"$tmp/new-ack.txt"
 check "10,000 established flows' ACKs: the same backend as under the old program" cmp "$tmp/old-syn.txt" "$tmp/new-ack.txt"

@@ -83,6 +83,10 @@ void xdplb_vip_slot_write(void *table, uint32_t index, const struct xdplb_vip_sl
 
 /* BPF_MAP_UPDATE_BATCH: *count entries from keys/values; *count gets how many were written. */
 int xdplb_map_update_batch(int map_fd, const void *keys, const void *values, uint32_t *count);
+/* BPF_MAP_LOOKUP_BATCH of an array map: up to *count entries from index
+ * `from` into keys/values; *count = how many came. 0, or -errno (-ENOENT:
+ * the map ended, *count entries still came). */
+int xdplb_array_lookup_batch(int map_fd, uint32_t from, void *keys, void *values, uint32_t *count);
 
 /* bpf_obj_get_info_by_fd for a program: id, verified instruction count, JIT size, tag. */
 int xdplb_prog_info(int prog_fd, uint32_t *id, uint32_t *xlated_len, uint32_t *jited_len,
