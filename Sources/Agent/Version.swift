@@ -2,5 +2,5 @@
 /// and the base of the Debian package version `tools/package` writes).
 public enum XdplbVersion {
     /// Semantic version of the release.
-    public static let string = "0.11.0"
+    public static let string = "0.12.0"
 }
