@@ -229,6 +229,9 @@ _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
  * half an entry (a torn read counts as a miss: the ring decides).
  */
 #define XDPLB_CT_WAYS 4
+#define XDPLB_CT_F_USED (1U << 0) /* the way holds a flow */
+#define XDPLB_CT_F_REF (1U << 1)  /* used since the last CLOCK sweep */
+#define XDPLB_CT_F_EST (1U << 2)  /* hit since it was written: established */
 
 /*
  * The bucket hash (ABI 6; before it, the Maglev flow hash): with the key's
@@ -246,9 +249,6 @@ _Static_assert(sizeof(struct xdplb_ct_entry) == 8, "xdplb_ct_entry layout");
 #define XDPLB_CT_HASH_K3 0x27D4EB2F165667C5ULL
 #define XDPLB_CT_HASH_K4 0xFF51AFD7ED558CCDULL
 #define XDPLB_CT_HASH_FINAL 0xC4CEB9FE1A85EC53ULL
-#define XDPLB_CT_F_USED (1U << 0) /* the way holds a flow */
-#define XDPLB_CT_F_REF (1U << 1)  /* used since the last CLOCK sweep */
-#define XDPLB_CT_F_EST (1U << 2)  /* hit since it was written: established */
 
 struct xdplb_ct_way {
 	struct xdplb_flow_key key;

@@ -54,10 +54,10 @@ public final class PinnedDataPlane: @unchecked Sendable {
     /// and swaps the program as an ordinary upgrade.
     public func finishMigration(logger: Logger) throws(BPFError) {
         guard mode == .migrating, let program = pendingProgram else { return }
-        // Conntrack last, so it holds what the old program wrote until now;
-        // with the seed the first apply wrote.
-        // A table that can't be read costs only its flows' memory: they take the ring, which
-        // gives them the same backends while the rings are unchanged.
+        // Conntrack last, so it holds what the old program wrote until now, with the
+        // seed the first apply wrote. A table that can't be read is not fatal: its
+        // flows take the ring, which gives them the same backends while the rings
+        // are unchanged.
         if let old = balancer?.notReused[XDPLB_MAP_CT], pendingPins[XDPLB_MAP_CT] != nil {
             do throws(BPFError) {
                 let seed = try maps.config.lookup(UInt32(0), as: xdplb_node_cfg.self)?.hash_seed ?? 0
@@ -120,7 +120,7 @@ public final class PinnedDataPlane: @unchecked Sendable {
             reusing[name] = try BPFMap.openPinned("\(dir)/\(name)", name: name)
         }
         // The ABI of the agent that wrote the pins: another one means a migration (e.g. ABI 3's
-        // smaller counter array, ABI 4's 4-byte ring slots), handled by PinMigration.
+        // smaller counter array, ABI 4's 4-byte ring slots, ABI 5's conntrack buckets), handled by PinMigration.
         let pinnedABI = try reusing[XDPLB_MAP_CONFIG]?.lookup(UInt32(0), as: xdplb_node_cfg.self)?.abi_version ?? UInt32(XDPLB_ABI_VERSION)
         let migrating = !reusing.isEmpty && pinnedABI != UInt32(XDPLB_ABI_VERSION)
         let neverReuse = migrating ? PinMigration.layoutChanged(pinnedABI: pinnedABI) : []

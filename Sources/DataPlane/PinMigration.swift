@@ -7,8 +7,10 @@ import CXdplb
 /// generations (conntrack entries keep pointing at the right backend), VIP
 /// slots, and the counters. Rings, the VIP table, the prefilter and the VIP
 /// address set are not copied: the first apply writes them in the new layout
-/// before the new program is attached. A map of the same layout (conntrack,
-/// config) is reused as is and never reaches this.
+/// before the new program is attached; conntrack of an older bucket hash is
+/// moved into its new buckets at the end (``rehomeConntrack(from:into:)``). A
+/// map of the same layout (config; conntrack from ABI 6 on) is reused as is
+/// and never reaches this.
 public enum PinMigration {
     /// Maps whose layout or meaning changed since `pinnedABI`: their pins are
     /// never reused, even where the map would fit. ABI 5 packed ring slots in
