@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Migration tests: pins left by an earlier release's layout (ABI 4) are taken
-# over by `xdplb run` of this one (ABI 6), not refused.
-#  * The previous release's data plane is its own bpf/ from git (commit $PREV,
-#    the last ABI 4 commit; override with XDPLB_PREV_RELEASE), built here with
-#    clang, loaded, filled and attached by Tests/migration/abi4_state.c
-#    (libbpf, built against that release's ABI header) the way its agent did:
-#    one TCP VIP, 8 backends, ring 65537, pinned maps and a pinned XDP link.
-#  * 10,000 flows' SYNs run through the attached ABI 4 program
+# Migration tests: pins left by earlier releases' layouts (ABI 4 and ABI 5)
+# are taken over by `xdplb run` of this one (ABI 6), not refused. Each of the
+# two runs below:
+#  * builds that release's data plane from its own bpf/ in git (ABI 4: commit
+#    1ef436d, 0.9; ABI 5: commit 5de980e, 0.11; override with
+#    XDPLB_PREV_ABI4 / XDPLB_PREV_ABI5), then loads, fills and attaches it with
+#    Tests/migration/prev_state.c (libbpf, built against that release's ABI
+#    header) the way its agent did: one TCP VIP, 8 backends, ring 65537,
+#    pinned maps and a pinned XDP link;
+#  * runs 10,000 flows' SYNs through the attached old program
 #    (BPF_PROG_TEST_RUN): their backends are recorded and their conntrack
-#    entries written by that program.
-#  * `xdplb run` of this build on the same bpffs and interface: it logs the
-#    migration, the status says "migrated", the pins are the new layout
-#    (2-byte ring slots, 4,096 VIP slots, conntrack rehomed into ABI 6's
-#    bucket hash), the link now holds the new program.
-#  * The same 10,000 flows' ACKs (conntrack hits) and SYNs (the new ring) get
-#    exactly the backends the old program gave; conntrack holds the same
-#    entries (key, backend id, generation) as before; counters were carried
-#    over; a reload afterwards is an ordinary one.
+#    entries written by that program;
+#  * starts `xdplb run` of this build on the same bpffs and interface: it logs
+#    the migration, the status says "migrated", the pins are the new layout
+#    (2-byte ring slots, 4,096 VIP slots; conntrack rehomed into ABI 6's
+#    bucket hash: 10,000 flows moved, none dropped), the link holds the new
+#    program;
+#  * checks that the same 10,000 flows' ACKs (conntrack hits) and SYNs (the
+#    new ring) get exactly the backends the old program gave, conntrack holds
+#    the same entries (key, backend id, generation) as before, counters were
+#    carried over, and a reload afterwards is an ordinary one.
 # Topology (created here, deleted on exit): xt-mg-lb-PID (lb0 10.0.9.1/24, the
 # node) and xt-mg-pe-PID (pe0: the backends 10.0.9.2-9). Traffic is test runs
 # inside the node's namespace only.
@@ -25,20 +28,24 @@ set -o errexit -o nounset -o pipefail
 XDPLB=$(readlink -f "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-PREV=${XDPLB_PREV_RELEASE:-1ef436d}
 tmp=$(mktemp -d /tmp/xdplb-mig.XXXXXX)
 lb="xt-mg-lb-$$" pe="xt-mg-pe-$$"
-bpffs="/sys/fs/bpf/xdplb-mig-test-$$"
-sock="$tmp/admin.sock"
+bpffs="" work="" sock=""
 agent_pid=""
 pass=0 fail=0
 t0=$SECONDS
 backends="10.0.9.2 10.0.9.3 10.0.9.4 10.0.9.5 10.0.9.6 10.0.9.7 10.0.9.8 10.0.9.9"
 
-cleanup() {
+# Stops this run's agent and removes its pins and link.
+end_run() {
 	[ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
 	wait 2>/dev/null || true
-	"$XDPLB" down --bpffs "$bpffs" >/dev/null 2>&1 || true
+	agent_pid=""
+	[ -n "$bpffs" ] && "$XDPLB" down --bpffs "$bpffs" >/dev/null 2>&1 || true
+	[ -n "$bpffs" ] && rm -rf "$bpffs" 2>/dev/null || true
+}
+cleanup() {
+	end_run
 	ip netns del "$lb" 2>/dev/null || true
 	ip netns del "$pe" 2>/dev/null || true
 	rm -rf "$tmp"
@@ -48,63 +55,72 @@ trap 'exit 1' INT TERM
 
 . "$here/../lib.sh"
 inlb() { nsenter --net="/run/netns/$lb" "$@"; }   # nsenter keeps /sys/fs/bpf visible
-state() { inlb "$tmp/abi4_state" "$@"; }
+state() { inlb "$work/prev_state" "$@"; }
 
+# migrate_from PREV ABI: one run, from the pins of release PREV (ABI ABI).
+migrate_from() {
+local prev=$1 abi=$2
+work="$tmp/abi$abi"
+bpffs="/sys/fs/bpf/xdplb-mig-test-$$-abi$abi"
+sock="$work/admin.sock"
+mkdir -p "$work"
+echo "-- from ABI $abi ($prev)"
 # The previous release's data plane, from git.
-if ! git -C "$root" cat-file -e "$PREV^{commit}" 2>/dev/null; then
-	git -C "$root" fetch -q origin "$PREV" 2>/dev/null || true
+if ! git -C "$root" cat-file -e "$prev^{commit}" 2>/dev/null; then
+	git -C "$root" fetch -q origin "$prev" 2>/dev/null || true
 fi
-if ! git -C "$root" cat-file -e "$PREV^{commit}" 2>/dev/null; then
-	bad "the previous release ($PREV) is not in this clone's history (a shallow clone?): fetch it or set XDPLB_PREV_RELEASE"
-	echo "migration: $pass passed, $fail failed"
-	exit 1
+if ! git -C "$root" cat-file -e "$prev^{commit}" 2>/dev/null; then
+	bad "the previous release ($prev) is not in this clone's history (a shallow clone?): fetch it or set XDPLB_PREV_ABI$abi"
+	return
 fi
-mkdir -p "$tmp/prev"
-git -C "$root" archive "$PREV" bpf | tar -x -C "$tmp/prev"
-check "the previous release's bpf/ ($PREV) builds and is ABI 4" sh -c \
-	"sh '$tmp/prev/bpf/build-objects.sh' '$tmp/prev/out' '$tmp/prev/out/objects.swift' && grep -q 'define XDPLB_ABI_VERSION 4' '$tmp/prev/bpf/xdplb_abi.h'"
-CC=${CC:-$(command -v cc || command -v clang || echo /opt/swift/usr/bin/clang)}
-check "the ABI 4 state writer builds (libbpf, the previous release's header)" \
-	"$CC" -O2 -Wall -Werror -I"$tmp/prev/bpf" -o "$tmp/abi4_state" "$here/abi4_state.c" -lbpf
+mkdir -p "$work/prev"
+git -C "$root" archive "$prev" bpf | tar -x -C "$work/prev"
+check "the previous release's bpf/ ($prev) builds and is ABI $abi" sh -c \
+	"sh '$work/prev/bpf/build-objects.sh' '$work/prev/out' '$work/prev/out/objects.swift' && grep -q 'define XDPLB_ABI_VERSION $abi' '$work/prev/bpf/xdplb_abi.h'"
+check "the ABI $abi state writer builds (libbpf, the previous release's header)" \
+	"$CC" -O2 -Wall -Werror -I"$work/prev/bpf" -o "$work/prev_state" "$here/prev_state.c" -lbpf
 
 # shellcheck disable=SC2086
-lb_pe_up "$lb" "$pe" $backends 10.0.9.10
-# shellcheck disable=SC2086
-check "ABI 4 state pinned: maps, ring, VIP and an XDP link on lb0" \
-	state make "$tmp/prev/out/balancer.bpf.o" "$bpffs" lb0 10.100.0.1 80 65537 0x5eed 10.0.9.1 262144 $backends
-check "the pinned ring is ABI 4's: u32 slots" sh -c "bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 512'"
+check "ABI $abi state pinned: maps, ring, VIP and an XDP link on lb0" \
+	state make "$work/prev/out/balancer.bpf.o" "$bpffs" lb0 10.100.0.1 80 65537 0x5eed 10.0.9.1 262144 $backends
+if [ "$abi" = 4 ]; then
+	check "the pinned state is ABI 4's: 512 VIP slots" sh -c "bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 512'"
+else
+	check "the pinned state is ABI $abi's: 4,096 VIP slots, the ring's 8-byte elements" sh -c \
+		"bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 4096' && bpftool map show name xdplb_ring | grep -q 'value 8B'"
+fi
 old_prog=$(inlb bpftool link show pinned "$bpffs/link" | grep -oE 'prog [0-9]+' | grep -oE '[0-9]+')
 old_ct=$(bpftool map show pinned "$bpffs/xdplb_ct" | grep -oE "^[0-9]+")
 
-state pick "$bpffs" SYN 10.0.9.10 10.100.0.1 80 20000 10000 >"$tmp/old-syn.txt"
-check "the ABI 4 program forwards 10,000 SYNs to the 8 backends" python3 - "$tmp/old-syn.txt" <<'PY'
+state pick "$bpffs" SYN 10.0.9.10 10.100.0.1 80 20000 10000 >"$work/old-syn.txt"
+check "the ABI $abi program forwards 10,000 SYNs to the 8 backends" python3 - "$work/old-syn.txt" <<'PY'
 import sys, collections
 rows = [l.split() for l in open(sys.argv[1])]
 c = collections.Counter(b for _, b in rows)
 assert len(rows) == 10000 and "-" not in c and len(c) == 8, c
 print(dict(c))
 PY
-state ct "$bpffs" | sort >"$tmp/ct-before.txt"
-check "the ABI 4 program wrote 10,000 conntrack entries" test "$(grep -c ' 10.100.0.1 80 6 ' "$tmp/ct-before.txt")" -eq 10000
+state ct "$bpffs" | sort >"$work/ct-before.txt"
+check "the ABI $abi program wrote 10,000 conntrack entries" test "$(grep -c ' 10.100.0.1 80 6 ' "$work/ct-before.txt")" -eq 10000
 
 # This release's agent on the same pins.
-{ node_yaml "$bpffs"; cat <<YAML; } >"$tmp/node.yaml"
+{ node_yaml "$bpffs"; cat <<YAML; } >"$work/node.yaml"
   - address: 10.100.0.1
     port: 80
     protocol: tcp
     ring_size: 65537
     backends:
 YAML
-for b in $backends; do echo "      - { address: $b }" >>"$tmp/node.yaml"; done
-sed -i 's/lru_size: 65536/lru_size: 1000000/' "$tmp/node.yaml"   # 262,144 buckets: 10,000 flows never fill one
-nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$tmp/node.yaml" >"$tmp/agent.log" 2>&1 &
+for b in $backends; do echo "      - { address: $b }" >>"$work/node.yaml"; done
+sed -i 's/lru_size: 65536/lru_size: 1000000/' "$work/node.yaml"   # 262,144 buckets: 10,000 flows never fill one
+nsenter --net="/run/netns/$lb" "$XDPLB" run --config "$work/node.yaml" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 if wait_until 60 sh -c "'$XDPLB' status --admin '$sock' --json 2>/dev/null | grep -q '\"up_mode\" *: *\"migrated\"'" >/dev/null; then
-	ok "xdplb run took the ABI 4 pins over: status up_mode migrated"
+	ok "xdplb run took the ABI $abi pins over: status up_mode migrated"
 else
-	bad "xdplb run took the ABI 4 pins over: status up_mode migrated"; sed 's/^/    /' "$tmp/agent.log"
+	bad "xdplb run took the ABI $abi pins over: status up_mode migrated"; sed 's/^/    /' "$work/agent.log"
 fi
-check "the agent logged the migration and its end" sh -c "grep -q 'pins of another layout found: migrating' '$tmp/agent.log' && grep -q 'migration finished' '$tmp/agent.log'"
+check "the agent logged the migration and its end" sh -c "grep -q 'pins of another layout found: migrating' '$work/agent.log' && grep -q 'migration finished' '$work/agent.log'"
 new_prog=$(inlb bpftool link show pinned "$bpffs/link" | grep -oE 'prog [0-9]+' | grep -oE '[0-9]+')
 check "the pinned link holds a new program (was $old_prog, now $new_prog)" test "$old_prog" != "$new_prog"
 check "the pins are the new layout: 4,096 VIP slots, 16,384 backend ids" sh -c \
@@ -112,16 +128,16 @@ check "the pins are the new layout: 4,096 VIP slots, 16,384 backend ids" sh -c \
 check "conntrack is a new map of the configured size (262,144 buckets), not the old pin" sh -c \
 	"bpftool map show pinned '$bpffs/xdplb_ct' | grep -q 'max_entries 262144' && test \"\$(bpftool map show pinned '$bpffs/xdplb_ct' | grep -oE '^[0-9]+')\" != '$old_ct'"
 check "the agent logged the rehoming: 10,000 flows moved, none dropped" \
-	grep -q 'dropped=0 flows=10000 .*conntrack rehomed into the new bucket hash' "$tmp/agent.log"
+	grep -q 'dropped=0 flows=10000 .*conntrack rehomed into the new bucket hash' "$work/agent.log"
 
-state pick "$bpffs" ACK 10.0.9.10 10.100.0.1 80 20000 10000 >"$tmp/new-ack.txt"
-check "10,000 established flows' ACKs: the same backend as under the old program" cmp "$tmp/old-syn.txt" "$tmp/new-ack.txt"
-state pick "$bpffs" SYN 10.0.9.10 10.100.0.1 80 20000 10000 >"$tmp/new-syn.txt"
-check "the same 10,000 flows' SYNs through the new ring: the same backends (the ring moved, not its contents)" cmp "$tmp/old-syn.txt" "$tmp/new-syn.txt"
-state ct "$bpffs" | sort >"$tmp/ct-after.txt"
-check "conntrack holds the same 10,000 entries (key, backend id, generation)" cmp "$tmp/ct-before.txt" "$tmp/ct-after.txt"
-"$XDPLB" stats --admin "$sock" --json >"$tmp/stats.json" || true
-check "counters were carried over: new_flow counts the old program's 10,000 SYNs and the new one's, ct_hit the 10,000 ACKs" python3 - "$tmp/stats.json" <<'PY'
+state pick "$bpffs" ACK 10.0.9.10 10.100.0.1 80 20000 10000 >"$work/new-ack.txt"
+check "10,000 established flows' ACKs: the same backend as under the old program" cmp "$work/old-syn.txt" "$work/new-ack.txt"
+state pick "$bpffs" SYN 10.0.9.10 10.100.0.1 80 20000 10000 >"$work/new-syn.txt"
+check "the same 10,000 flows' SYNs through the new ring: the same backends (the ring moved, not its contents)" cmp "$work/old-syn.txt" "$work/new-syn.txt"
+state ct "$bpffs" | sort >"$work/ct-after.txt"
+check "conntrack holds the same 10,000 entries (key, backend id, generation)" cmp "$work/ct-before.txt" "$work/ct-after.txt"
+"$XDPLB" stats --admin "$sock" --json >"$work/stats.json" || true
+check "counters were carried over: new_flow counts the old program's 10,000 SYNs and the new one's, ct_hit the 10,000 ACKs" python3 - "$work/stats.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))["counters"]
 got = {k: c[k]["packets"] for k in ("ct_hit", "new_flow", "ct_miss")}
@@ -129,7 +145,15 @@ assert got["ct_hit"] == 10000 and got["new_flow"] == 20000 and got["ct_miss"] ==
 print(got)
 PY
 check "a reload after the migration changes nothing and the agent keeps running" sh -c \
-	"kill -HUP $agent_pid && sleep 1 && kill -0 $agent_pid && ! grep -qi 'reload failed' '$tmp/agent.log'"
+	"kill -HUP $agent_pid && sleep 1 && kill -0 $agent_pid && ! grep -qi 'reload failed' '$work/agent.log'"
+end_run
+}
+
+CC=${CC:-$(command -v cc || command -v clang || echo /opt/swift/usr/bin/clang)}
+# shellcheck disable=SC2086
+lb_pe_up "$lb" "$pe" $backends 10.0.9.10
+migrate_from "${XDPLB_PREV_ABI4:-1ef436d}" 4
+migrate_from "${XDPLB_PREV_ABI5:-5de980e}" 5
 
 echo "migration: $pass passed, $fail failed ($((SECONDS - t0)) s)"
 [ "$fail" -eq 0 ]

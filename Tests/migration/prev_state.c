@@ -1,24 +1,26 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Tests/migration/abi4_state.c: the pinned state of a node that ran the
- * previous layout (XDPLB_ABI_VERSION 4), and two readers that work on any
- * layout since conntrack and the link did not change.
+ * Tests/migration/prev_state.c: the pinned state of a node that ran an
+ * earlier layout (XDPLB_ABI_VERSION 4 or 5), and two readers that work on any
+ * layout since the conntrack bucket and the link did not change.
  *
- * Built by Tests/migration/run.sh against the ABI 4 header of the previous
- * release (git archive of bpf/), with libbpf:
+ * Built by Tests/migration/run.sh against the header of that release (git
+ * archive of its bpf/), with libbpf:
  *
- *   abi4_state make OBJ BPFFS IFNAME VIP PORT RING SEED ENCAP_SRC LRU_BUCKETS BACKEND...
- *       loads the ABI 4 balancer object, pins its maps and an XDP link on
- *       IFNAME (generic mode) under BPFFS, and writes what the ABI 4 agent
- *       wrote for one TCP VIP with equal-weight backends: node config, backend
+ *   prev_state make OBJ BPFFS IFNAME VIP PORT RING SEED ENCAP_SRC LRU_BUCKETS BACKEND...
+ *       loads that release's balancer object, pins its maps and an XDP link
+ *       on IFNAME (generic mode) under BPFFS, and writes what its agent wrote
+ *       for one TCP VIP with equal-weight backends: node config, backend
  *       entries (ids 1..N, generations 1..N, next hop = the test-run ingress),
  *       the VIP entry, VIP table slot, address entry and prefilter bit, and the
- *       Maglev ring in ABI 4's format (1 + M u32: M, then id | M << 12).
- *   abi4_state pick BPFFS SYN|ACK SRC VIP PORT FIRST_SPORT COUNT
+ *       Maglev ring in that ABI's format (ABI 4: 1 + M u32, M then
+ *       id | M << 12; ABI 5: a head {M, tag}, then four u16 id | tag << 14
+ *       per 8-byte element).
+ *   prev_state pick BPFFS SYN|ACK SRC VIP PORT FIRST_SPORT COUNT
  *       runs the program the pinned link holds on one TCP packet per flow
  *       (SRC:FIRST_SPORT+k -> VIP:PORT) with BPF_PROG_TEST_RUN and prints
  *       "sport backend" per flow (the outer IPv4 destination; "-" if none).
- *   abi4_state ct BPFFS
+ *   prev_state ct BPFFS
  *       prints every used conntrack way: "src sport dst dport proto id gen".
  *
  * The Maglev table is built here independently of the Swift one (FNV-1a 64
@@ -38,13 +40,13 @@
 
 #include "xdplb_abi.h"
 
-#if XDPLB_ABI_VERSION != 4
-#error "build against the ABI 4 header of the previous release"
+#if XDPLB_ABI_VERSION != 4 && XDPLB_ABI_VERSION != 5
+#error "build against the ABI 4 or ABI 5 header of an earlier release"
 #endif
 
 static void die(const char *what, int err)
 {
-	fprintf(stderr, "abi4_state: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	fprintf(stderr, "prev_state: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
 }
 
@@ -138,7 +140,6 @@ static int make(int argc, char **argv)
 	struct xdplb_vip_addr_key akey = {0};
 	struct xdplb_vip_addr aval = {0};
 	struct xdplb_vip_filter filter = {0};
-	uint32_t *ring;
 	int32_t *slots;
 
 	if (n < 1 || ifindex == 0 || ring_size < 3)
@@ -149,14 +150,14 @@ static int make(int argc, char **argv)
 	if ((err = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, XDPLB_MAP_CT), buckets)))
 		die("size conntrack", err);
 	if ((err = bpf_object__load(obj)))
-		die("load the ABI 4 object", err);
+		die("load the earlier release's object", err);
 	if ((err = bpf_object__pin_maps(obj, dir)))
 		die("pin maps", err);
 	prog = bpf_object__find_program_by_name(obj, XDPLB_PROG_BALANCER);
 	if (!prog)
 		die(XDPLB_PROG_BALANCER, ENOENT);
 
-	cfg.abi_version = 4;
+	cfg.abi_version = XDPLB_ABI_VERSION;
 	cfg.hash_seed = seed;
 	cfg.path_mtu = 1500;
 	cfg.ct_mask = buckets - 1;
@@ -178,25 +179,42 @@ static int make(int argc, char **argv)
 	memcpy(sorted, names, n * sizeof(*sorted));
 	slots = calloc(ring_size, sizeof(*slots));
 	maglev(sorted, n, ring_size, slots);
-	ring = calloc(ring_size + 1, sizeof(*ring));
-	ring[0] = ring_size;
-	for (i = 0; i < ring_size; i++) {
-		uint32_t id = 0;
-		int k;
-
-		for (k = 0; k < n; k++)
-			if (!strcmp(sorted[slots[i]], names[k]))
-				id = k + 1;
-		ring[i + 1] = id | ring_size << XDPLB_RING_ID_BITS;
-	}
 	{
 		LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-		inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "xdplb_ring", 4, 4, ring_size + 1, &opts);
+#if XDPLB_ABI_VERSION == 4
+		uint32_t *ring = calloc(ring_size + 1, sizeof(*ring)), elems = ring_size + 1;
+
+		ring[0] = ring_size;
+#else
+		const uint32_t tag = 1, elems = 1 + XDPLB_RING_ELEMS(ring_size);
+		uint64_t *ring = calloc(elems, sizeof(*ring));
+		uint16_t *packed = (uint16_t *)(ring + 1);
+		struct xdplb_ring_head head = {.size = ring_size, .tag = tag};
+
+		memcpy(ring, &head, sizeof(head));
+		for (i = ring_size; i < (elems - 1) * XDPLB_RING_SLOTS_PER_ELEM; i++)
+			packed[i] = tag << XDPLB_RING_ID_BITS; /* padding: empty slots of the ring's tag */
+		meta.ring_tag = tag;
+#endif
+		for (i = 0; i < ring_size; i++) {
+			uint32_t id = 0;
+			int k;
+
+			for (k = 0; k < n; k++)
+				if (!strcmp(sorted[slots[i]], names[k]))
+					id = k + 1;
+#if XDPLB_ABI_VERSION == 4
+			ring[i + 1] = id | ring_size << XDPLB_RING_ID_BITS;
+#else
+			packed[i] = id | tag << XDPLB_RING_ID_BITS;
+#endif
+		}
+		inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "xdplb_ring", 4, sizeof(*ring), elems, &opts);
+		if (inner < 0)
+			die("create ring", errno);
+		for (i = 0; i < elems; i++)
+			update(inner, &i, &ring[i], "ring element");
 	}
-	if (inner < 0)
-		die("create ring", errno);
-	for (i = 0; i <= ring_size; i++)
-		update(inner, &i, &ring[i], "ring slot");
 	outer = map_fd(obj, XDPLB_MAP_RINGS);
 	update(outer, &zero, &inner, "ring table");
 
@@ -229,7 +247,7 @@ static int make(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/%s", dir, XDPLB_PIN_LINK);
 	if ((err = bpf_link__pin(link, path)))
 		die("pin link", err);
-	printf("ABI 4 state pinned at %s: %d backends, ring %u, program on %s\n", dir, n, ring_size, ifname);
+	printf("ABI %d state pinned at %s: %d backends, ring %u, program on %s\n", XDPLB_ABI_VERSION, dir, n, ring_size, ifname);
 	return 0;
 }
 
@@ -345,6 +363,6 @@ int main(int argc, char **argv)
 		return pick(argc, argv);
 	if (argc == 3 && !strcmp(argv[1], "ct"))
 		return ct(argv);
-	fprintf(stderr, "usage: abi4_state make|pick|ct ... (see the file's comment)\n");
+	fprintf(stderr, "usage: prev_state make|pick|ct ... (see the file's comment)\n");
 	return 2;
 }
