@@ -56,6 +56,14 @@ trap 'exit 1' INT TERM
 . "$here/../lib.sh"
 inlb() { nsenter --net="/run/netns/$lb" "$@"; }   # nsenter keeps /sys/fs/bpf visible
 state() { inlb "$work/prev_state" "$@"; }
+# ring_value_size BPFFS: "value NB" of the ring in slot 0 of the pinned ring table (its value is the ring map's id).
+ring_value_size() {
+	local id
+	id=$(bpftool map lookup pinned "$1/xdplb_rings" key 0 0 0 0 -j |
+		python3 -c 'import json, sys; print(int.from_bytes(bytes(int(x, 16) for x in json.load(sys.stdin)["value"]), "little"))')
+	bpftool map show id "$id" | grep -oE 'value [0-9]+B'
+}
+export -f ring_value_size
 
 # migrate_from PREV ABI: one run, from the pins of release PREV (ABI ABI).
 migrate_from() {
@@ -84,10 +92,11 @@ check "the ABI $abi state writer builds (libbpf, the previous release's header)"
 check "ABI $abi state pinned: maps, ring, VIP and an XDP link on lb0" \
 	state make "$work/prev/out/balancer.bpf.o" "$bpffs" lb0 10.100.0.1 80 65537 0x5eed 10.0.9.1 262144 $backends
 if [ "$abi" = 4 ]; then
-	check "the pinned state is ABI 4's: 512 VIP slots" sh -c "bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 512'"
+	check "the pinned state is ABI 4's: 512 VIP slots, a ring of u32 slots" bash -c \
+		"bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 512' && test \"\$(ring_value_size '$bpffs')\" = 'value 4B'"
 else
-	check "the pinned state is ABI $abi's: 4,096 VIP slots, the ring's 8-byte elements" sh -c \
-		"bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 4096' && bpftool map show name xdplb_ring | grep -q 'value 8B'"
+	check "the pinned state is ABI $abi's: 4,096 VIP slots, a ring of 8-byte elements" bash -c \
+		"bpftool map show pinned '$bpffs/xdplb_vips' | grep -q 'max_entries 4096' && test \"\$(ring_value_size '$bpffs')\" = 'value 8B'"
 fi
 old_prog=$(inlb bpftool link show pinned "$bpffs/link" | grep -oE 'prog [0-9]+' | grep -oE '[0-9]+')
 old_ct=$(bpftool map show pinned "$bpffs/xdplb_ct" | grep -oE "^[0-9]+")
