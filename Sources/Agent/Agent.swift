@@ -258,6 +258,7 @@ public actor Agent {
                 "reason": "\(reason)", "ms": "\(String(format: "%.2f", report.milliseconds))",
                 "rings.replaced": "\(report.ringsReplaced.joined(separator: ","))",
                 "rings.handed_over": "\(report.ringsHandedOver)",
+                "rings.sharing_table": "\(report.ringsSharingTable)",
                 "vips.removed": "\(report.vipsRemoved.joined(separator: ","))",
                 "backends.written": "\(report.backendsWritten)", "backends.removed": "\(report.backendsRemoved)",
             ])

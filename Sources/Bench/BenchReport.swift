@@ -141,6 +141,10 @@ public struct ApplyResult: Sendable, Codable {
     public var vips: Int
     public var backendsPerVip: Int
     public var distinctBackends: Int
+    /// VIPs in a row with the same backend list (1: every list is different).
+    public var vipsPerList: Int
+    /// Rings of the first apply that shared another VIP's Maglev build (ApplyReport.ringsSharingTable).
+    public var ringsSharingTable: Int
     public var ringSize: Int
     public var lruSize: Int
     /// First apply into empty maps: Maglev builds + every map write (ApplyReport.milliseconds).
@@ -303,8 +307,10 @@ public struct BenchReport: Sendable, Codable {
                                  lpad(f(r.msMin, 2), 9), lpad(f(r.msMax, 2), 9)].joined(separator: " "))
         }
         for a in c.applies {
-            out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct), ring \(a.ringSize), LRU \(a.lruSize):")
-            out.append("    first apply \(f(a.applyMs)) ms (the same Maglev tables built on one core: \(f(a.maglevComputeMs)) ms, on every core: \(f(a.maglevParallelMs)) ms)")
+            let lists = a.vipsPerList > 1 ? ", \(a.vipsPerList) VIPs per backend list" : ""
+            out.append("  DataPlaneController.apply: \(a.vips) VIPs × \(a.backendsPerVip) backends (\(a.distinctBackends) distinct\(lists)), ring \(a.ringSize), LRU \(a.lruSize):")
+            let shared = a.ringsSharingTable > 0 ? "; \(a.ringsSharingTable) rings shared another VIP's build" : ""
+            out.append("    first apply \(f(a.applyMs)) ms (every VIP's Maglev table built on one core: \(f(a.maglevComputeMs)) ms, on every core: \(f(a.maglevParallelMs)) ms\(shared))")
             out.append("    no-op apply \(f(a.noopApplyMs, 2)) ms (the config built again: \(f(a.noopReloadApplyMs, 2)) ms); one VIP loses a backend: \(f(a.oneVipApplyMs, 2)) ms; a backend in \(a.hotBackendVIPs) VIPs goes down: \(f(a.hotBackendDownMs, 2)) ms")
             out.append("    half the VIPs removed: \(f(a.halfRemovedMs)) ms; added back: \(f(a.halfAddedMs)) ms")
             out.append("    RSS: \(mb(a.rssBeforeLoadBytes)) before load, \(mb(a.rssBeforeApplyBytes)) loaded, \(mb(a.rssAfterApplyBytes)) after apply, peak \(mb(a.rssPeakBytes))")

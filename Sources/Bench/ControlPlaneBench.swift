@@ -8,18 +8,22 @@ import NetAddress
 
 /// One config the control-plane benchmark applies: VIPs × backends per VIP drawn
 /// from a pool, plus one "hot" backend shared by the first `hotVIPs` VIPs (the
-/// backend whose health change is timed).
+/// backend whose health change is timed). With `vipsPerList` > 1, that many
+/// VIPs in a row (ports 80, 81, ... of one address, as the ports of one
+/// service) have the same backend list.
 public struct ApplyScenario: Sendable {
     public var vips: Int
     public var backendsPerVIP: Int
     public var backendPool: Int
     public var hotVIPs: Int
+    public var vipsPerList: Int
 
-    public init(vips: Int, backendsPerVIP: Int, backendPool: Int, hotVIPs: Int) {
+    public init(vips: Int, backendsPerVIP: Int, backendPool: Int, hotVIPs: Int, vipsPerList: Int = 1) {
         self.vips = vips
         self.backendsPerVIP = backendsPerVIP
         self.backendPool = backendPool
         self.hotVIPs = hotVIPs
+        self.vipsPerList = vipsPerList
     }
 }
 
@@ -44,7 +48,8 @@ public struct ControlPlaneBenchOptions: Sendable {
         o.maglevSizes = [65_537]
         o.maglevBackends = [10]
         o.maglevRepeats = 1
-        o.scenarios = [ApplyScenario(vips: 8, backendsPerVIP: 10, backendPool: 40, hotVIPs: 4)]
+        o.scenarios = [ApplyScenario(vips: 8, backendsPerVIP: 10, backendPool: 40, hotVIPs: 4),
+                       ApplyScenario(vips: 8, backendsPerVIP: 10, backendPool: 40, hotVIPs: 4, vipsPerList: 2)]
         o.ringSize = 251
         o.lruSize = 4096
         return o
@@ -79,22 +84,25 @@ public enum ControlPlaneBench {
     /// The hot backend: in the first `hotVIPs` VIPs, outside the pool.
     static let hotBackend = IPAddress("10.63.255.254")!
 
-    /// The config of a scenario: VIP i (IPv4, 10.200.x.y:80/tcp) has backends
-    /// pool[(i·(perVIP + 1) + j) mod pool], j < perVIP, so every pool address
-    /// serves several VIPs and no two VIPs have the same backend list (no table
-    /// is the same as another: every build is real work); the first `hotVIPs`
-    /// VIPs have the hot backend in place of their last one.
+    /// The config of a scenario: VIP i is list l = i / vipsPerList's port
+    /// 80 + i mod vipsPerList (IPv4, 10.200.x.y, tcp), with backends
+    /// pool[(l·(perVIP + 1) + j) mod pool], j < perVIP, so every pool address
+    /// serves several lists and no two lists are the same (with one VIP per
+    /// list, every build is real work); the first `hotVIPs` VIPs have the hot
+    /// backend in place of their last one.
     static func bigConfig(_ s: ApplyScenario, ringSize: Int, lruSize: Int) -> XdplbConfig {
         var node = NodeConfig(interface: "lo")
         node.encapSourceV4 = IPAddress("10.0.2.2")!
         node.encapSourceV6 = IPAddress("fd00:2::2")!
         node.lruSize = lruSize
         let pool = (0..<s.backendPool).map { IPAddress("10.\(64 + $0 / 65536).\(($0 / 256) % 256).\($0 % 256)")! }
+        let perList = max(1, s.vipsPerList)
         let vips = (0..<s.vips).map { i in
-            var backends = (0..<s.backendsPerVIP).map { BackendConfig(address: pool[(i * (s.backendsPerVIP + 1) + $0) % pool.count]) }
+            let l = i / perList
+            var backends = (0..<s.backendsPerVIP).map { BackendConfig(address: pool[(l * (s.backendsPerVIP + 1) + $0) % pool.count]) }
             if i < s.hotVIPs { backends[backends.count - 1] = BackendConfig(address: hotBackend) }
-            return VIPConfig(address: IPAddress("10.200.\(i / 256).\(i % 256)")!, port: 80, proto: .tcp, ringSize: ringSize,
-                             backends: backends)
+            return VIPConfig(address: IPAddress("10.200.\(l / 256).\(l % 256)")!, port: UInt16(80 + i % perList), proto: .tcp,
+                             ringSize: ringSize, backends: backends)
         }
         return XdplbConfig(node: node, vips: vips)
     }
@@ -111,7 +119,7 @@ public enum ControlPlaneBench {
 
         let first = try controller.apply(cfg)
         let rssAfterApply = procStatusBytes("VmRSS")
-        log("apply: first apply \(String(format: "%.1f", first.milliseconds)) ms (\(first.phases.description))")
+        log("apply: first apply \(String(format: "%.1f", first.milliseconds)) ms (\(first.phases.description); \(first.ringsSharingTable) of \(first.ringsReplaced.count) rings share another VIP's table)")
         // The median of a few of each small change (the first of a kind may pay one-off costs).
         func timed(_ n: Int, _ body: () throws -> ApplyReport) rethrows -> Double {
             var t: [Double] = []
@@ -170,8 +178,8 @@ public enum ControlPlaneBench {
         let computeParallel = ms(tp)
 
         return ApplyResult(
-            vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, ringSize: o.ringSize,
-            lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute, maglevParallelMs: computeParallel,
+            vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, vipsPerList: max(1, s.vipsPerList),
+            ringsSharingTable: first.ringsSharingTable, ringSize: o.ringSize, lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute, maglevParallelMs: computeParallel,
             mapWriteMs: max(0, first.milliseconds - computeParallel), noopApplyMs: noop, noopReloadApplyMs: noopReload, oneVipApplyMs: one,
             hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown, halfRemovedMs: halfRemoved, halfAddedMs: halfBack,
             rssBeforeLoadBytes: rssBeforeLoad, rssBeforeApplyBytes: rssBeforeApply, rssAfterApplyBytes: rssAfterApply,

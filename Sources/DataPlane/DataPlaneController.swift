@@ -12,6 +12,9 @@ public struct ApplyReport: Sendable {
     /// How many of those were made from the VIP's current ring by handing a
     /// down backend's slots over (or back), with no Maglev build.
     public var ringsHandedOver = 0
+    /// How many were given the table built for another VIP of the same apply
+    /// with the same backends, weights, ring size and down set (no build of their own).
+    public var ringsSharingTable = 0
     /// VIPs removed.
     public var vipsRemoved: [String] = []
     /// Backends written (new or changed entry).
@@ -345,6 +348,7 @@ public final class DataPlaneController: @unchecked Sendable {
                     case .success(let b):
                         ring = b
                         if b.handedOver { report.ringsHandedOver += 1 }
+                        if b.sharedTable { report.ringsSharingTable += 1 }
                     case .failure(let e): failure = failure ?? e; continue
                     }
                 }

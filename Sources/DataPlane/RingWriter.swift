@@ -73,6 +73,9 @@ struct BuiltRing: @unchecked Sendable {
     var summary: RingSummary
     /// Made from the VIP's current ring by handing slots over, without a Maglev build.
     var handedOver = false
+    /// Its table is the one built for another VIP of the same apply with the
+    /// same backends, weights, ring size and down set (one build for both).
+    var sharedTable = false
 }
 
 /// Builds Maglev tables and writes them into fresh ring maps (xdplb_abi.h
@@ -148,43 +151,95 @@ enum RingWriter {
     /// A VIP whose current ring has the request's backends and weights changes
     /// only in who is down: its table is read back from that ring and its
     /// slots handed over again (``handOver(_:_:_:ids:)``), with no Maglev build,
-    /// whether the result is written in place or into a new map.
+    /// whether the result is written in place or into a new map. Requests that
+    /// give the same table (``sameTableGroups(_:)``: several ports of one
+    /// service, say) are built by one worker, with one Maglev build.
     static func build(_ requests: [RingRequest], arena: RingArena? = nil,
                       ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
-        let tables = requests.map { MaglevTable.Request(backends: $0.backends, size: $0.size) }
-        return MaglevTable.parallelMap(tables) { i in
-            let r = requests[i]
-            return Result { () throws(BPFError) -> BuiltRing in
-                // The current ring, mapped once for the read, the copy and the rewrite.
-                var mapped: MappedRing?
-                let currentAt = arena?.place(i, .current, of: r)
-                if let target = r.inPlace {
-                    mapped = try MappedRing(target.current, size: r.size, name: r.name, at: currentAt)
-                } else if let current = r.current {
-                    mapped = try? MappedRing(current.map, size: r.size, name: r.name, at: currentAt)
-                }
-                defer { mapped?.unmap() }
-                var table: MaglevTable
-                var handedOver = false
-                if let current = r.current, let mapped, let t = handOver(current, mapped, r, ids: ids) {
-                    table = t
-                    handedOver = true
-                } else {
-                    do { table = try MaglevTable(backends: r.backends, size: r.size, down: r.down) } catch {
-                        throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
-                    }
-                }
-                let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
-                if let target = r.inPlace, let mapped {
-                    let summary = try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name,
-                                              previousAt: arena?.place(i, .previous, of: r))
-                    return BuiltRing(map: nil, summary: summary, handedOver: handedOver)
-                }
-                var built = try write(table, values: values, tag: r.tag, name: r.name, at: arena?.place(i, .new, of: r))
-                built.handedOver = handedOver
-                return built
+        let groups = sameTableGroups(requests)
+        let work = groups.map { MaglevTable.Request(backends: requests[$0[0]].backends, size: requests[$0[0]].size) }
+        let done = MaglevTable.parallelMap(work) { g in
+            // The group's table, built by the first member that needs a build.
+            var built: MaglevTable?
+            return groups[g].map { i in
+                (i, Result { () throws(BPFError) -> BuiltRing in
+                    try ring(requests[i], place: arena.map { a in { a.place(i, $0, of: requests[i]) } }, ids: ids, built: &built)
+                })
             }
         }
+        var results = [Result<BuiltRing, BPFError>?](repeating: nil, count: requests.count)
+        for (i, result) in done.joined() { results[i] = result }
+        return results.map { $0! }
+    }
+
+    /// The indexes of `requests` that give the same table, as groups in
+    /// request order: the same ring size, down set and backends with their
+    /// weights, in any order. Grouped by an order-free fingerprint (the
+    /// wrapping sum of the backends' hashes), confirmed by comparing the sorted lists.
+    static func sameTableGroups(_ requests: [RingRequest]) -> [[Int]] {
+        struct Key: Hashable {
+            var size: Int
+            var count: Int
+            var fingerprint: Int
+            var down: Set<String>
+        }
+        func sorted(_ r: RingRequest) -> [MaglevBackend] {
+            r.backends.sorted { $0.identity != $1.identity ? $0.identity < $1.identity : $0.weight < $1.weight }
+        }
+        var groups: [[Int]] = []
+        var groupsByKey: [Key: [Int]] = [:]
+        for (i, r) in requests.enumerated() {
+            let key = Key(size: r.size, count: r.backends.count, fingerprint: r.backends.reduce(0) { $0 &+ $1.hashValue }, down: r.down)
+            let candidates = groupsByKey[key, default: []]
+            if let g = candidates.first(where: { sorted(requests[groups[$0][0]]) == sorted(r) }) {
+                groups[g].append(i)
+            } else {
+                groupsByKey[key, default: []].append(groups.count)
+                groups.append([i])
+            }
+        }
+        return groups
+    }
+
+    /// One request's ring: its table handed over from the VIP's current ring,
+    /// else `built` (the group's table, built here if no member built it yet),
+    /// then written into a new map or rewritten in place. `place` gives where
+    /// in the arena each of its mappings goes (nil: anywhere).
+    static func ring(_ r: RingRequest, place: ((RingArena.Role) -> UnsafeMutableRawPointer?)?,
+                     ids: (String) -> UInt32, built: inout MaglevTable?) throws(BPFError) -> BuiltRing {
+        // The current ring, mapped once for the read, the copy and the rewrite.
+        var mapped: MappedRing?
+        let currentAt = place?(.current)
+        if let target = r.inPlace {
+            mapped = try MappedRing(target.current, size: r.size, name: r.name, at: currentAt)
+        } else if let current = r.current {
+            mapped = try? MappedRing(current.map, size: r.size, name: r.name, at: currentAt)
+        }
+        defer { mapped?.unmap() }
+        var table: MaglevTable
+        var handedOver = false, shared = false
+        if let current = r.current, let mapped, let t = handOver(current, mapped, r, ids: ids) {
+            table = t
+            handedOver = true
+        } else if let built {
+            table = built
+            shared = true
+        } else {
+            do { table = try MaglevTable(backends: r.backends, size: r.size, down: r.down) } catch {
+                throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
+            }
+            built = table
+        }
+        let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
+        if let target = r.inPlace, let mapped {
+            let summary = try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name,
+                                      previousAt: place?(.previous))
+            return BuiltRing(map: nil, summary: summary, handedOver: handedOver, sharedTable: shared)
+        }
+        var ring = try write(table, values: values, tag: r.tag, name: r.name, at: place?(.new))
+        ring.handedOver = handedOver
+        ring.sharedTable = shared
+        return ring
     }
 
     /// The request's table made from the VIP's current ring, when only the down set

@@ -282,6 +282,8 @@ expect_fail_with "bench --warmup=-1 refused" "--warmup must be between 0 and 100
 expect_fail_with "bench --loop-repeat=-1 refused" "--loop-repeat must be between 0 and 1000000 (got -1)" "$XDPLB" bench --loop-repeat=-1
 expect_fail_with "bench --lru-size 0 refused" "--lru-size must be between 4096 and 100000000 (got 0)" "$XDPLB" bench --lru-size 0
 expect_fail_with "bench --cpu 99999 refused" "--cpu must be -1 or a CPU number below" "$XDPLB" bench --cpu 99999
+expect_fail_with "bench --applies 8x10/0 refused" "--applies: '8x10/0': PORTS (VIPs per backend list) must be 1...8" "$XDPLB" bench --control-plane --applies 8x10/0
+expect_fail_with "bench --applies 8x10/2/2 refused" "--applies: '8x10/2/2' is not VIPSxBACKENDS[/PORTS]" "$XDPLB" bench --control-plane --applies 8x10/2/2
 expect_fail_with "stats --interval=nan refused" "--interval must be in (0, 3600] seconds" "$XDPLB" stats --interval=nan
 expect_fail_with "cluster push --timeout nan refused" "--timeout must be 0.1 to 60 seconds" \
 	"$XDPLB" cluster push /dev/null --endpoints http://127.0.0.1:1 --timeout nan

@@ -66,22 +66,32 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Skip the data-plane part (with --control-plane).")
     var noDataPlane = false
 
-    @Option(help: ArgumentHelp("Only these applies (with --control-plane), comma-separated VIPSxBACKENDS, e.g. 4096x100; 'none' for only the Maglev builds (default: 512x100,4096x100).", valueName: "list"))
+    @Option(help: ArgumentHelp("Only these applies (with --control-plane), comma-separated VIPSxBACKENDS[/PORTS], e.g. 4096x100, or 4096x100/8 for 8 VIPs (ports of one address) per backend list; 'none' for only the Maglev builds (default: 512x100,4096x100).", valueName: "list"))
     var applies: String?
 
-    /// The apply scenarios of `--applies`: `VIPSxBACKENDS` items (the pool and hot
-    /// VIPs as the default scenarios choose them), or `none`.
+    /// The apply scenarios of `--applies`: `VIPSxBACKENDS` items, each with an
+    /// optional `/PORTS` (VIPs per backend list; the pool and hot VIPs as the
+    /// default scenarios choose them), or `none`.
     static func scenarios(_ list: String) throws -> [ApplyScenario] {
         if list == "none" { return [] }
         return try list.split(separator: ",", omittingEmptySubsequences: false).map { item in
-            let parts = item.split(separator: "x", omittingEmptySubsequences: false)
-            guard parts.count == 2, let v = Int(parts[0]), let b = Int(parts[1]) else {
-                throw ValidationError("--applies: '\(item)' is not VIPSxBACKENDS (e.g. 4096x100)")
+            let lists = item.split(separator: "/", omittingEmptySubsequences: false)
+            let parts = lists[0].split(separator: "x", omittingEmptySubsequences: false)
+            guard lists.count <= 2, parts.count == 2, let v = Int(parts[0]), let b = Int(parts[1]) else {
+                throw ValidationError("--applies: '\(item)' is not VIPSxBACKENDS[/PORTS] (e.g. 4096x100 or 4096x100/8)")
             }
             guard (1...Int(ConfigLoader.maxVIPs)).contains(v), (1...1000).contains(b) else {
                 throw ValidationError("--applies: '\(item)': VIPs must be 1...\(ConfigLoader.maxVIPs) and backends per VIP 1...1000")
             }
-            return ApplyScenario(vips: v, backendsPerVIP: b, backendPool: v >= 1024 ? 10_000 : 4000, hotVIPs: min(100, v))
+            var perList = 1
+            if lists.count == 2 {
+                guard let p = Int(lists[1]), (1...min(v, 1000)).contains(p) else {
+                    throw ValidationError("--applies: '\(item)': PORTS (VIPs per backend list) must be 1...\(min(v, 1000))")
+                }
+                perList = p
+            }
+            return ApplyScenario(vips: v, backendsPerVIP: b, backendPool: v >= 1024 ? 10_000 : 4000, hotVIPs: min(100, v),
+                                 vipsPerList: perList)
         }
     }
 
