@@ -11,6 +11,10 @@
 # answered, no wrk error of any kind, and bulk bytes moved each way.
 # bench-lab brings the lab up and removes it, also on failure; all traffic
 # is inside the lab's namespaces.
+# Then tools/bench-health the same way: 50 backends probed by HTTP for 4 s
+# (an agent and a small server in two namespaces it makes and removes);
+# passes when every backend ends healthy and both views of probe timing (the
+# agent's lateness record, the server's gaps between probes) are printed.
 # Usage: Tests/benchlab/run.sh PATH/TO/xdplb
 set -o errexit -o nounset -o pipefail
 XDPLB=$(readlink -f "$1")
@@ -59,5 +63,19 @@ for r in json.load(open(sys.argv[1]))["runs"]:
 else
 	bad "bench-lab wrote no JSON"
 fi
+
+if XDPLB=$XDPLB timeout 180 "$root/tools/bench-health" 50 4 >"$tmp/bench-health.log" 2>&1; then
+	ok "bench-health ran"
+else
+	bad "bench-health failed (its log's end:)"
+	tail -n 15 "$tmp/bench-health.log" | sed 's/^/    /'
+fi
+sed 's/^/  /' "$tmp/bench-health.log"
+check "bench-health: 50/50 backends healthy" grep -q "^health checks: 50 backends, .* 50/50 healthy" "$tmp/bench-health.log"
+check "bench-health: the agent's probe lateness is reported" grep -q "^  probe lateness (agent, last .* probes): p50" "$tmp/bench-health.log"
+check "bench-health: the server saw repeated probes of the 50 backends" \
+	grep -Eq "^  gap between two probes of one backend \(server, [1-9][0-9]* gaps over 50 backends" "$tmp/bench-health.log"
+if ip netns list | grep -q '^xt-hb-'; then bad "a bench-health namespace is left"; else ok "no bench-health namespace left"; fi
+if compgen -G "/sys/fs/bpf/xdplb-hb-*" >/dev/null; then bad "a bench-health pin directory is left"; else ok "no bench-health pin directory left"; fi
 echo "benchlab: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

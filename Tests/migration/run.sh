@@ -35,6 +35,8 @@ agent_pid=""
 pass=0 fail=0
 t0=$SECONDS
 backends="10.0.9.2 10.0.9.3 10.0.9.4 10.0.9.5 10.0.9.6 10.0.9.7 10.0.9.8 10.0.9.9"
+# prev_state pins before any agent runs (an agent mounts bpffs itself; tools/test does too).
+mount | grep -q ' /sys/fs/bpf type bpf' || mount -t bpf bpf /sys/fs/bpf
 
 # Stops this run's agent and removes its pins and link.
 end_run() {
