@@ -174,8 +174,8 @@ enum RingWriter {
 
     /// The indexes of `requests` that give the same table, as groups in
     /// request order: the same ring size, down set and backends with their
-    /// weights, in any order. Grouped by an order-free fingerprint (the
-    /// wrapping sum of the backends' hashes), confirmed by comparing the sorted lists.
+    /// weights, in any order. Grouped by an order-free fingerprint
+    /// (``fingerprint(_:)``), confirmed by comparing the sorted lists.
     static func sameTableGroups(_ requests: [RingRequest]) -> [[Int]] {
         struct Key: Hashable {
             var size: Int
@@ -189,9 +189,11 @@ enum RingWriter {
         var groups: [[Int]] = []
         var groupsByKey: [Key: [Int]] = [:]
         for (i, r) in requests.enumerated() {
-            let key = Key(size: r.size, count: r.backends.count, fingerprint: r.backends.reduce(0) { $0 &+ $1.hashValue }, down: r.down)
+            let key = Key(size: r.size, count: r.backends.count, fingerprint: fingerprint(r.backends), down: r.down)
             let candidates = groupsByKey[key, default: []]
-            if let g = candidates.first(where: { sorted(requests[groups[$0][0]]) == sorted(r) }) {
+            // The same list in the same order (the usual case) needs no sort.
+            if let g = candidates.first(where: { requests[groups[$0][0]].backends == r.backends })
+                ?? candidates.first(where: { sorted(requests[groups[$0][0]]) == sorted(r) }) {
                 groups[g].append(i)
             } else {
                 groupsByKey[key, default: []].append(groups.count)
@@ -199,6 +201,21 @@ enum RingWriter {
             }
         }
         return groups
+    }
+
+    /// An order-free fingerprint of a backend list: the wrapping sum of each
+    /// backend's FNV-1a 64 of its identity's UTF-8 and its weight, mixed
+    /// (cheaper than `hashValue`: no per-process seed to protect, since equal
+    /// fingerprints are confirmed by comparing the lists).
+    static func fingerprint(_ backends: [MaglevBackend]) -> Int {
+        var sum: UInt64 = 0
+        for b in backends {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in b.identity.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+            h = (h ^ UInt64(b.weight)) &* 0x9E37_79B9_7F4A_7C15
+            sum &+= h ^ (h &>> 29)
+        }
+        return Int(truncatingIfNeeded: sum)
     }
 
     /// One request's ring: its table handed over from the VIP's current ring,
