@@ -306,7 +306,17 @@ public final class DataPlaneController: @unchecked Sendable {
         // Removed VIPs leave the table before anything else changes.
         if !report.vipsRemoved.isEmpty { try writeVIPTable() }
         // Rings are built on every core, a chunk at a time (each holds an open map until swapped in).
-        let changedVIPs = plan.changed.isEmpty ? [] : index.vips.indices.filter { plan.changed[index.names[$0]] != nil }
+        var changedVIPs = plan.changed.isEmpty ? [] : index.vips.indices.filter { plan.changed[index.names[$0]] != nil }
+        // Chunks are built apart, so VIPs that would share a table go in one chunk
+        // (a stable sort by ring size and backend-list fingerprint), whatever the
+        // config's order (every port-80 VIP first, then every port-443 one, say).
+        // The fingerprints are kept for the grouping (RingRequest.fingerprint).
+        var fingerprints: [Int: Int] = [:]
+        if changedVIPs.count > Self.ringsPerFlush {
+            let keys = changedVIPs.map { i in (index.vips[i].ringSize, RingWriter.fingerprint(plan.changed[index.names[i]]!.ring)) }
+            for (k, i) in changedVIPs.enumerated() { fingerprints[i] = keys[k].1 }
+            changedVIPs = changedVIPs.indices.sorted { a, b in keys[a] != keys[b] ? keys[a] < keys[b] : a < b }.map { changedVIPs[$0] }
+        }
         let addsVIPs = plan.changed.keys.contains { vips[$0] == nil }
         var idByIdentity: [String: UInt32]?
         for chunk in stride(from: 0, to: changedVIPs.count, by: Self.ringsPerFlush) {
@@ -322,11 +332,11 @@ public final class DataPlaneController: @unchecked Sendable {
                 if let target = try inPlaceRing(for: v, name: name) {
                     let current = CurrentRing(map: target.ring.current, tag: target.tag, summary: target.ring.summary)
                     requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: target.tag,
-                                                down: downIdentities, inPlace: target.ring, current: current))
+                                                down: downIdentities, inPlace: target.ring, current: current, fingerprint: fingerprints[i]))
                 } else {
                     let current = try currentRing(for: v, name: name)
                     requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name),
-                                                down: downIdentities, current: current))
+                                                down: downIdentities, current: current, fingerprint: fingerprints[i]))
                 }
             }
             // Identities are the canonical address text: map them to ids once, not per ring.

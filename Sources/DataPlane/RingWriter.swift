@@ -18,6 +18,8 @@ struct RingRequest: Sendable {
     /// The VIP's ring now, to hand slots over from when only the down set
     /// changed (nil: build the table).
     var current: CurrentRing? = nil
+    /// ``RingWriter/fingerprint(_:)`` of `backends`, when the caller has it already (nil: computed when grouping).
+    var fingerprint: Int? = nil
 }
 
 /// A VIP's ring in the data plane now, with what the controller kept of it.
@@ -189,7 +191,7 @@ enum RingWriter {
         var groups: [[Int]] = []
         var groupsByKey: [Key: [Int]] = [:]
         for (i, r) in requests.enumerated() {
-            let key = Key(size: r.size, count: r.backends.count, fingerprint: fingerprint(r.backends), down: r.down)
+            let key = Key(size: r.size, count: r.backends.count, fingerprint: r.fingerprint ?? fingerprint(r.backends), down: r.down)
             let candidates = groupsByKey[key, default: []]
             // The same list in the same order (the usual case) needs no sort.
             if let g = candidates.first(where: { requests[groups[$0][0]].backends == r.backends })

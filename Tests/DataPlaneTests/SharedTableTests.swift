@@ -114,6 +114,32 @@ struct SharedTableTests {
         #expect(controller.vips[web80]?.ring?.digest != controller.vips[web443]?.ring?.digest)
     }
 
+    @Test("more VIPs than one chunk of rings: the VIPs of one list share a build even when the config lists them far apart")
+    func sharingAcrossChunks() throws {
+        var c = Lab.config()
+        // 300 lists of the same 4 backends, told apart by their weights; VIP l is
+        // list l's port 80 and VIP 300 + l its port 443: more than one chunk
+        // (DataPlaneController.ringsPerFlush) of rings apart for l ≥ 212.
+        func list(_ l: Int) -> [BackendConfig] {
+            [1 + l % 10, 1 + l / 10 % 10, 1 + l / 100, 1].enumerated().map { BackendConfig(address: Self.pool[$0.offset], weight: UInt32($0.element)) }
+        }
+        let lists = 300
+        #expect(2 * lists > DataPlaneController.ringsPerFlush)
+        c.vips = (0..<2 * lists).map { i in
+            let l = i % lists
+            return VIPConfig(address: IPAddress("10.101.\(l / 256).\(l % 256)")!, port: i < lists ? 80 : 443, proto: .tcp,
+                             ringSize: 251, backends: list(l))
+        }
+        let bed = try TestBed(config: c)
+        // A new controller on the same maps builds every ring (a first apply).
+        let controller = DataPlaneController(maps: bed.balancer.maps)
+        try controller.adopt()
+        let first = try controller.apply(c, nextHops: bed.nextHops)
+        #expect(first.ringsReplaced.count == 2 * lists && first.ringsSharingTable == lists,
+                "\(first.ringsReplaced.count) replaced, \(first.ringsSharingTable) shared")
+        try Self.expectFreshRings(bed, controller, c, down: [], "\(2 * lists) VIPs")
+    }
+
     @Test("groups: same size, down set and backends with weights in any order; nothing else")
     func grouping() {
         func request(_ members: [Int], size: Int = 4099, weight: UInt32 = 1, down: Set<String> = []) -> RingRequest {
