@@ -207,8 +207,8 @@ enum RingWriter {
 
     /// An order-free fingerprint of a backend list: the wrapping sum of each
     /// backend's FNV-1a 64 of its identity's UTF-8 and its weight, mixed
-    /// (cheaper than `hashValue`: no per-process seed to protect, since equal
-    /// fingerprints are confirmed by comparing the lists).
+    /// (cheaper than `hashValue`). Equal fingerprints are confirmed by
+    /// comparing the lists, so a collision costs a comparison, never a wrong table.
     static func fingerprint(_ backends: [MaglevBackend]) -> Int {
         var sum: UInt64 = 0
         for b in backends {

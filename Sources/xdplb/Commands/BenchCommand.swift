@@ -75,17 +75,17 @@ struct BenchCommand: ParsableCommand {
     static func scenarios(_ list: String) throws -> [ApplyScenario] {
         if list == "none" { return [] }
         return try list.split(separator: ",", omittingEmptySubsequences: false).map { item in
-            let lists = item.split(separator: "/", omittingEmptySubsequences: false)
-            let parts = lists[0].split(separator: "x", omittingEmptySubsequences: false)
-            guard lists.count <= 2, parts.count == 2, let v = Int(parts[0]), let b = Int(parts[1]) else {
+            let slashed = item.split(separator: "/", omittingEmptySubsequences: false)
+            let parts = slashed[0].split(separator: "x", omittingEmptySubsequences: false)
+            guard slashed.count <= 2, parts.count == 2, let v = Int(parts[0]), let b = Int(parts[1]) else {
                 throw ValidationError("--applies: '\(item)' is not VIPSxBACKENDS[/PORTS] (e.g. 4096x100 or 4096x100/8)")
             }
             guard (1...Int(ConfigLoader.maxVIPs)).contains(v), (1...1000).contains(b) else {
                 throw ValidationError("--applies: '\(item)': VIPs must be 1...\(ConfigLoader.maxVIPs) and backends per VIP 1...1000")
             }
             var perList = 1
-            if lists.count == 2 {
-                guard let p = Int(lists[1]), (1...min(v, 1000)).contains(p) else {
+            if slashed.count == 2 {
+                guard let p = Int(slashed[1]), (1...min(v, 1000)).contains(p) else {
                     throw ValidationError("--applies: '\(item)': PORTS (VIPs per backend list) must be 1...\(min(v, 1000))")
                 }
                 perList = p
