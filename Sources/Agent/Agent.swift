@@ -56,6 +56,8 @@ public actor Agent {
     /// Reconciles done and the last one's duration.
     public private(set) var reconciles = 0
     public private(set) var lastReconcileMs = 0.0
+    /// Ring tables written since start, by how each was made.
+    public private(set) var ringTables = AgentStatus.RingTables()
     /// Counters of agent events (for metrics).
     public internal(set) var events: [String: Int] = [:]
     private var pendingReconcile = false
@@ -252,12 +254,15 @@ public actor Agent {
         if let member { Task { try? await member.publish(force: false) } }
         reconciles += 1
         lastReconcileMs = report.milliseconds
+        ringTables.maglevBuild += report.ringsBuilt
+        ringTables.handOver += report.ringsHandedOver
+        ringTables.sharedBuild += report.ringsSharingTable
         events["reconcile", default: 0] += 1
         if !report.ringsReplaced.isEmpty || !report.vipsRemoved.isEmpty || report.backendsWritten > 0 || report.backendsRemoved > 0 {
             logger.info("reconciled", metadata: [
                 "reason": "\(reason)", "ms": "\(String(format: "%.2f", report.milliseconds))",
                 "rings.replaced": "\(report.ringsReplaced.joined(separator: ","))",
-                "rings.handed_over": "\(report.ringsHandedOver)",
+                "rings.built": "\(report.ringsBuilt)", "rings.handed_over": "\(report.ringsHandedOver)",
                 "rings.sharing_table": "\(report.ringsSharingTable)",
                 "vips.removed": "\(report.vipsRemoved.joined(separator: ","))",
                 "backends.written": "\(report.backendsWritten)", "backends.removed": "\(report.backendsRemoved)",
@@ -450,7 +455,7 @@ public actor Agent {
                                     upMode: dataPlane.mode.rawValue, configFile: configPath,
                                     configLoadedAt: iso.string(from: configLoadedAt), lastReconcileMs: lastReconcileMs,
                                     reconciles: reconciles, hashSeed: c.node.hashSeed, lastReconcileError: lastReconcileError,
-                                    attached: detached == nil, detached: detached)
+                                    attached: detached == nil, detached: detached, ringTables: ringTables)
         let l = await health.probeLateness()
         let lateness = AgentStatus.ProbeLateness(windowSeconds: l.windowSeconds, probes: l.probes, p50Ms: l.p50 * 1000, p99Ms: l.p99 * 1000,
                                                  maxMs: l.max * 1000, started: l.started, skipped: l.skipped)

@@ -122,6 +122,20 @@ public struct AgentStatus: Codable, Sendable {
         public var attached: Bool?
         /// Why the data plane is not serving (nil while attached).
         public var detached: String?
+        /// How the ring tables written since the agent started were made. Absent from older agents.
+        public var ringTables: RingTables?
+    }
+
+    /// Ring tables the agent's reconciles wrote, by how each was made.
+    public struct RingTables: Codable, Sendable, Equatable {
+        /// A Maglev build of the VIP's own.
+        public var maglevBuild = 0
+        /// From the VIP's current ring, only the down set changed (no build).
+        public var handOver = 0
+        /// Another VIP's build of the same backend list in the same reconcile.
+        public var sharedBuild = 0
+
+        public init() {}
     }
 
     /// One VIP.

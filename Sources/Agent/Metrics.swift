@@ -152,6 +152,12 @@ public final class Metrics: @unchecked Sendable {
         setGauge("xdplb_attached", "1 while the balancer program is attached and pinned; 0 after 'xdplb down --force' (see /healthz).", [],
                  status.node.attached == false ? 0 : 1)
         setGauge("xdplb_reconcile_last_seconds", "Duration of the last reconcile.", [], status.node.lastReconcileMs / 1000)
+        if let t = status.node.ringTables {
+            for (source, n) in [("maglev_build", t.maglevBuild), ("hand_over", t.handOver), ("shared_build", t.sharedBuild)] {
+                setCounter("xdplb_ring_tables", "Ring tables written since the agent started, by source: maglev_build (a build of the VIP's own), hand_over (from its current ring, only the down set changed), shared_build (another VIP's build of the same backend list).",
+                           [("source", source)], Double(n))
+            }
+        }
         if let l = status.probeLateness {
             // A gauge per statistic (a "quantile" label is reserved for summaries).
             for (stat, ms) in [("p50", l.p50Ms), ("p99", l.p99Ms), ("max", l.maxMs)] {

@@ -9,6 +9,8 @@ import NetAddress
 public struct ApplyReport: Sendable {
     /// VIPs whose ring was rebuilt and swapped in.
     public var ringsReplaced: [String] = []
+    /// How many of those got a table from a Maglev build of their own.
+    public var ringsBuilt = 0
     /// How many of those were made from the VIP's current ring by handing a
     /// down backend's slots over (or back), with no Maglev build.
     public var ringsHandedOver = 0
@@ -359,6 +361,7 @@ public final class DataPlaneController: @unchecked Sendable {
                         ring = b
                         if b.handedOver { report.ringsHandedOver += 1 }
                         if b.sharedTable { report.ringsSharingTable += 1 }
+                        if !b.handedOver && !b.sharedTable { report.ringsBuilt += 1 }
                     case .failure(let e): failure = failure ?? e; continue
                     }
                 }

@@ -54,7 +54,7 @@ struct SharedTableTests {
         let controller = DataPlaneController(maps: bed.balancer.maps)
         try controller.adopt()
         let first = try controller.apply(c, nextHops: bed.nextHops)
-        #expect(first.ringsReplaced.count == 5 && first.ringsSharingTable == 1 && first.ringsHandedOver == 0,
+        #expect(first.ringsReplaced.count == 5 && first.ringsSharingTable == 1 && first.ringsHandedOver == 0 && first.ringsBuilt == 4,
                 "first apply: \(first.ringsReplaced.count) replaced, \(first.ringsSharingTable) shared")
         let web80 = try #require(controller.vips[c.vips[0].name]?.ring), web443 = try #require(controller.vips[c.vips[1].name]?.ring)
         #expect(web80.digest == web443.digest && web80.slotCounts == web443.slotCounts)
@@ -66,14 +66,15 @@ struct SharedTableTests {
         var grown = c
         for k in 0..<2 { grown.vips[k].backends.append(BackendConfig(address: Self.pool[9], weight: 100)) }
         let add = try controller.apply(grown, nextHops: bed.nextHops)
-        #expect(Set(add.ringsReplaced) == [c.vips[0].name, c.vips[1].name] && add.ringsSharingTable == 1 && add.ringsHandedOver == 0,
+        #expect(Set(add.ringsReplaced) == [c.vips[0].name, c.vips[1].name] && add.ringsSharingTable == 1 && add.ringsHandedOver == 0
+                    && add.ringsBuilt == 1,
                 "add: \(add.ringsReplaced), \(add.ringsSharingTable) shared")
         try Self.expectFreshRings(bed, controller, grown, down: [], "backend added")
 
         // A backend of every list down: hand-overs from the rings in place, no build to share.
         let down: Set<IPAddress> = [Self.pool[3]]
         let handed = try controller.apply(grown, down: down, nextHops: bed.nextHops)
-        #expect(handed.ringsReplaced.count == 5 && handed.ringsHandedOver == 5 && handed.ringsSharingTable == 0,
+        #expect(handed.ringsReplaced.count == 5 && handed.ringsHandedOver == 5 && handed.ringsSharingTable == 0 && handed.ringsBuilt == 0,
                 "down: \(handed.ringsReplaced.count) replaced, \(handed.ringsHandedOver) handed over, \(handed.ringsSharingTable) shared")
         try Self.expectFreshRings(bed, controller, grown, down: down, "backend down")
 

@@ -325,6 +325,15 @@ check "ring digest unchanged across the upgrade" test "$(status_json | json "d['
 inlb curl -sf --unix-socket "$sock" http://localhost/metrics >"$tmp/metrics" 2>/dev/null || adm status >/dev/null
 check "Prometheus /metrics has packet counters and backend health" sh -c \
 	"grep -q '^xdplb_packets_total{counter=\"fwd_tx\",kind=\"outcome\"}' '$tmp/metrics' && grep -q '^xdplb_backend_healthy{' '$tmp/metrics'"
+# This agent (started on the upgrade's pins, with no summary of the old agent's rings) built its one VIP's ring.
+ring_tables_agree() {
+	local m s
+	m=$(inlb curl -sf --unix-socket "$sock" http://localhost/metrics | sed -nE 's/^xdplb_ring_tables_total\{source="([a-z_]+)"\} ([0-9]+).*/\1=\2/p' | sort | tr '\n' ' ')
+	s=$(status_json | json "' '.join(f'{k}={v}' for k, v in sorted(d['node']['ring_tables'].items())) + ' '")
+	echo "metrics: $m; status: $s"
+	[ "$m" = "$s" ] && status_json | json "d['node']['ring_tables']['maglev_build'] >= 1 and d['node']['ring_tables']['shared_build'] == 0" | grep -qx True
+}
+check "ring tables by source: status and /metrics agree, at least one Maglev build, none shared (one VIP)" wait_until 5 ring_tables_agree
 
 # ---- TCP admin: opt-in, writes need the token, status redacted (findings 17, 19)
 kill -TERM "$agent_pid"
