@@ -331,9 +331,10 @@ ring_tables_agree() {
 	m=$(inlb curl -sf --unix-socket "$sock" http://localhost/metrics | sed -nE 's/^xdplb_ring_tables_total\{source="([a-z_]+)"\} ([0-9]+).*/\1=\2/p' | sort | tr '\n' ' ')
 	s=$(status_json | json "' '.join(f'{k}={v}' for k, v in sorted(d['node']['ring_tables'].items())) + ' '")
 	echo "metrics: $m; status: $s"
-	[ "$m" = "$s" ] && status_json | json "d['node']['ring_tables']['maglev_build'] >= 1 and d['node']['ring_tables']['shared_build'] == 0" | grep -qx True
+	[ "$m" = "$s" ] && status_json | json "d['node']['ring_tables']['maglev_build'] >= 1 and d['node']['ring_tables']['shared_build'] == 0" | grep -qx True &&
+		adm status | grep -Eq '^ring tables written: [1-9][0-9]* built, [0-9]+ handed over, 0 shared with a VIP of the same backends$'
 }
-check "ring tables by source: status and /metrics agree, at least one Maglev build, none shared (one VIP)" wait_until 5 ring_tables_agree
+check "ring tables by source: status JSON, /metrics and xdplb status agree, at least one Maglev build, none shared (one VIP)" wait_until 5 ring_tables_agree
 
 # ---- TCP admin: opt-in, writes need the token, status redacted (findings 17, 19)
 kill -TERM "$agent_pid"

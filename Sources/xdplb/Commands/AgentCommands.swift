@@ -175,6 +175,9 @@ struct StatusCommand: ParsableCommand {
         let s = try AdminClient.get("/status", via: admin, as: AgentStatus.self)
         print("node \(s.node.interface) (\(s.node.xdpMode)), program \(s.node.programId) tag \(s.node.programTag) [\(s.node.upMode)], bpffs \(s.node.bpffs ?? "(hidden)")")
         print("config \(s.node.configFile ?? "(hidden)") loaded \(s.node.configLoadedAt), \(s.node.reconciles) reconciles, last \(String(format: "%.2f", s.node.lastReconcileMs)) ms, seed \(s.node.hashSeed.map { "0x" + String($0, radix: 16) } ?? "(hidden: TCP without the admin token)")")
+        if let t = s.node.ringTables {
+            print("ring tables written: \(t.maglevBuild) built, \(t.handOver) handed over, \(t.sharedBuild) shared with a VIP of the same backends")
+        }
         if let e = s.node.lastReconcileError { print("LAST RECONCILE FAILED: \(e)") }
         if let d = s.node.detached { print("DATA PLANE DETACHED: \(d)") }
         if let a = s.announcements { printAnnouncements(a) }
