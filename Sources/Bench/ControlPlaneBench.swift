@@ -16,14 +16,15 @@ public struct ApplyScenario: Sendable {
     public var backendsPerVIP: Int
     public var backendPool: Int
     public var hotVIPs: Int
-    public var vipsPerList: Int
+    /// VIPs in a row with one backend list, at least 1 (the initializer raises 0 or less to 1).
+    public let vipsPerList: Int
 
     public init(vips: Int, backendsPerVIP: Int, backendPool: Int, hotVIPs: Int, vipsPerList: Int = 1) {
         self.vips = vips
         self.backendsPerVIP = backendsPerVIP
         self.backendPool = backendPool
         self.hotVIPs = hotVIPs
-        self.vipsPerList = vipsPerList
+        self.vipsPerList = max(1, vipsPerList)
     }
 }
 
@@ -96,7 +97,7 @@ public enum ControlPlaneBench {
         node.encapSourceV6 = IPAddress("fd00:2::2")!
         node.lruSize = lruSize
         let pool = (0..<s.backendPool).map { IPAddress("10.\(64 + $0 / 65536).\(($0 / 256) % 256).\($0 % 256)")! }
-        let perList = max(1, s.vipsPerList)
+        let perList = s.vipsPerList
         let vips = (0..<s.vips).map { i in
             let l = i / perList
             var backends = (0..<s.backendsPerVIP).map { BackendConfig(address: pool[(l * (s.backendsPerVIP + 1) + $0) % pool.count]) }
@@ -178,7 +179,7 @@ public enum ControlPlaneBench {
         let computeParallel = ms(tp)
 
         return ApplyResult(
-            vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, vipsPerList: max(1, s.vipsPerList),
+            vips: s.vips, backendsPerVip: s.backendsPerVIP, distinctBackends: distinct, vipsPerList: s.vipsPerList,
             ringsSharingTable: first.ringsSharingTable, ringSize: o.ringSize, lruSize: o.lruSize, applyMs: first.milliseconds, maglevComputeMs: compute, maglevParallelMs: computeParallel,
             mapWriteMs: max(0, first.milliseconds - computeParallel), noopApplyMs: noop, noopReloadApplyMs: noopReload, oneVipApplyMs: one,
             hotBackendVIPs: s.hotVIPs, hotBackendDownMs: hotDown, halfRemovedMs: halfRemoved, halfAddedMs: halfBack,

@@ -359,9 +359,11 @@ public final class DataPlaneController: @unchecked Sendable {
                     switch built[r] {
                     case .success(let b):
                         ring = b
-                        if b.handedOver { report.ringsHandedOver += 1 }
-                        if b.sharedTable { report.ringsSharingTable += 1 }
-                        if !b.handedOver && !b.sharedTable { report.ringsBuilt += 1 }
+                        switch b.source {
+                        case .maglevBuild: report.ringsBuilt += 1
+                        case .handOver: report.ringsHandedOver += 1
+                        case .sharedBuild: report.ringsSharingTable += 1
+                        }
                     case .failure(let e): failure = failure ?? e; continue
                     }
                 }

@@ -71,13 +71,20 @@ struct InPlaceRing: @unchecked Sendable {
 /// A ring built: in its own inner map, not yet swapped in, or (``map`` nil)
 /// written into the VIP's ring in place.
 struct BuiltRing: @unchecked Sendable {
+    /// Where a ring's table came from.
+    enum Source {
+        /// A Maglev build of the VIP's own.
+        case maglevBuild
+        /// The VIP's current ring with slots handed over, without a Maglev build.
+        case handOver
+        /// The build for another VIP of the same apply with the same backends,
+        /// weights, ring size and down set (one build for both).
+        case sharedBuild
+    }
+
     var map: BPFMap?
     var summary: RingSummary
-    /// Made from the VIP's current ring by handing slots over, without a Maglev build.
-    var handedOver = false
-    /// Its table is the one built for another VIP of the same apply with the
-    /// same backends, weights, ring size and down set (one build for both).
-    var sharedTable = false
+    var source = Source.maglevBuild
 }
 
 /// Builds Maglev tables and writes them into fresh ring maps (xdplb_abi.h
@@ -236,13 +243,13 @@ enum RingWriter {
         }
         defer { mapped?.unmap() }
         var table: MaglevTable
-        var handedOver = false, shared = false
+        var source = BuiltRing.Source.maglevBuild
         if let current = r.current, let mapped, let t = handOver(current, mapped, r, ids: ids) {
             table = t
-            handedOver = true
+            source = .handOver
         } else if let built {
             table = built
-            shared = true
+            source = .sharedBuild
         } else {
             do { table = try MaglevTable(backends: r.backends, size: r.size, down: r.down) } catch {
                 throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
@@ -253,11 +260,10 @@ enum RingWriter {
         if let target = r.inPlace, let mapped {
             let summary = try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name,
                                       previousAt: place?(.previous))
-            return BuiltRing(map: nil, summary: summary, handedOver: handedOver, sharedTable: shared)
+            return BuiltRing(map: nil, summary: summary, source: source)
         }
         var ring = try write(table, values: values, tag: r.tag, name: r.name, at: place?(.new))
-        ring.handedOver = handedOver
-        ring.sharedTable = shared
+        ring.source = source
         return ring
     }
 
