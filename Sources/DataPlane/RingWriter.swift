@@ -107,10 +107,56 @@ enum RingWriter {
         UInt32(1 + (size + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
     }
 
+    /// Copies ring slots (`size` of them, 4 a word, any tag) from `source`
+    /// into `words` with tag `tag`: the same backend id in every slot. The
+    /// unused slots of the last word are 0, as ``MaglevTable/exportSlots(values:into:)`` leaves them.
+    static func retag(_ source: UnsafePointer<UInt64>, into words: UnsafeMutablePointer<UInt64>, size: Int, tag: UInt32) {
+        let id: UInt64 = (1 << UInt64(XDPLB_RING_ID_BITS)) - 1
+        let t = UInt64(UInt16(truncatingIfNeeded: tag << UInt32(XDPLB_RING_ID_BITS)))
+        let ids = id | id << 16 | id << 32 | id << 48, tags = t | t << 16 | t << 32 | t << 48
+        let whole = size / 4, rest = size % 4
+        for q in 0 ..< whole { words[q] = source[q] & ids | tags }
+        if rest > 0 { words[whole] = (source[whole] & ids | tags) & (1 &<< UInt64(16 * rest) &- 1) }
+    }
+
+    /// One group's table (``sameTableGroups(_:)``), shared by its members on
+    /// one worker: built by the first member that needs a build, whose
+    /// exported slots are kept (when members follow) for the others to copy
+    /// with their own tag (``retag(_:into:size:tag:)``) instead of exporting
+    /// the table again.
+    final class GroupBuild {
+        /// The group's table, once a member built it.
+        var table: MaglevTable?
+        /// Members of the group after the one being written.
+        var laterMembers = 0
+        private var kept: (words: UnsafeMutablePointer<UInt64>, export: MaglevTable.SlotExport)?
+
+        deinit { kept?.words.deallocate() }
+
+        /// Writes the group's table (``table``, set) into `words` as a ring
+        /// of tag `tag` (⌈M/4⌉ words): exported (``ringValues(ids:tag:)``) the
+        /// first time, copied and retagged after. Returns the export's counts and digest.
+        func writeSlots(tag: UInt32, ids: (String) -> UInt32, into words: UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport {
+            let table = table!
+            if let kept {
+                retag(kept.words, into: words, size: table.size, tag: tag)
+                return kept.export
+            }
+            let export = table.exportSlots(values: ringValues(ids: table.backends.map { ids($0.identity) }, tag: tag), into: words)
+            if laterMembers > 0 {
+                let count = Int(elements(size: table.size)) - 1
+                let copy = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+                copy.initialize(from: words, count: count)
+                kept = (copy, export)
+            }
+            return export
+        }
+    }
+
     /// Creates the ring map of one table and writes it through its mapping:
-    /// the head, then the slots (``ringValues(ids:tag:)``), in the pass that
-    /// also gives the summary.
-    static func write(_ table: MaglevTable, values: [UInt16], tag: UInt32, name: String,
+    /// the head, then the slots (`fill` writes them and gives the export's
+    /// counts and digest for the summary).
+    static func write(_ table: MaglevTable, fill: (UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport, tag: UInt32, name: String,
                       at: UnsafeMutableRawPointer? = nil) throws(BPFError) -> BuiltRing {
         let fd = xdplb_ring_map_create(elements(size: table.size), "xdplb_ring")
         guard fd >= 0 else { throw BPFError("create ring map for \(name)", errno: -fd) }
@@ -122,20 +168,21 @@ enum RingWriter {
         head.size = UInt32(table.size)
         head.tag = tag
         withUnsafeBytes(of: &head) { UnsafeMutableRawPointer(words).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        let export = table.exportSlots(values: values, into: words + 1)
-        return BuiltRing(map: ring, summary: RingSummary(table, export: export))
+        return BuiltRing(map: ring, summary: RingSummary(table, export: fill(words + 1)))
     }
 
     /// Writes `table` into the ring in place `target`, mapped as `current`:
     /// first the current slots into the previous ring (when there is one), then
     /// the new slots into the current ring; nothing when the table equals the
-    /// ring in place. Returns the table's summary.
-    static func rewrite(_ target: InPlaceRing, mapped current: MappedRing, _ table: MaglevTable, values: [UInt16], tag: UInt32,
+    /// ring in place. `fill` writes the new slots, as in ``write(_:fill:tag:name:at:)``.
+    /// Returns the table's summary.
+    static func rewrite(_ target: InPlaceRing, mapped current: MappedRing, _ table: MaglevTable,
+                        fill: (UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport, tag: UInt32,
                         name: String, previousAt: UnsafeMutableRawPointer? = nil) throws(BPFError) -> RingSummary {
         let count = UInt32(table.size)
         let words = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(elements(size: table.size)) - 1)
         defer { words.deallocate() }
-        let summary = RingSummary(table, export: table.exportSlots(values: values, into: words))
+        let summary = RingSummary(table, export: fill(words))
         guard !target.summary.sameRing(as: summary) else { return summary }
         if let previous = target.previous {
             let prev = try MappedRing(previous, size: table.size, name: "previous ring \(name)", at: previousAt)
@@ -162,17 +209,18 @@ enum RingWriter {
     /// slots handed over again (``handOver(_:_:_:ids:)``), with no Maglev build,
     /// whether the result is written in place or into a new map. Requests that
     /// give the same table (``sameTableGroups(_:)``: several ports of one
-    /// service, say) are built by one worker, with one Maglev build.
+    /// service, say) are built by one worker, with one Maglev build and one
+    /// export of its slots, which the group's other rings copy with their own tag.
     static func build(_ requests: [RingRequest], arena: RingArena? = nil,
                       ids: @Sendable @escaping (String) -> UInt32) -> [Result<BuiltRing, BPFError>] {
         let groups = sameTableGroups(requests)
         let work = groups.map { MaglevTable.Request(backends: requests[$0[0]].backends, size: requests[$0[0]].size) }
         let done = MaglevTable.parallelMap(work) { g in
-            // The group's table, built by the first member that needs a build.
-            var built: MaglevTable?
-            return groups[g].map { i in
-                (i, Result { () throws(BPFError) -> BuiltRing in
-                    try ring(requests[i], place: arena.map { a in { a.place(i, $0, of: requests[i]) } }, ids: ids, built: &built)
+            let group = GroupBuild()
+            return groups[g].enumerated().map { k, i in
+                group.laterMembers = groups[g].count - 1 - k
+                return (i, Result { () throws(BPFError) -> BuiltRing in
+                    try ring(requests[i], place: arena.map { a in { a.place(i, $0, of: requests[i]) } }, ids: ids, group: group)
                 })
             }
         }
@@ -228,11 +276,11 @@ enum RingWriter {
     }
 
     /// One request's ring: its table handed over from the VIP's current ring,
-    /// else `built` (the group's table, built here if no member built it yet),
-    /// then written into a new map or rewritten in place. `place` gives where
-    /// in the arena each of its mappings goes (nil: anywhere).
+    /// else `group`'s (built here if no member built it yet), then written
+    /// into a new map or rewritten in place. `place` gives where in the arena
+    /// each of its mappings goes (nil: anywhere).
     static func ring(_ r: RingRequest, place: ((RingArena.Role) -> UnsafeMutableRawPointer?)?,
-                     ids: (String) -> UInt32, built: inout MaglevTable?) throws(BPFError) -> BuiltRing {
+                     ids: (String) -> UInt32, group: GroupBuild) throws(BPFError) -> BuiltRing {
         // The current ring, mapped once for the read, the copy and the rewrite.
         var mapped: MappedRing?
         let currentAt = place?(.current)
@@ -247,22 +295,25 @@ enum RingWriter {
         if let current = r.current, let mapped, let t = handOver(current, mapped, r, ids: ids) {
             table = t
             source = .handOver
-        } else if let built {
+        } else if let built = group.table {
             table = built
             source = .sharedBuild
         } else {
             do { table = try MaglevTable(backends: r.backends, size: r.size, down: r.down) } catch {
                 throw BPFError("refused: build Maglev table for \(r.name): \(error)", errno: EINVAL)
             }
-            built = table
+            group.table = table
         }
-        let values = ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag)
+        func fill(_ words: UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport {
+            guard source == .handOver else { return group.writeSlots(tag: r.tag, ids: ids, into: words) }
+            return table.exportSlots(values: ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag), into: words)
+        }
         if let target = r.inPlace, let mapped {
-            let summary = try rewrite(target, mapped: mapped, table, values: values, tag: r.tag, name: r.name,
+            let summary = try rewrite(target, mapped: mapped, table, fill: fill, tag: r.tag, name: r.name,
                                       previousAt: place?(.previous))
             return BuiltRing(map: nil, summary: summary, source: source)
         }
-        var ring = try write(table, values: values, tag: r.tag, name: r.name, at: place?(.new))
+        var ring = try write(table, fill: fill, tag: r.tag, name: r.name, at: place?(.new))
         ring.source = source
         return ring
     }

@@ -141,6 +141,27 @@ struct SharedTableTests {
         try Self.expectFreshRings(bed, controller, c, down: [], "\(2 * lists) VIPs")
     }
 
+    @Test("a group's later rings are its first ring's slots with their own tag, the last partial word included")
+    func laterMembersRetagged() throws {
+        let backends = (0..<8).map { MaglevBackend(identity: Self.pool[$0].description, weight: 100 * UInt32(1 + $0 % 3)) }
+        let ids = Dictionary(uniqueKeysWithValues: (0..<8).map { (Self.pool[$0], UInt32(9 + 7 * $0)) })
+        // 4099 slots: the last word holds 3. Tags 1, 2, 3, 0; the third member lists the backends the other way round.
+        let size = 4099
+        let requests = (0..<4).map { k in
+            RingRequest(name: "vip\(k)", backends: k == 2 ? backends.reversed() : backends, size: size, tag: UInt32(k + 1) & 3)
+        }
+        let results = RingWriter.build(requests) { identity in IPAddress(identity).flatMap { ids[$0] } ?? 0 }
+        let table = try MaglevTable(backends: backends, size: size)
+        for (k, result) in results.enumerated() {
+            let built = try result.get()
+            #expect(built.source == (k == 0 ? .maglevBuild : .sharedBuild), "ring \(k): \(built.source)")
+            #expect(built.summary.digest == table.digest && built.summary.slotCounts == table.slotCounts(), "ring \(k): summary")
+            let ring = try RingContents.read(try #require(built.map))
+            #expect(ring.tag == requests[k].tag, "ring \(k): head tag \(ring.tag)")
+            try expectRingParity(ring, table, ids: ids)
+        }
+    }
+
     @Test("groups: same size, down set and backends with weights in any order; nothing else")
     func grouping() {
         func request(_ members: [Int], size: Int = 4099, weight: UInt32 = 1, down: Set<String> = []) -> RingRequest {
