@@ -119,6 +119,9 @@ public enum ControlPlaneBench {
         let rssBeforeApply = procStatusBytes("VmRSS")
 
         let first = try controller.apply(cfg)
+        // After the build's ring mappings are gone (they are unmapped in the background);
+        // the peak (VmHWM) still shows them.
+        controller.waitForMappingsReleased()
         let rssAfterApply = procStatusBytes("VmRSS")
         log("apply: first apply \(String(format: "%.1f", first.milliseconds)) ms (\(first.phases.description); \(first.ringsSharingTable) of \(first.ringsReplaced.count) rings share another VIP's table)")
         // The median of a few of each small change (the first of a kind may pay one-off costs).

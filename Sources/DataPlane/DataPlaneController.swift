@@ -372,7 +372,11 @@ public final class DataPlaneController: @unchecked Sendable {
             }
             try flushPending()
             // The munmap of the build's mappings (~5 ms for 512 rings) needs no waiting for.
-            Thread.detachNewThread { arena.release() }
+            mappingReleases.enter()
+            Thread.detachNewThread { [mappingReleases] in
+                arena.release()
+                mappingReleases.leave()
+            }
             if let failure { throw failure }
         }
         report.phases.ringSwap += lap()
@@ -618,6 +622,16 @@ public final class DataPlaneController: @unchecked Sendable {
     /// next write to a ring table (so a program is never two rings behind),
     /// the next apply's first write, adoption, and the controller's end.
     private var swapsInFlight: [RingTableBatch] = []
+
+    /// The builds' ring mappings being unmapped in the background (``RingArena/release()``).
+    private let mappingReleases = DispatchGroup()
+
+    /// Waits until the ring mappings of every apply so far are unmapped (they
+    /// go in the background, after the apply returns): until then the
+    /// process's RSS still counts the new rings' pages. For measuring RSS.
+    public func waitForMappingsReleased() {
+        mappingReleases.wait()
+    }
 
     /// Waits for every swap in flight. None can fail any more: ``flushPending()``
     /// took each batch's error in ``RingTableBatch/waitStored()``, which
