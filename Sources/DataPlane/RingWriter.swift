@@ -107,6 +107,13 @@ enum RingWriter {
         UInt32(1 + (size + Int(XDPLB_RING_SLOTS_PER_ELEM) - 1) / Int(XDPLB_RING_SLOTS_PER_ELEM))
     }
 
+    /// Writes `table` into `words` (⌈M/4⌉ words) as the slots of a ring of
+    /// tag `tag` (``ringValues(ids:tag:)``); returns the export's counts and digest.
+    static func export(_ table: MaglevTable, tag: UInt32, ids: (String) -> UInt32,
+                       into words: UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport {
+        table.exportSlots(values: ringValues(ids: table.backends.map { ids($0.identity) }, tag: tag), into: words)
+    }
+
     /// Copies ring slots (`size` of them, 4 a word, any tag) from `source`
     /// into `words` with tag `tag`: the same backend id in every slot. The
     /// unused slots of the last word are 0, as ``MaglevTable/exportSlots(values:into:)`` leaves them.
@@ -134,15 +141,15 @@ enum RingWriter {
         deinit { kept?.words.deallocate() }
 
         /// Writes the group's table (``table``, set) into `words` as a ring
-        /// of tag `tag` (⌈M/4⌉ words): exported (``ringValues(ids:tag:)``) the
-        /// first time, copied and retagged after. Returns the export's counts and digest.
+        /// of tag `tag` (⌈M/4⌉ words): exported (``export(_:tag:ids:into:)``)
+        /// the first time, copied and retagged after. Returns the export's counts and digest.
         func writeSlots(tag: UInt32, ids: (String) -> UInt32, into words: UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport {
             let table = table!
             if let kept {
                 retag(kept.words, into: words, size: table.size, tag: tag)
                 return kept.export
             }
-            let export = table.exportSlots(values: ringValues(ids: table.backends.map { ids($0.identity) }, tag: tag), into: words)
+            let export = RingWriter.export(table, tag: tag, ids: ids, into: words)
             if laterMembers > 0 {
                 let count = Int(elements(size: table.size)) - 1
                 let copy = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
@@ -306,7 +313,7 @@ enum RingWriter {
         }
         func fill(_ words: UnsafeMutablePointer<UInt64>) -> MaglevTable.SlotExport {
             guard source == .handOver else { return group.writeSlots(tag: r.tag, ids: ids, into: words) }
-            return table.exportSlots(values: ringValues(ids: table.backends.map { ids($0.identity) }, tag: r.tag), into: words)
+            return export(table, tag: r.tag, ids: ids, into: words)
         }
         if let target = r.inPlace, let mapped {
             let summary = try rewrite(target, mapped: mapped, table, fill: fill, tag: r.tag, name: r.name,
