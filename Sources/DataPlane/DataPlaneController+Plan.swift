@@ -9,10 +9,11 @@ import NetAddress
 struct ApplyPlan {
     /// The config's VIPs with their backends' weights and memberships.
     var index: ConfigIndex
-    /// VIPs whose ring or entry changes, with their new down set and the ring's
+    /// VIPs whose ring or entry changes, with their new down set, the ring's
     /// backends: every configured one, down ones included (checked; empty: no
-    /// backend with weight > 0 is up, so no ring).
-    var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])]
+    /// backend with weight > 0 is up, so no ring), and their
+    /// ``RingWriter/fingerprint(_:)``.
+    var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend], fingerprint: Int)]
 }
 
 /// The backends down for each VIP of an apply: the same set for every VIP, or a set per VIP name.
@@ -55,7 +56,10 @@ extension DataPlaneController {
 
         // Every VIP state was written from this index's VIPs: their configs are equal.
         let sameVIPs = appliedIndex === index
-        var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend])] = [:]
+        var changed: [String: (down: Set<IPAddress>, ring: [MaglevBackend], fingerprint: Int)] = [:]
+        // The backend lists checked so far, by fingerprint: VIPs with the same list
+        // and ring size (several ports of one service) are checked once.
+        var checked: [Int: [(size: Int, backends: [MaglevBackend])]] = [:]
         // The same few backends down everywhere: only the VIPs they are in have a down set.
         var downOf: [Int: Set<IPAddress>]?
         if case .everywhere(let d) = down, d.count <= 16 {
@@ -74,10 +78,14 @@ extension DataPlaneController {
             if let cur = vips[name], sameVIPs || cur.config == v, cur.down == vipDown { return }
             // The ring is the table of every configured backend with the down ones' slots handed over.
             let ringBackends = index.maglevBackends(i, excluding: [])
+            let fingerprint = RingWriter.fingerprint(ringBackends)
             do {
-                try MaglevTable.check(backends: ringBackends, size: v.ringSize)
+                if !(checked[fingerprint]?.contains { $0.size == v.ringSize && $0.backends == ringBackends } ?? false) {
+                    try MaglevTable.check(backends: ringBackends, size: v.ringSize)
+                    checked[fingerprint, default: []].append((v.ringSize, ringBackends))
+                }
                 let hasRing = v.backends.contains { $0.weight > 0 && !vipDown.contains($0.address) }
-                changed[name] = (vipDown, hasRing ? ringBackends : [])
+                changed[name] = hasRing ? (vipDown, ringBackends, fingerprint) : (vipDown, [], RingWriter.fingerprint([]))
             } catch {
                 throw BPFError("refused: build Maglev table for \(name): \(error)", errno: EINVAL)
             }

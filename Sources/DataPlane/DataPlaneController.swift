@@ -312,11 +312,9 @@ public final class DataPlaneController: @unchecked Sendable {
         // Chunks are built apart, so VIPs that would share a table go in one chunk
         // (a stable sort by ring size and backend-list fingerprint), whatever the
         // config's order (every port-80 VIP first, then every port-443 one, say).
-        // The fingerprints are kept for the grouping (RingRequest.fingerprint).
-        var fingerprints: [Int: Int] = [:]
+        // The plan's fingerprints serve the grouping too (RingRequest.fingerprint).
         if changedVIPs.count > Self.ringsPerFlush {
-            let keys = changedVIPs.map { i in (index.vips[i].ringSize, RingWriter.fingerprint(plan.changed[index.names[i]]!.ring)) }
-            for (k, i) in changedVIPs.enumerated() { fingerprints[i] = keys[k].1 }
+            let keys = changedVIPs.map { i in (index.vips[i].ringSize, plan.changed[index.names[i]]!.fingerprint) }
             changedVIPs = changedVIPs.indices.sorted { a, b in keys[a] != keys[b] ? keys[a] < keys[b] : a < b }.map { changedVIPs[$0] }
         }
         let addsVIPs = plan.changed.keys.contains { vips[$0] == nil }
@@ -327,18 +325,18 @@ public final class DataPlaneController: @unchecked Sendable {
             var requestOf: [Int: Int] = [:]
             for i in part {
                 let v = index.vips[i], name = index.names[i]
-                let (down, ring) = plan.changed[name]!
+                let (down, ring, fingerprint) = plan.changed[name]!
                 guard !ring.isEmpty else { continue }
                 requestOf[i] = requests.count
                 let downIdentities = Set(down.map { index.identities[$0] ?? $0.description })
                 if let target = try inPlaceRing(for: v, name: name) {
                     let current = CurrentRing(map: target.ring.current, tag: target.tag, summary: target.ring.summary)
                     requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: target.tag,
-                                                down: downIdentities, inPlace: target.ring, current: current, fingerprint: fingerprints[i]))
+                                                down: downIdentities, inPlace: target.ring, current: current, fingerprint: fingerprint))
                 } else {
                     let current = try currentRing(for: v, name: name)
                     requests.append(RingRequest(name: name, backends: ring, size: v.ringSize, tag: try nextRingTag(for: v, name: name),
-                                                down: downIdentities, current: current, fingerprint: fingerprints[i]))
+                                                down: downIdentities, current: current, fingerprint: fingerprint))
                 }
             }
             // Identities are the canonical address text: map them to ids once, not per ring.

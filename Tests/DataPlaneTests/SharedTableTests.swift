@@ -162,6 +162,27 @@ struct SharedTableTests {
         }
     }
 
+    @Test("a backend list is checked once per ring size: the same list at a bad size is still refused, naming its VIP")
+    func listCheckedOncePerSize() throws {
+        let c = Self.config()
+        let bed = try TestBed(config: c)
+        let controller = DataPlaneController(maps: bed.balancer.maps)
+        try controller.adopt()
+        // web:80's list again on two more ports: one at another good size, one at a size that is not prime.
+        var bad = c
+        bad.vips.append(VIPConfig(address: c.vips[0].address, port: 81, proto: .tcp, ringSize: 4111, backends: c.vips[0].backends))
+        bad.vips.append(VIPConfig(address: c.vips[0].address, port: 82, proto: .tcp, ringSize: 4100, backends: c.vips[0].backends))
+        let name = bad.vips[6].name
+        do {
+            try controller.validate(bad)
+            Issue.record("a ring size that is not prime was accepted")
+        } catch {
+            #expect("\(error)".contains("build Maglev table for \(name)") && "\(error)".contains("4100"), "\(error)")
+        }
+        bad.vips.removeLast()
+        try controller.validate(bad)
+    }
+
     @Test("groups: same size, down set and backends with weights in any order; nothing else")
     func grouping() {
         func request(_ members: [Int], size: Int = 4099, weight: UInt32 = 1, down: Set<String> = []) -> RingRequest {
