@@ -127,12 +127,13 @@ enum RingWriter {
     }
 
     /// One group's table (``sameTableGroups(_:)``), shared by its members on
-    /// one worker: built by the first member that needs a build, whose
+    /// one worker: handed over by a member before, or built by the first
+    /// member that needs a build, whose
     /// exported slots are kept (when members follow) for the others to copy
     /// with their own tag (``retag(_:into:size:tag:)``) instead of exporting
     /// the table again.
     final class GroupBuild {
-        /// The group's table, once a member built it.
+        /// The group's table, once a member built it or handed it over.
         var table: MaglevTable?
         /// Members of the group after the one being written.
         var laterMembers = 0
@@ -283,7 +284,7 @@ enum RingWriter {
     }
 
     /// One request's ring: its table handed over from the VIP's current ring,
-    /// else `group`'s (built here if no member built it yet), then written
+    /// else `group`'s (built here if no member built or handed it over yet), then written
     /// into a new map or rewritten in place. `place` gives where in the arena
     /// each of its mappings goes (nil: anywhere).
     static func ring(_ r: RingRequest, place: ((RingArena.Role) -> UnsafeMutableRawPointer?)?,
@@ -302,6 +303,8 @@ enum RingWriter {
         if let current = r.current, let mapped, let t = handOver(current, mapped, r, ids: ids) {
             table = t
             source = .handOver
+            // The table a build would give (its digest was checked): members with no ring to hand over take it.
+            if group.table == nil { group.table = t }
         } else if let built = group.table {
             table = built
             source = .sharedBuild

@@ -141,6 +141,22 @@ struct SharedTableTests {
         try Self.expectFreshRings(bed, controller, c, down: [], "\(2 * lists) VIPs")
     }
 
+    @Test("a new VIP takes the table its group's members hand over: a backend down and web:8443 added, no Maglev build")
+    func newMemberTakesTheHandOver() throws {
+        let c = Self.config()
+        let bed = try TestBed(config: c)
+        let controller = DataPlaneController(maps: bed.balancer.maps)
+        try controller.adopt()
+        _ = try controller.apply(c, nextHops: bed.nextHops)
+        var more = c
+        more.vips.append(VIPConfig(address: c.vips[0].address, port: 8443, proto: .tcp, ringSize: 4099, backends: c.vips[0].backends))
+        let down: Set<IPAddress> = [Self.pool[3]]
+        let report = try controller.apply(more, down: down, nextHops: bed.nextHops)
+        #expect(report.ringsReplaced.count == 6 && report.ringsHandedOver == 5 && report.ringsSharingTable == 1 && report.ringsBuilt == 0,
+                "\(report.ringsReplaced.count) replaced, \(report.ringsHandedOver) handed over, \(report.ringsSharingTable) shared, \(report.ringsBuilt) built")
+        try Self.expectFreshRings(bed, controller, more, down: down, "web:8443 added with a backend down")
+    }
+
     @Test("a group's later rings are its first ring's slots with their own tag, the last partial word included")
     func laterMembersRetagged() throws {
         let backends = (0..<8).map { MaglevBackend(identity: Self.pool[$0].description, weight: 100 * UInt32(1 + $0 % 3)) }
