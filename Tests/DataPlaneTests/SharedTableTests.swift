@@ -32,6 +32,14 @@ struct SharedTableTests {
         return c
     }
 
+    /// A new controller on the bed's maps, as an agent after a restart: it has
+    /// no ring summaries, so its first apply builds every ring.
+    static func restarted(_ bed: TestBed) throws -> DataPlaneController {
+        let controller = DataPlaneController(maps: bed.balancer.maps)
+        try controller.adopt()
+        return controller
+    }
+
     /// Every VIP's ring map holds the table built from scratch for its backends and down set.
     static func expectFreshRings(_ bed: TestBed, _ controller: DataPlaneController, _ c: XdplbConfig,
                                  down: Set<IPAddress>, _ what: String) throws {
@@ -51,8 +59,7 @@ struct SharedTableTests {
         let bed = try TestBed(config: c)
         // The bed applied the config once; a new controller on the same maps (as an agent after a
         // restart) has no summaries, so its apply builds every ring: a first apply.
-        let controller = DataPlaneController(maps: bed.balancer.maps)
-        try controller.adopt()
+        let controller = try Self.restarted(bed)
         let first = try controller.apply(c, nextHops: bed.nextHops)
         #expect(first.ringsReplaced.count == 5 && first.ringsSharingTable == 1 && first.ringsHandedOver == 0 && first.ringsBuilt == 4,
                 "first apply: \(first.ringsReplaced.count) replaced, \(first.ringsSharingTable) shared")
@@ -94,14 +101,12 @@ struct SharedTableTests {
         let bed = try TestBed(config: c)
         let web80 = c.vips[0].name, web443 = c.vips[1].name
         // Down everywhere: web:80 and web:443 have the same down set.
-        var controller = DataPlaneController(maps: bed.balancer.maps)
-        try controller.adopt()
+        var controller = try Self.restarted(bed)
         let same = try controller.apply(c, down: [Self.pool[4]], nextHops: bed.nextHops)
         #expect(same.ringsSharingTable == 1 && same.ringsHandedOver == 0, "same down set: \(same.ringsSharingTable) shared")
         try Self.expectFreshRings(bed, controller, c, down: [Self.pool[4]], "same down set")
         // Down for web:443 only (per-VIP health), again as a first apply: two builds.
-        controller = DataPlaneController(maps: bed.balancer.maps)
-        try controller.adopt()
+        controller = try Self.restarted(bed)
         let differ = try controller.apply(c, downByVIP: [web443: [Self.pool[4]]], nextHops: bed.nextHops)
         #expect(differ.ringsSharingTable == 0 && differ.ringsHandedOver == 0, "other down sets: \(differ.ringsSharingTable) shared")
         for v in c.vips {
@@ -133,8 +138,7 @@ struct SharedTableTests {
         }
         let bed = try TestBed(config: c)
         // A new controller on the same maps builds every ring (a first apply).
-        let controller = DataPlaneController(maps: bed.balancer.maps)
-        try controller.adopt()
+        let controller = try Self.restarted(bed)
         let first = try controller.apply(c, nextHops: bed.nextHops)
         #expect(first.ringsReplaced.count == 2 * lists && first.ringsSharingTable == lists,
                 "\(first.ringsReplaced.count) replaced, \(first.ringsSharingTable) shared")
@@ -145,8 +149,7 @@ struct SharedTableTests {
     func newMemberTakesTheHandOver() throws {
         let c = Self.config()
         let bed = try TestBed(config: c)
-        let controller = DataPlaneController(maps: bed.balancer.maps)
-        try controller.adopt()
+        let controller = try Self.restarted(bed)
         _ = try controller.apply(c, nextHops: bed.nextHops)
         var more = c
         more.vips.append(VIPConfig(address: c.vips[0].address, port: 8443, proto: .tcp, ringSize: 4099, backends: c.vips[0].backends))
@@ -182,8 +185,7 @@ struct SharedTableTests {
     func listCheckedOncePerSize() throws {
         let c = Self.config()
         let bed = try TestBed(config: c)
-        let controller = DataPlaneController(maps: bed.balancer.maps)
-        try controller.adopt()
+        let controller = try Self.restarted(bed)
         // web:80's list again on two more ports: one at another good size, one at a size that is not prime.
         var bad = c
         bad.vips.append(VIPConfig(address: c.vips[0].address, port: 81, proto: .tcp, ringSize: 4111, backends: c.vips[0].backends))
