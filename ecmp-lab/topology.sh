@@ -302,5 +302,5 @@ backend_decap_up() {
 	local i=$1 j peers=()
 	for ((j = 1; j <= BACKENDS + 1; j++)); do [ "$j" = "$i" ] || peers+=(--peer "$(be6 "$j")"); done
 	ns_exec "$(ns_be "$i")" env XDPLB_DECAP_STATE_DIR="$LAB_STATE_DIR/decap" XDPLB_DECAP_OBJ="$LAB_STATE_DIR/decap.bpf.o" \
-		"$REPO/tools/gre-decap" up --interface "$(if_be "$i")" --vip "$VIP4" --vip "$VIP6" "${peers[@]}" >/dev/null
+		"$REPO/tools/gre-decap" up --interface "$(if_be "$i")" --vip "$VIP4" --vip "$VIP6" --mode "${LAB_DECAP_MODE:-auto}" "${peers[@]}" >/dev/null
 }

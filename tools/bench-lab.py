@@ -503,8 +503,8 @@ class Bench:
         ratios = self.ratios(s)
         m = self.machine()
         print()
-        print("==== bench-lab: %d LB nodes (xdplb, native XDP), HAProxy 2.6 TCP mode in %s, %d backends (nginx), "
-              "%d round(s) of %d s; medians, ± half the min-max spread ====" % (a.lb_nodes, "xl-px", a.backends,
+        print("==== bench-lab: %d LB nodes (xdplb, native XDP), HAProxy 2.6 TCP mode in %s, %d backends (nginx, GRE decap %s), "
+              "%d round(s) of %d s; medians, ± half the min-max spread ====" % (a.lb_nodes, "xl-px", a.backends, a.decap_installed.replace(",", "/") or a.decap_mode,
                                                                                   a.rounds, a.duration))
         print("machine: %s, %d CPUs, kernel %s; idle baseline %.2f cores busy (median)"
               % (m["cpu"], m["cpus"], m["kernel"], statistics.median(self.idle) if self.idle else 0))
@@ -527,7 +527,8 @@ class Bench:
             print("warning: measured on a busy machine (gave up waiting): %s" % gave_up)
         if a.json:
             doc = {"machine": m,
-                   "settings": {"lb_nodes": a.lb_nodes, "backends": a.backends, "duration_s": a.duration,
+                   "settings": {"lb_nodes": a.lb_nodes, "backends": a.backends, "decap_mode": a.decap_mode,
+                                "decap_installed": [m for m in a.decap_installed.split(",") if m], "duration_s": a.duration,
                                 "connections": a.connections, "threads": a.threads, "rounds": a.rounds,
                                 "body_bytes": a.size, "bulk_seconds": a.bulk_seconds, "probes": bool(a.probes), "napi_probe": self.napi is not None,
                                 "targets": dict(self.targets), "port": a.port, "bulk_port": a.bulk_port},
@@ -561,6 +562,8 @@ def main():
     p.add_argument("--load-wait", type=float, default=600)
     p.add_argument("--max-busy", type=float, default=0.3)
     p.add_argument("--lb-nodes", type=int, default=2)
+    p.add_argument("--decap-mode", default="auto", help="the backends' GRE decapsulation (tools/gre-decap --mode)")
+    p.add_argument("--decap-installed", default="", help="each backend's decapsulation as gre-decap status reports it")
     p.add_argument("--backends", type=int, default=4)
     p.add_argument("--xdplb", default="")
     p.add_argument("--repo", default=".")

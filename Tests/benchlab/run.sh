@@ -5,7 +5,8 @@
 # One round of the smallest useful run (2 LB nodes, 2 backends, 16 wrk
 # connections for 2 s, 1 s of iperf3 each way, no CPU probes) through all
 # three targets: xdplb (the lab's agents, the benchmark VIPs pushed to etcd),
-# HAProxy and the no-balancer baseline. Passes when bench-lab exits 0 (it
+# HAProxy and the no-balancer baseline, with the backends decapsulating GRE
+# in XDP (--decap-mode xdp). Passes when bench-lab exits 0 (it
 # checks itself that each target serves the exact 102,400-byte body before
 # timing it) and its JSON has every target and workload with requests
 # answered, no wrk error of any kind, and bulk bytes moved each way.
@@ -25,7 +26,20 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 . "$here/../lib.sh"
 
-if XDPLB=$XDPLB timeout 600 "$root/tools/bench-lab" --rounds 1 --duration 2 --bulk-seconds 1 --backends 2 \
+check_fails_with() { # NAME WANT CMD...: CMD exits 2 and says WANT
+	local name=$1 want=$2 rc=0
+	shift 2
+	"$@" >"$tmp/bad.out" 2>&1 || rc=$?
+	if [ "$rc" = 2 ] && grep -qF -- "$want" "$tmp/bad.out"; then ok "$name"; else bad "$name (exit $rc: $(head -c 200 "$tmp/bad.out"))"; fi
+}
+check_fails_with "bench-lab refuses an unknown decap mode" "--decap-mode must be auto, kernel, bpf or xdp" \
+	"$root/tools/bench-lab" --decap-mode gre
+check_fails_with "ecmp-lab/run refuses an unknown decap mode" "--decap-mode must be auto, kernel, bpf or xdp" \
+	"$root/ecmp-lab/run" --decap-mode gre
+
+# The backends decapsulate in XDP here (the lab suite covers the kernel's GRE
+# devices), as gre-decap status on each reports.
+if XDPLB=$XDPLB timeout 600 "$root/tools/bench-lab" --rounds 1 --duration 2 --bulk-seconds 1 --backends 2 --decap-mode xdp \
 	--connections 16 --load-wait 5 --no-probes --json "$tmp/lab.json" >"$tmp/bench-lab.log" 2>&1; then
 	ok "bench-lab ran every target and removed the lab"
 else
@@ -35,7 +49,7 @@ fi
 if ip netns list | grep -q '^xl-'; then bad "a lab namespace is left"; else ok "no lab namespace left"; fi
 
 if [ -s "$tmp/lab.json" ]; then
-	check "every target answered every workload, no wrk error, bulk moved bytes" python3 - "$tmp/lab.json" <<'PY'
+	check "every target answered every workload, no wrk error, bulk moved bytes, both backends decapsulate in XDP" python3 - "$tmp/lab.json" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["runs"]
 seen = {}
@@ -53,6 +67,9 @@ for t in ("xdplb", "haproxy", "direct"):
         r = seen.get((t, w))
         if r is None or not r.get("gbit") or r["gbit"] <= 0:
             problems.append(f"{t} {w}: {r and r.get('gbit')}")
+settings = json.load(open(sys.argv[1]))["settings"]
+if settings.get("decap_mode") != "xdp" or settings.get("decap_installed") != ["xdp", "xdp"]:
+    problems.append(f"decap asked {settings.get('decap_mode')!r}, installed {settings.get('decap_installed')!r}: expected xdp on both backends")
 print("\n".join(problems) or "ok")
 sys.exit(1 if problems else 0)
 PY
