@@ -127,11 +127,10 @@ enum RingWriter {
     }
 
     /// One group's table (``sameTableGroups(_:)``), shared by its members on
-    /// one worker: handed over by a member before, or built by the first
-    /// member that needs a build, whose
-    /// exported slots are kept (when members follow) for the others to copy
-    /// with their own tag (``retag(_:into:size:tag:)``) instead of exporting
-    /// the table again.
+    /// one worker: handed over by an earlier member, or built by the first
+    /// member that needs a build. The first export of it is kept (when
+    /// members follow) for the others to copy with their own tag
+    /// (``retag(_:into:size:tag:)``) instead of exporting the table again.
     final class GroupBuild {
         /// The group's table, once a member built it or handed it over.
         var table: MaglevTable?
@@ -284,9 +283,9 @@ enum RingWriter {
     }
 
     /// One request's ring: its table handed over from the VIP's current ring,
-    /// else `group`'s (built here if no member built or handed it over yet), then written
-    /// into a new map or rewritten in place. `place` gives where in the arena
-    /// each of its mappings goes (nil: anywhere).
+    /// else `group`'s (built here if no member built or handed it over yet),
+    /// then written into a new map or rewritten in place. `place` gives where
+    /// in the arena each of its mappings goes (nil: anywhere).
     static func ring(_ r: RingRequest, place: ((RingArena.Role) -> UnsafeMutableRawPointer?)?,
                      ids: (String) -> UInt32, group: GroupBuild) throws(BPFError) -> BuiltRing {
         // The current ring, mapped once for the read, the copy and the rewrite.
