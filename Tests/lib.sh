@@ -9,6 +9,8 @@ check() { local name=$1; shift; if "$@" >"$tmp/out" 2>&1; then ok "$name"; else 
 says() { local t=$1; shift; "$@" >"$tmp/says.out" 2>&1 && grep -qF -- "$t" "$tmp/says.out" || { cat "$tmp/says.out"; false; }; }
 # refuses TEXT CMD...: CMD fails and its output holds TEXT.
 refuses() { local t=$1; shift; ! "$@" >"$tmp/says.out" 2>&1 && grep -qF -- "$t" "$tmp/says.out" || { cat "$tmp/says.out"; false; }; }
+# usage_error TEXT CMD...: CMD exits 2 (a usage error) and its output holds TEXT.
+usage_error() { local t=$1 rc=0; shift; "$@" >"$tmp/says.out" 2>&1 || rc=$?; [ "$rc" = 2 ] && grep -qF -- "$t" "$tmp/says.out" || { echo "exit $rc"; cat "$tmp/says.out"; false; }; }
 # json EXPR: evaluate a Python expression over the JSON document `d` on stdin.
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # wait_until SECONDS CMD...: polls CMD every 50 ms; prints the seconds it took, fails after SECONDS.

@@ -301,6 +301,14 @@ ecmp_is() {
 backend_decap_up() {
 	local i=$1 j peers=()
 	for ((j = 1; j <= BACKENDS + 1; j++)); do [ "$j" = "$i" ] || peers+=(--peer "$(be6 "$j")"); done
+	backend_decap "$i" up --vip "$VIP4" --vip "$VIP6" --mode "${LAB_DECAP_MODE:-auto}" "${peers[@]}" >/dev/null
+}
+
+# backend_decap I VERB [ARG...]: tools/gre-decap VERB on backend I's interface,
+# in its namespace, with the lab's decap state and BPF object.
+backend_decap() {
+	local i=$1 verb=$2
+	shift 2
 	ns_exec "$(ns_be "$i")" env XDPLB_DECAP_STATE_DIR="$LAB_STATE_DIR/decap" XDPLB_DECAP_OBJ="$LAB_STATE_DIR/decap.bpf.o" \
-		"$REPO/tools/gre-decap" up --interface "$(if_be "$i")" --vip "$VIP4" --vip "$VIP6" --mode "${LAB_DECAP_MODE:-auto}" "${peers[@]}" >/dev/null
+		"$REPO/tools/gre-decap" "$verb" --interface "$(if_be "$i")" "$@"
 }

@@ -26,15 +26,9 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 . "$here/../lib.sh"
 
-check_fails_with() { # NAME WANT CMD...: CMD exits 2 and says WANT
-	local name=$1 want=$2 rc=0
-	shift 2
-	"$@" >"$tmp/bad.out" 2>&1 || rc=$?
-	if [ "$rc" = 2 ] && grep -qF -- "$want" "$tmp/bad.out"; then ok "$name"; else bad "$name (exit $rc: $(head -c 200 "$tmp/bad.out"))"; fi
-}
-check_fails_with "bench-lab refuses an unknown decap mode" "--decap-mode must be auto, kernel, bpf or xdp" \
+check "bench-lab refuses an unknown decap mode" usage_error "--decap-mode must be auto, kernel, bpf or xdp" \
 	"$root/tools/bench-lab" --decap-mode gre
-check_fails_with "ecmp-lab/run refuses an unknown decap mode" "--decap-mode must be auto, kernel, bpf or xdp" \
+check "ecmp-lab/run refuses an unknown decap mode" usage_error "--decap-mode must be auto, kernel, bpf or xdp" \
 	"$root/ecmp-lab/run" --decap-mode gre
 
 # The backends decapsulate in XDP here (the lab suite covers the kernel's GRE

@@ -38,8 +38,7 @@ decap_counters() {
 			[ "$first" = 1 ] || printf ','
 			first=0
 			printf '"be%s": {' "$i"
-			ns_exec "$(ns_be "$i")" env XDPLB_DECAP_STATE_DIR="$LAB_STATE_DIR/decap" "$REPO/tools/gre-decap" status \
-				--interface "$(if_be "$i")" 2>/dev/null | awk '/^  [a-z0-9_]+ +[0-9]+ packets/ { printf "%s\"%s\": %s", s, $1, $2; s = ", " }'
+			backend_decap "$i" status 2>/dev/null | awk '/^  [a-z0-9_]+ +[0-9]+ packets/ { printf "%s\"%s\": %s", s, $1, $2; s = ", " }'
 			printf '}'
 		done
 		printf '}\n'
